@@ -1,0 +1,16 @@
+"""diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
+
+from .brownian import GridBrownianPath
+from .dynamics import Dynamics, ProjectedSolver
+from .io import load, save
+from .methods import AbstractMethod, Gradient, MuPlusLambdaES, StepInfo, default_optimiser
+from .objective import Objective
+from .readout import AbstractReadout, HardReadout, SoftReadout, StraightThroughReadout
+from .regulator import AbstractRegulator, MLPRegulator, TanhRegulator, count_parameters
+from .tissue import Chain, Tissue
+from .train import History, TrainResult, train
+from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, soft_utility
+
+ES = MuPlusLambdaES
+
+__version__ = "0.1.0"

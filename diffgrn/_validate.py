@@ -1,0 +1,58 @@
+"""Construction-time checks that name the field and its allowed range."""
+
+from collections.abc import Iterable
+import math
+
+
+def check_range(
+    owner: str,
+    field: str,
+    value,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    integer: bool = False,
+):
+    """Raise ValueError unless `value` is finite and lies in the given range."""
+    ok = True
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        ok, v = False, math.nan
+    if integer and ok and (isinstance(value, bool) or int(v) != v):
+        ok = False
+    if ok and not math.isfinite(v):
+        ok = False
+    if ok and gt is not None and not v > gt:
+        ok = False
+    if ok and ge is not None and not v >= ge:
+        ok = False
+    if ok and le is not None and not v <= le:
+        ok = False
+    if ok and lt is not None and not v < lt:
+        ok = False
+    if not ok:
+        parts = []
+        if gt is not None:
+            parts.append(f"> {gt}")
+        if ge is not None:
+            parts.append(f">= {ge}")
+        if lt is not None:
+            parts.append(f"< {lt}")
+        if le is not None:
+            parts.append(f"<= {le}")
+        kind = "an integer" if integer else "a finite number"
+        allowed = f"{kind} " + " and ".join(parts) if parts else kind
+        raise ValueError(f"{owner}.{field} must be {allowed}; got {value!r}")
+
+
+def check_choice(owner: str, field: str, value, choices: Iterable[str]):
+    """Raise ValueError unless `value` is one of `choices`."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(
+            f"{owner}.{field} must be one of {', '.join(map(repr, choices))}; "
+            f"got {value!r}"
+        )

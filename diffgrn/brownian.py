@@ -1,0 +1,54 @@
+"""A Brownian path for fixed-step Euler–Maruyama that supports reverse mode."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import diffrax
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class GridBrownianPath(diffrax.AbstractBrownianPath):
+    """Brownian increments drawn once on the step grid `t0, t0+dt, …, t1`.
+
+    `evaluate(t, t + dt)` for a grid point `t` returns the stored increment, so
+    fixed-step Euler–Maruyama with step `dt` is driven by exactly these increments.
+    Unlike `diffrax.UnsafeBrownianPath`, the increments are an ordinary array, so
+    reverse-mode differentiation through the solve works; unlike
+    `diffrax.VirtualBrownianTree`, evaluation is a single gather.
+
+    Only intervals of one grid step are supported: any other interval returns NaN
+    (the solve then fails loudly rather than silently using the wrong noise).
+    """
+
+    t0: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    increments: Float[Array, "steps *shape"]
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+
+    @classmethod
+    def sample(
+        cls, shape: tuple[int, ...], key: PRNGKeyArray, t0: float, t1: float, dt: float
+    ) -> "GridBrownianPath":
+        n_steps = int(round((t1 - t0) / dt))
+        inc = jr.normal(key, (n_steps, *shape)) * jnp.sqrt(jnp.asarray(dt))
+        return cls(t0=float(t0), t1=float(t1), dt=float(dt), increments=inc)
+
+    @property
+    def n_steps(self) -> int:
+        return self.increments.shape[0]
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        del left
+        if use_levy:
+            raise ValueError("GridBrownianPath provides no Lévy area")
+        if t1 is None:
+            raise ValueError("GridBrownianPath only evaluates increments w(t1) - w(t0)")
+        t0 = jax.lax.stop_gradient(t0)
+        t1 = jax.lax.stop_gradient(t1)
+        k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
+        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
+            k < self.n_steps)
+        inc = self.increments[jnp.clip(k, 0, self.n_steps - 1)]
+        return jnp.where(one_step, inc, jnp.nan)

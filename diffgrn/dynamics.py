@@ -1,0 +1,188 @@
+"""Euler–Maruyama dynamics ds = f(s̄) dt + σ dW on a tissue, solved with Diffrax."""
+
+from collections.abc import Callable
+from typing import Literal
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import lineax as lx
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._validate import check_choice, check_range
+from .brownian import GridBrownianPath
+from .regulator import AbstractRegulator
+from .tissue import Tissue
+
+BROWNIAN_PATHS = ("grid", "tree")
+
+
+class ProjectedSolver(diffrax.AbstractWrappedSolver):
+    """Wraps a Diffrax solver and applies `projection` to the state after every step.
+
+    Used for the [0, 1] clip and the pinned-cell reset, so the constraint acts inside
+    the solver loop, exactly as in `s ← clip(s + f·dt + σ·ΔW, 0, 1)`.
+    """
+
+    solver: diffrax.AbstractSolver
+    projection: Callable
+
+    @property
+    def term_structure(self):
+        return self.solver.term_structure
+
+    @property
+    def interpolation_cls(self):
+        return self.solver.interpolation_cls
+
+    def order(self, terms):
+        return self.solver.order(terms)
+
+    def strong_order(self, terms):
+        return self.solver.strong_order(terms)
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.solver.init(terms, t0, t1, y0, args)
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        y1, err, dense_info, solver_state, result = self.solver.step(
+            terms, t0, t1, y0, args, solver_state, made_jump)
+        y1 = self.projection(y1)
+        dense_info = dict(dense_info, y1=y1)
+        return y1, err, dense_info, solver_state, result
+
+    def func(self, terms, t0, y0, args):
+        return self.solver.func(terms, t0, y0, args)
+
+
+class Dynamics(eqx.Module):
+    """The SDE of one tissue, integrated by Euler–Maruyama with a fixed step.
+
+    **Fields:**
+
+    - `t_final`: horizon T (default 20).
+    - `dt`: step (default 0.01; T/dt must be an integer number of steps).
+    - `sigma`: noise amplitude σ ≥ 0 (default 0.1).
+    - `brownian`: `"grid"` (increments drawn once on the step grid; fast, exact for
+      Euler–Maruyama, reverse-mode differentiable; default) or `"tree"`
+      (`diffrax.VirtualBrownianTree`).
+    - `init_low`, `init_high`: initial states are uniform in this range
+      (default [0.4, 0.6]).
+    - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
+      `None` stores every step (fastest, memory ∝ steps), an integer trades
+      recomputation for memory.
+    """
+
+    t_final: float = eqx.field(static=True, default=20.0)
+    dt: float = eqx.field(static=True, default=0.01)
+    sigma: float = eqx.field(static=True, default=0.1)
+    brownian: str = eqx.field(static=True, default="grid")
+    init_low: float = eqx.field(static=True, default=0.4)
+    init_high: float = eqx.field(static=True, default=0.6)
+    checkpoints: int | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        check_range("Dynamics", "dt", self.dt, gt=0.0)
+        check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
+        check_range("Dynamics", "sigma", self.sigma, ge=0.0)
+        check_choice("Dynamics", "brownian", self.brownian, BROWNIAN_PATHS)
+        check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
+        check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
+        if self.checkpoints is not None:
+            check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
+        steps = self.t_final / self.dt
+        if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+            raise ValueError(
+                f"Dynamics.t_final / Dynamics.dt must be a whole number of steps; got "
+                f"{self.t_final} / {self.dt} = {steps}")
+
+    @property
+    def n_steps(self) -> int:
+        return int(round(self.t_final / self.dt))
+
+    def initial_state(self, tissue: Tissue, key: PRNGKeyArray) -> Float[Array, " cells"]:
+        """One replicate's initial state: uniform in [init_low, init_high], pinned."""
+        s0 = jr.uniform(key, (tissue.n_cells,), minval=self.init_low,
+                        maxval=self.init_high)
+        return tissue.pin(s0)
+
+    def brownian_path(
+        self, tissue: Tissue, keys: PRNGKeyArray
+    ) -> diffrax.AbstractBrownianPath:
+        """A Brownian path of shape `(R, cells)` for a batch of replicate keys.
+
+        With `"grid"`, replicate r's increments depend on `keys[r]` alone.
+        """
+        shape = (keys.shape[0], tissue.n_cells)
+        if self.brownian == "grid":
+            sample = lambda k: GridBrownianPath.sample(
+                (tissue.n_cells,), k, 0.0, self.t_final, self.dt).increments
+            inc = jax.vmap(sample)(keys)
+            return GridBrownianPath(0.0, self.t_final, self.dt, jnp.swapaxes(inc, 0, 1))
+        key = jr.fold_in(keys[0], keys.shape[0])
+        return diffrax.VirtualBrownianTree(0.0, self.t_final, tol=self.dt / 2,
+                                           shape=shape, key=key)
+
+    def simulate(
+        self,
+        regulator: AbstractRegulator,
+        tissue: Tissue,
+        keys: PRNGKeyArray,
+        *,
+        save_every: int | None = None,
+    ) -> Float[Array, "replicates *time cells"]:
+        """Simulate one replicate per key: final states `(R, cells)`, or with
+        `save_every=k` trajectories `(R, 1 + steps // k, cells)`."""
+        split = jax.vmap(jr.split)(keys)
+        s0 = jax.vmap(lambda k: self.initial_state(tissue, k))(split[:, 0])
+        path = self.brownian_path(tissue, split[:, 1])
+        out = self.solve(regulator, tissue, s0, path, save_every=save_every)
+        return out if save_every is None else jnp.swapaxes(out, 0, 1)
+
+    def solve(
+        self,
+        regulator: AbstractRegulator,
+        tissue: Tissue,
+        s0: Float[Array, "*batch cells"],
+        path: diffrax.AbstractBrownianPath,
+        *,
+        save_every: int | None = None,
+    ) -> Float[Array, "..."]:
+        """Integrate from `s0` driven by `path` (same shape as `s0`).
+
+        Replicates are a leading batch axis of the state: the drift, the noise and
+        the clip act elementwise and `tissue.neighbour_mean` on the last axis, so one
+        Diffrax solve advances all replicates (cheaper in reverse mode than a
+        `jax.vmap` of per-replicate solves). Returns the final state, or with
+        `save_every=k` the states at times 0, k·dt, 2k·dt, … stacked on axis 0.
+        """
+
+        def drift(t, s, args):
+            return regulator(tissue.neighbour_mean(s))
+
+        def diffusion(t, s, args):
+            return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
+
+        terms = diffrax.MultiTerm(diffrax.ODETerm(drift),
+                                  diffrax.ControlTerm(diffusion, path))
+        solver = ProjectedSolver(diffrax.Euler(),
+                                 lambda s: tissue.pin(jnp.clip(s, 0.0, 1.0)))
+        n = self.n_steps
+        saveat = (diffrax.SaveAt(t1=True) if save_every is None
+                  else diffrax.SaveAt(t0=True, steps=True))
+        sol = diffrax.diffeqsolve(
+            terms, solver, 0.0, self.t_final, self.dt, s0, saveat=saveat,
+            max_steps=n,
+            adjoint=diffrax.RecursiveCheckpointAdjoint(
+                n if self.checkpoints is None else self.checkpoints),
+        )
+        if save_every is None:
+            return sol.ys[-1]
+        return sol.ys[: n + 1 : save_every]
+
+    def config(self) -> dict:
+        return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,
+                    brownian=self.brownian, init_low=self.init_low,
+                    init_high=self.init_high, checkpoints=self.checkpoints)

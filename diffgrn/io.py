@@ -1,0 +1,98 @@
+"""Save and load a regulator with its config and history (Equinox leaves + JSON).
+
+A saved run is a folder holding `regulator.eqx` (`eqx.tree_serialise_leaves`) and
+`meta.json` (regulator type and shape, config, history, and the SHA-256 of the
+leaves file, so truncation or a swapped file is caught). No pickle.
+"""
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+
+from .regulator import AbstractRegulator, regulator_from_config
+from .train import History
+
+FORMAT = "diffgrn-regulator-v1"
+
+
+class Saved(NamedTuple):
+    regulator: AbstractRegulator
+    config: dict
+    history: History | None
+
+
+def _shapes(regulator) -> list:
+    leaves = jax.tree_util.tree_leaves(eqx.filter(regulator, eqx.is_array))
+    return [list(x.shape) for x in leaves]
+
+
+def _clean(obj):
+    """JSON cannot hold NaN/inf: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def save(
+    path: str | os.PathLike,
+    regulator: AbstractRegulator,
+    config: dict | None = None,
+    history: History | None = None,
+) -> Path:
+    """Write `regulator` (and optional config/history) to the folder `path`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    leaves_file = path / "regulator.eqx"
+    tmp = path / "regulator.eqx.tmp"
+    eqx.tree_serialise_leaves(tmp, regulator)
+    os.replace(tmp, leaves_file)
+    meta = dict(format=FORMAT, regulator=regulator.config(), shapes=_shapes(regulator),
+                sha256=hashlib.sha256(leaves_file.read_bytes()).hexdigest(),
+                config=config or {},
+                history=None if history is None else history.to_dict())
+    tmp = path / "meta.json.tmp"
+    tmp.write_text(json.dumps(_clean(meta), indent=1))
+    os.replace(tmp, path / "meta.json")
+    return path
+
+
+def load(path: str | os.PathLike) -> Saved:
+    """Read a folder written by `save`; raises ValueError/FileNotFoundError with the
+    reason when a file is missing, truncated or does not match."""
+    path = Path(path)
+    meta_file, leaves_file = path / "meta.json", path / "regulator.eqx"
+    for f in (meta_file, leaves_file):
+        if not f.is_file():
+            raise FileNotFoundError(f"diffgrn.load: {f} is missing (expected a folder "
+                                    "written by diffgrn.save)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"diffgrn.load: {meta_file} is not valid JSON "
+                         f"(truncated?): {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"diffgrn.load: {meta_file} is not a {FORMAT} file")
+    digest = hashlib.sha256(leaves_file.read_bytes()).hexdigest()
+    if digest != meta.get("sha256"):
+        raise ValueError(f"diffgrn.load: {leaves_file} does not match {meta_file} "
+                         "(truncated, or from another save)")
+    skeleton = regulator_from_config(meta["regulator"])
+    if _shapes(skeleton) != meta.get("shapes"):
+        raise ValueError(f"diffgrn.load: regulator config {meta['regulator']} does not "
+                         f"match the saved parameter shapes {meta.get('shapes')}")
+    try:
+        regulator = eqx.tree_deserialise_leaves(leaves_file, skeleton)
+    except Exception as e:  # equinox raises several types for bad files
+        raise ValueError(f"diffgrn.load: cannot read {leaves_file}: {e}") from None
+    history = None if meta.get("history") is None else History.from_dict(meta["history"])
+    return Saved(regulator, meta.get("config", {}), history)

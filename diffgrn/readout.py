@@ -1,0 +1,89 @@
+"""Readouts: final states s(T) ∈ [0, 1] to fates (hard 0/1 or soft in [0, 1])."""
+
+import abc
+from typing import Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._validate import check_choice, check_range
+
+THRESHOLD = 0.5
+
+
+class AbstractReadout(eqx.Module):
+    """Maps final states to fates, elementwise."""
+
+    @abc.abstractmethod
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        ...
+
+    @abc.abstractmethod
+    def config(self) -> dict:
+        ...
+
+
+class HardReadout(AbstractReadout):
+    """z = 1 if s ≥ 0.5 else 0. Its gradient is zero almost everywhere."""
+
+    def __call__(self, s):
+        return (s >= THRESHOLD).astype(s.dtype)
+
+    def config(self) -> dict:
+        return dict(type="HardReadout")
+
+
+class SoftReadout(AbstractReadout):
+    """p = sigmoid(τ·(s − 0.5)), temperature τ > 0 (default 20)."""
+
+    temperature: float = eqx.field(static=True, default=20.0)
+
+    def __check_init__(self):
+        check_range("SoftReadout", "temperature", self.temperature, gt=0.0)
+
+    def __call__(self, s):
+        return jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
+
+    def config(self) -> dict:
+        return dict(type="SoftReadout", temperature=self.temperature)
+
+
+class StraightThroughReadout(AbstractReadout):
+    """Forward the hard fate; backward the derivative of a surrogate.
+
+    `surrogate="identity"` (as first reported: ∂z/∂s = 1) or `"sigmoid"`
+    (∂z/∂s = τ·σ'(τ(s − 0.5)) with temperature τ).
+    """
+
+    surrogate: str = eqx.field(static=True, default="identity")
+    temperature: float = eqx.field(static=True, default=20.0)
+
+    def __check_init__(self):
+        check_choice("StraightThroughReadout", "surrogate", self.surrogate,
+                     ("identity", "sigmoid"))
+        check_range("StraightThroughReadout", "temperature", self.temperature, gt=0.0)
+
+    def __call__(self, s):
+        if self.surrogate == "identity":
+            soft = s
+        else:
+            soft = jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
+        hard = (s >= THRESHOLD).astype(s.dtype)
+        return soft + jax.lax.stop_gradient(hard - soft)
+
+    def config(self) -> dict:
+        return dict(type="StraightThroughReadout", surrogate=self.surrogate,
+                    temperature=self.temperature)
+
+
+def readout_from_config(config: dict) -> AbstractReadout:
+    kind = config.get("type")
+    kwargs = {k: v for k, v in config.items() if k != "type"}
+    classes = dict(HardReadout=HardReadout, SoftReadout=SoftReadout,
+                   StraightThroughReadout=StraightThroughReadout)
+    if kind not in classes:
+        raise ValueError(f"unknown readout type {kind!r}; expected one of "
+                         f"{', '.join(classes)}")
+    return classes[kind](**kwargs)

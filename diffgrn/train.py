@@ -1,0 +1,187 @@
+"""`train`: one loop for every method, one history format for every method."""
+
+import dataclasses
+import math
+import time
+import warnings
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+from jaxtyping import PRNGKeyArray
+
+from ._validate import check_range
+from .methods import AbstractMethod, get_method
+from .objective import Objective
+from .regulator import AbstractRegulator
+
+HISTORY_FIELDS = ("iteration", "hard_utility", "hard_s_pat", "hard_s_rep",
+                  "soft_utility", "grad_norm", "wall_time", "replicate_steps")
+
+
+@dataclasses.dataclass
+class History:
+    """Per-iteration record; the same fields for every method (NaN = undefined).
+
+    - `hard_utility`, `hard_s_pat`, `hard_s_rep`: the method's current candidate on
+      fresh noise (an independent key each iteration).
+    - `soft_utility`, `grad_norm`: from the gradient step (NaN for ES).
+    - `wall_time`: cumulative seconds inside the method's compiled steps
+      (compilation and the monitoring evaluation excluded).
+    - `replicate_steps`: cumulative simulated replicate-steps used by the method.
+    """
+
+    iteration: list = dataclasses.field(default_factory=list)
+    hard_utility: list = dataclasses.field(default_factory=list)
+    hard_s_pat: list = dataclasses.field(default_factory=list)
+    hard_s_rep: list = dataclasses.field(default_factory=list)
+    soft_utility: list = dataclasses.field(default_factory=list)
+    grad_norm: list = dataclasses.field(default_factory=list)
+    wall_time: list = dataclasses.field(default_factory=list)
+    replicate_steps: list = dataclasses.field(default_factory=list)
+
+    def __len__(self):
+        return len(self.iteration)
+
+    def to_dict(self) -> dict:
+        return {k: [None if isinstance(v, float) and not math.isfinite(v) else v
+                    for v in getattr(self, k)] for k in HISTORY_FIELDS}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        missing = [k for k in HISTORY_FIELDS if k not in d]
+        if missing:
+            raise ValueError(f"history is missing fields {missing}")
+        return cls(**{k: [math.nan if v is None else v for v in d[k]]
+                      for k in HISTORY_FIELDS})
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    `best_regulator` is the candidate with the highest hard utility on fresh noise
+    seen during training; `error` is set (and training stopped early) when states,
+    utilities or gradients became non-finite or the run was interrupted.
+    """
+
+    best_regulator: AbstractRegulator
+    final_regulator: AbstractRegulator
+    best_utility: float
+    best_iteration: int
+    config: dict
+    history: History
+    compile_time: float
+    error: str | None = None
+
+
+def train(
+    objective: Objective,
+    regulator: AbstractRegulator,
+    method: "str | AbstractMethod" = "es",
+    *,
+    key: PRNGKeyArray,
+    iterations: int | None = None,
+    optimiser=None,
+    eval_replicates: int | None = None,
+    progress: bool = True,
+    callback: Callable[[int, "TrainResult"], None] | None = None,
+) -> TrainResult:
+    """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
+
+    Each iteration runs one compiled method step, then evaluates the method's current
+    candidate with the hard utility on fresh noise (`eval_replicates`, default the
+    objective's replicates). `optimiser` (an `optax.GradientTransformation`) replaces
+    the default Adam for `method='adam'`. `callback(i, partial_result)` runs after
+    each iteration (e.g. to save checkpoints).
+    """
+    method = get_method(method, optimiser)
+    n_iter = method.default_iterations if iterations is None else iterations
+    check_range("train", "iterations", n_iter, ge=1, integer=True)
+    if eval_replicates is not None:
+        check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
+    monitor_obj = (objective if eval_replicates is None
+                   else eqx.tree_at(lambda o: o.replicates, objective, eval_replicates))
+
+    trainer = method.build(objective, regulator)
+    k_init, k_loop = jr.split(key)
+    state = trainer.init(k_init)
+
+    t0 = time.perf_counter()
+    step = jax.jit(trainer.step).lower(state, k_loop).compile()
+
+    @eqx.filter_jit
+    def monitor(state, key):
+        util = monitor_obj.hard(trainer.candidate(state), key)
+        return util, _finite(util)
+
+    monitor(state, k_loop)
+    compile_time = time.perf_counter() - t0
+
+    config = dict(objective=objective.config(), method=method.config(),
+                  regulator=regulator.config(), iterations=n_iter,
+                  eval_replicates=monitor_obj.replicates)
+    history = History()
+    result = TrainResult(regulator, regulator, -math.inf, -1, config, history,
+                         compile_time)
+    bar = _progress(n_iter, method.config()["method"], progress)
+    wall, rsteps = 0.0, 0
+    try:
+        for i in range(n_iter):
+            k_step, k_eval = jr.split(jr.fold_in(k_loop, i))
+            t = time.perf_counter()
+            new_state, info = step(state, k_step)
+            jax.block_until_ready(new_state)
+            wall += time.perf_counter() - t
+            rsteps += trainer.replicate_steps
+            if not bool(info.finite):
+                result.error = (f"non-finite state, utility or gradient at iteration {i}"
+                                f" ({method.config()['method']}); stopped, best regulator "
+                                f"so far kept (iteration {result.best_iteration})")
+                break
+            state = new_state
+            util, ok = monitor(state, k_eval)
+            if not bool(ok):
+                result.error = (f"non-finite hard utility at iteration {i}; stopped, best "
+                                f"regulator so far kept (iteration {result.best_iteration})")
+                break
+            u = float(util.value)
+            for name, val in (("iteration", i), ("hard_utility", u),
+                              ("hard_s_pat", float(util.s_pat)),
+                              ("hard_s_rep", float(util.s_rep)),
+                              ("soft_utility", float(info.soft_utility)),
+                              ("grad_norm", float(info.grad_norm)),
+                              ("wall_time", wall), ("replicate_steps", rsteps)):
+                getattr(history, name).append(val)
+            result.final_regulator = trainer.candidate(state)
+            if u > result.best_utility:
+                result.best_utility, result.best_iteration = u, i
+                result.best_regulator = result.final_regulator
+            if bar is not None:
+                bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
+                bar.update(1)
+            if callback is not None:
+                callback(i, result)
+    except KeyboardInterrupt:
+        result.error = (f"interrupted at iteration {len(history)}; best regulator so far "
+                        "kept")
+    finally:
+        if bar is not None:
+            bar.close()
+    if result.error is not None:
+        warnings.warn(result.error, RuntimeWarning, stacklevel=2)
+    return result
+
+
+def _finite(util) -> jax.Array:
+    return jnp.all(jnp.isfinite(jnp.stack(list(util))))
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
