@@ -8,7 +8,7 @@ from .objective import Objective
 from .readout import AbstractReadout, HardReadout, SoftReadout, StraightThroughReadout
 from .regulator import AbstractRegulator, MLPRegulator, TanhRegulator, count_parameters
 from .tissue import Chain, Tissue
-from .train import History, TrainResult, train
+from .train import History, TrainResult, assess, train
 from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, soft_utility
 
 ES = MuPlusLambdaES

@@ -153,7 +153,7 @@ class Gradient(AbstractMethod):
             updates, opt_state = opt.update(grads, state["opt_state"], p)
             new = optax.apply_updates(p, updates)
             finite = _all_finite((util, grads, new))
-            info = StepInfo(util.value, optax.global_norm(grads), finite)
+            info = StepInfo(util.value, optax.tree.norm(grads), finite)
             return dict(params=new, opt_state=opt_state), info
 
         def candidate(state):

@@ -175,6 +175,34 @@ def train(
     return result
 
 
+def assess(
+    objective: Objective,
+    regulator: AbstractRegulator,
+    *,
+    key: PRNGKeyArray,
+    repeats: int = 10,
+) -> dict:
+    """Hard utility of `regulator` on `repeats` independent noise draws.
+
+    Use a key never used in training: this is the unbiased figure to report (the
+    best utility seen during training is a maximum over noisy evaluations, biased
+    upward). Returns mean, standard deviation and the per-draw values.
+    """
+    check_range("assess", "repeats", repeats, ge=1, integer=True)
+    util = _hard_many(objective, regulator, jr.split(key, repeats))
+    values = [float(v) for v in util.value]
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
+    return dict(mean=mean, std=math.sqrt(var), values=values,
+                s_pat=float(jnp.mean(util.s_pat)), s_rep=float(jnp.mean(util.s_rep)),
+                replicates=objective.replicates, repeats=repeats)
+
+
+@eqx.filter_jit
+def _hard_many(objective, regulator, keys):
+    return jax.vmap(lambda k: objective.hard(regulator, k))(keys)
+
+
 def _finite(util) -> jax.Array:
     return jnp.all(jnp.isfinite(jnp.stack(list(util))))
 

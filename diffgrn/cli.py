@@ -1,0 +1,177 @@
+"""The `diffgrn` command: `diffgrn train …` and `diffgrn compare …`."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import equinox as eqx
+import jax.random as jr
+
+from . import plotting
+from .dynamics import Dynamics
+from .io import save
+from .methods import Gradient, MuPlusLambdaES, default_optimiser
+from .objective import Objective
+from .readout import SoftReadout
+from .regulator import MLPRegulator
+from .tissue import Chain
+from .train import TrainResult, assess, train
+
+# --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
+QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
+
+
+def _add_model_args(p: argparse.ArgumentParser):
+    g = p.add_argument_group("model (defaults from model.md)")
+    g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open")
+    g.add_argument("--cells", type=int, default=7)
+    g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
+    g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
+    g.add_argument("--sigma", type=float, default=0.1)
+    g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
+    g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
+    g.add_argument("--bandwidth", type=float, default=0.1, help="KDE bandwidth h")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
+    p.add_argument("--quick", action="store_true",
+                   help="T=5, dt=0.02, R=32, 25 iterations: a smoke run under a minute")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _objective(args) -> Objective:
+    q = args.quick
+    t_final = args.t_final if args.t_final is not None else (QUICK["t_final"] if q else 20.0)
+    dt = args.dt if args.dt is not None else (QUICK["dt"] if q else 0.01)
+    reps = args.replicates if args.replicates is not None else (
+        QUICK["replicates"] if q else 100)
+    return Objective(tissue=Chain(args.cells, args.boundary),
+                     dynamics=Dynamics(t_final=t_final, dt=dt, sigma=args.sigma),
+                     readout=SoftReadout(args.temperature), bandwidth=args.bandwidth,
+                     replicates=reps)
+
+
+def _method(name: str, args):
+    if name == "es":
+        return MuPlusLambdaES(population=args.population, parents=args.parents,
+                              mutation=args.mutation)
+    return Gradient(default_optimiser(args.lr, args.clip))
+
+
+def _iterations(name: str, args) -> int:
+    given = args.generations if name == "es" else args.steps
+    if given is not None:
+        return given
+    return QUICK["iterations"] if args.quick else 200
+
+
+def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int) -> dict:
+    """Save regulators, history and figures; return the fresh-noise assessment."""
+    out.mkdir(parents=True, exist_ok=True)
+    save(out / "best", result.best_regulator, result.config, result.history)
+    save(out / "final", result.final_regulator, result.config, result.history)
+    # Fresh noise: keys derived from a stream that training never uses.
+    fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+    summary = dict(best_utility_during_training=result.best_utility,
+                   best_iteration=result.best_iteration, fresh_noise=fresh,
+                   compile_time=result.compile_time, error=result.error,
+                   config=result.config, history=result.history.to_dict())
+    (out / "history.json").write_text(json.dumps(summary, indent=1, default=str))
+    name = result.config["method"]["method"]
+    plotting.save_figure(plotting.plot_histories({name: result.history}),
+                         out / "training_curve.png", f"{name}: training")
+    plotting.save_figure(plotting.plot_regulator(result.best_regulator),
+                         out / "regulator.png", "best regulator")
+    key = jr.key(10_000 + seed)
+    if len(result.history):
+        states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
+        u = eqx.filter_jit(objective.hard)(result.best_regulator, key)
+        plotting.save_figure(plotting.plot_patterns(states), out / "patterns.png",
+                             f"fresh noise: U = {float(u.value):.3f}")
+        every = max(1, objective.dynamics.n_steps // 200)
+        traj = eqx.filter_jit(objective.simulate)(result.best_regulator, key,
+                                                replicates=2, save_every=every)
+        step = objective.dynamics.dt * max(1, objective.dynamics.n_steps // 200)
+        plotting.save_figure(plotting.plot_kymograph(traj[0], step), out / "kymograph.png",
+                             "one replicate")
+    return fresh
+
+
+def cmd_train(args) -> int:
+    objective = _objective(args)
+    method = _method(args.method, args)
+    out = args.out or Path("runs") / f"{args.method}-{args.boundary}-seed{args.seed}"
+    k_init, k_train = jr.split(jr.key(args.seed))
+    regulator = MLPRegulator(key=k_init)
+    result = train(objective, regulator, method, key=k_train,
+                   iterations=_iterations(args.method, args),
+                   progress=not args.no_progress)
+    fresh = _write_run(out, objective, result, args.seed)
+    h = result.history
+    print(f"{args.method} ({args.boundary}): best regulator (iteration "
+          f"{result.best_iteration}, {result.best_utility:.4f} during training) scores "
+          f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
+          f"({fresh['repeats']} × {fresh['replicates']} replicates); "
+          f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
+          f"compile {result.compile_time:.1f} s; written to {out}")
+    if result.error:
+        print(f"error: {result.error} (best regulator saved in {out / 'best'})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_compare(args) -> int:
+    objective = _objective(args)
+    out = args.out or Path("runs") / f"compare-{args.boundary}-seed{args.seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    k_init, k_train = jr.split(jr.key(args.seed))
+    regulator = MLPRegulator(key=k_init)
+    results = {}
+    for name in ("es", "adam"):
+        res = train(objective, regulator, _method(name, args), key=k_train,
+                    iterations=_iterations(name, args), progress=not args.no_progress)
+        fresh = _write_run(out / name, objective, res, args.seed)
+        results[name] = res
+        print(f"{name}: fresh-noise hard U {fresh['mean']:.4f} ± {fresh['std']:.4f}, "
+              f"{res.history.wall_time[-1] if len(res.history) else 0:.1f} s in steps, "
+              f"{res.history.replicate_steps[-1] if len(res.history) else 0:.3g} "
+              f"replicate-steps" + (f" [error: {res.error}]" if res.error else ""))
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    hist = {k: r.history for k, r in results.items()}
+    plotting.plot_histories(hist, "wall_time", axes[0])
+    plotting.plot_histories(hist, "replicate_steps", axes[1])
+    plotting.save_figure(axes[0], out / "compare.png", "ES vs Adam, same objective")
+    return 1 if any(r.error for r in results.values()) else 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="diffgrn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("train", "train one method"),
+                           ("compare", "train ES and Adam on the same objective")):
+        p = sub.add_parser(name, help=helptext)
+        if name == "train":
+            p.add_argument("--method", choices=("es", "adam"), default="es")
+        _add_model_args(p)
+        g = p.add_argument_group("methods")
+        g.add_argument("--generations", type=int, default=None,
+                       help="ES generations (default 200)")
+        g.add_argument("--steps", type=int, default=None,
+                       help="gradient steps (default 200)")
+        g.add_argument("--population", type=int, default=20)
+        g.add_argument("--parents", type=int, default=5)
+        g.add_argument("--mutation", type=float, default=0.1)
+        g.add_argument("--lr", type=float, default=1e-2)
+        g.add_argument("--clip", type=float, default=1.0, help="global-norm clip")
+    args = parser.parse_args(argv)
+    try:
+        return cmd_train(args) if args.command == "train" else cmd_compare(args)
+    except ValueError as e:
+        parser.error(str(e))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

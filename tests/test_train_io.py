@@ -1,0 +1,200 @@
+import json
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+import pytest
+
+import diffgrn
+from diffgrn.cli import main as cli_main
+
+
+def mean_over_keys(fn, regulator, n=6):
+    return float(np.mean([float(fn(regulator, jr.key(1000 + i)).value) for i in range(n)]))
+
+
+@pytest.fixture(scope="module")
+def es_result(small_objective, mlp):
+    return diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25,
+                         progress=False)
+
+
+@pytest.fixture(scope="module")
+def adam_result(small_objective, mlp):
+    return diffgrn.train(small_objective, mlp, "adam", key=jr.key(0), iterations=20,
+                         progress=False)
+
+
+def test_history_has_same_fields_for_every_method(es_result, adam_result):
+    for res, n in ((es_result, 25), (adam_result, 20)):
+        d = res.history.to_dict()
+        assert set(d) == set(diffgrn.train.__globals__["HISTORY_FIELDS"])
+        assert all(len(v) == n for v in d.values())
+        assert np.all(np.diff(res.history.wall_time) >= 0)
+        assert np.all(np.diff(res.history.replicate_steps) > 0)
+    # ES: pop × R × steps per generation; Adam: R × steps per step.
+    assert es_result.history.replicate_steps[0] == 20 * 16 * 40
+    assert adam_result.history.replicate_steps[0] == 16 * 40
+    assert all(math.isnan(g) for g in es_result.history.grad_norm)
+    assert all(math.isfinite(g) and g >= 0 for g in adam_result.history.grad_norm)
+    assert all(math.isfinite(u) for u in adam_result.history.soft_utility)
+
+
+def test_es_improves_hard_utility(es_result, jitted, mlp):
+    before = mean_over_keys(jitted["hard"], mlp)
+    after = mean_over_keys(jitted["hard"], es_result.best_regulator)
+    # Standard errors over the 6 keys are about 0.006 (before) and 0.03 (after).
+    assert after > before + 0.1, (before, after)
+    assert es_result.best_utility == max(es_result.history.hard_utility)
+
+
+def test_adam_lowers_soft_loss(adam_result, jitted, mlp):
+    before = mean_over_keys(jitted["soft"], mlp)
+    after = mean_over_keys(jitted["soft"], adam_result.final_regulator)
+    assert after > before + 0.05, (before, after)
+
+
+def test_assess_is_unbiased_repeat_of_hard(small_objective, jitted, mlp):
+    out = diffgrn.assess(small_objective, mlp, key=jr.key(3), repeats=4)
+    keys = jr.split(jr.key(3), 4)
+    want = [float(jitted["hard"](mlp, k).value) for k in keys]
+    assert np.allclose(out["values"], want, atol=1e-6)
+    assert out["mean"] == pytest.approx(np.mean(want), abs=1e-6)
+
+
+def test_custom_optax_optimiser(small_objective, mlp):
+    res = diffgrn.train(small_objective, mlp, "adam", key=jr.key(0), iterations=2,
+                        optimiser=optax.sgd(0.0), progress=False)
+    # A zero learning rate leaves the regulator unchanged.
+    same = jax.tree_util.tree_map(jnp.array_equal, eqx.filter(res.final_regulator,
+                                  eqx.is_array), eqx.filter(mlp, eqx.is_array))
+    assert all(jax.tree_util.tree_leaves(same))
+
+
+def nan_at(step: int) -> optax.GradientTransformation:
+    """An optimiser that behaves like SGD, then writes NaN into the parameters."""
+
+    def init(params):
+        return jnp.zeros((), jnp.int32)
+
+    def update(grads, count, params=None):
+        scale = jnp.where(count == step, jnp.nan, -1e-2)
+        return jax.tree_util.tree_map(lambda g: scale * g, grads), count + 1
+
+    return optax.GradientTransformation(init, update)
+
+
+def test_nan_stops_with_iteration_and_keeps_best(small_objective, mlp):
+    with pytest.warns(RuntimeWarning, match="iteration 3"):
+        res = diffgrn.train(small_objective, mlp, "adam", key=jr.key(0), iterations=8,
+                            optimiser=nan_at(3), progress=False)
+    assert "non-finite" in res.error and "iteration 3" in res.error
+    assert len(res.history) == 3
+    leaves = jax.tree_util.tree_leaves(eqx.filter(res.best_regulator, eqx.is_array))
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
+
+
+def test_save_load_round_trip(tmp_path, adam_result, jitted):
+    path = diffgrn.save(tmp_path / "run", adam_result.best_regulator, adam_result.config,
+                        adam_result.history)
+    saved = diffgrn.load(path)
+    a = eqx.filter(saved.regulator, eqx.is_array)
+    b = eqx.filter(adam_result.best_regulator, eqx.is_array)
+    assert all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(jnp.array_equal, a, b)))
+    assert saved.config == json.loads(json.dumps(adam_result.config))
+    assert saved.history.hard_utility == adam_result.history.hard_utility
+    assert diffgrn.Objective.from_config(saved.config["objective"]).config() == \
+        adam_result.config["objective"]
+    # Tanh regulators round-trip too.
+    tanh = diffgrn.TanhRegulator(2.0, 3.0, 0.4)
+    back = diffgrn.load(diffgrn.save(tmp_path / "tanh", tanh)).regulator
+    assert float(back.a) == 2.0 and float(back.c) == pytest.approx(0.4)
+
+
+def test_load_errors(tmp_path, mlp):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        diffgrn.load(tmp_path / "nothing")
+    path = diffgrn.save(tmp_path / "trunc", mlp)
+    data = (path / "regulator.eqx").read_bytes()
+    (path / "regulator.eqx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated"):
+        diffgrn.load(path)
+    path = diffgrn.save(tmp_path / "meta", mlp)
+    text = (path / "meta.json").read_text()
+    (path / "meta.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match="not valid JSON"):
+        diffgrn.load(path)
+    path = diffgrn.save(tmp_path / "mismatch", mlp)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["regulator"]["widths"] = [4, 4]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match"):
+        diffgrn.load(path)
+
+
+@pytest.mark.parametrize("make, field", [
+    (lambda: diffgrn.Chain(1), "n_cells"),
+    (lambda: diffgrn.Chain(2, "pinned"), "n_cells"),
+    (lambda: diffgrn.Chain(7, "closed"), "boundary"),
+    (lambda: diffgrn.Chain(3.5), "n_cells"),
+    (lambda: diffgrn.Dynamics(dt=0.0), "dt"),
+    (lambda: diffgrn.Dynamics(dt=-1.0), "dt"),
+    (lambda: diffgrn.Dynamics(t_final=0.001, dt=0.01), "t_final"),
+    (lambda: diffgrn.Dynamics(t_final=1.0, dt=0.3), "whole number"),
+    (lambda: diffgrn.Dynamics(sigma=-0.1), "sigma"),
+    (lambda: diffgrn.Dynamics(sigma=float("nan")), "sigma"),
+    (lambda: diffgrn.Dynamics(brownian="unsafe"), "brownian"),
+    (lambda: diffgrn.SoftReadout(0.0), "temperature"),
+    (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
+    (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
+    (lambda: diffgrn.Objective(replicates=1), "replicates"),
+    (lambda: diffgrn.MuPlusLambdaES(population=5, parents=5), "population"),
+    (lambda: diffgrn.MuPlusLambdaES(parents=0), "parents"),
+    (lambda: diffgrn.MuPlusLambdaES(mutation=0.0), "mutation"),
+    (lambda: diffgrn.MLPRegulator((8, 0), key=jr.key(0)), "widths"),
+    (lambda: diffgrn.Gradient(optimiser="adam"), "optimiser"),
+])
+def test_validation_names_the_field(make, field):
+    with pytest.raises(ValueError, match=field):
+        make()
+
+
+def test_train_validates_method_and_iterations(small_objective, mlp):
+    with pytest.raises(ValueError, match="method"):
+        diffgrn.train(small_objective, mlp, "sgd", key=jr.key(0))
+    with pytest.raises(ValueError, match="iterations"):
+        diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=0)
+
+
+def test_train_is_deterministic(small_objective, mlp, es_result):
+    again = diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25,
+                          progress=False)
+    assert again.history.hard_utility == es_result.history.hard_utility
+
+
+def test_cli_train_and_compare(tmp_path):
+    small = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8",
+             "--cells", "5", "--no-progress"]
+    assert cli_main(["train", "--method", "es", "--generations", "2", "--out",
+                     str(tmp_path / "es"), "--boundary", "pinned", *small]) == 0
+    for f in ("history.json", "training_curve.png", "regulator.png", "patterns.png",
+              "kymograph.png", "best/meta.json", "best/regulator.eqx"):
+        assert (tmp_path / "es" / f).is_file(), f
+    assert diffgrn.load(tmp_path / "es" / "best").config["objective"]["tissue"][
+        "boundary"] == "pinned"
+    assert cli_main(["compare", "--generations", "2", "--steps", "2", "--out",
+                     str(tmp_path / "cmp"), *small]) == 0
+    assert (tmp_path / "cmp" / "compare.png").is_file()
+    assert (tmp_path / "cmp" / "adam" / "history.json").is_file()
+
+
+def test_cli_rejects_bad_values(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train", "--sigma", "-1", "--quick", "--no-progress"])
+    assert e.value.code == 2
+    assert "sigma" in capsys.readouterr().err
