@@ -1,11 +1,13 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
+from . import diagnostics
 from .brownian import GridBrownianPath
 from .dynamics import Dynamics, ProjectedSolver
 from .io import load, save
 from .methods import AbstractMethod, Gradient, MuPlusLambdaES, StepInfo, default_optimiser
 from .objective import Objective
-from .readout import AbstractReadout, HardReadout, SoftReadout, StraightThroughReadout
+from .readout import (AbstractReadout, ChainedReadout, HardReadout, SoftReadout,
+                      StraightThroughReadout)
 from .regulator import AbstractRegulator, MLPRegulator, TanhRegulator, count_parameters
 from .tissue import Chain, Tissue
 from .train import History, TrainResult, assess, train

@@ -72,7 +72,7 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int) 
     save(out / "final", result.final_regulator, result.config, result.history)
     # Fresh noise: keys derived from a stream that training never uses.
     fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
-    summary = dict(best_utility_during_training=result.best_utility,
+    summary = dict(best_utility=result.best_utility, selection=result.selection,
                    best_iteration=result.best_iteration, fresh_noise=fresh,
                    compile_time=result.compile_time, error=result.error,
                    config=result.config, history=result.history.to_dict())
@@ -109,7 +109,7 @@ def cmd_train(args) -> int:
     fresh = _write_run(out, objective, result, args.seed)
     h = result.history
     print(f"{args.method} ({args.boundary}): best regulator (iteration "
-          f"{result.best_iteration}, {result.best_utility:.4f} during training) scores "
+          f"{result.best_iteration}, {result.best_utility:.4f} at selection) scores "
           f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
           f"({fresh['repeats']} × {fresh['replicates']} replicates); "
           f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
@@ -147,9 +147,30 @@ def cmd_compare(args) -> int:
     return 1 if any(r.error for r in results.values()) else 0
 
 
+def cmd_study(argv) -> int:
+    import importlib
+
+    try:
+        from studies import STUDIES
+    except ImportError:
+        print("error: the studies package is not importable (install diffgrn from its "
+              "repository: pip install .)", file=sys.stderr)
+        return 2
+    if not argv or argv[0] not in STUDIES:
+        print(f"usage: diffgrn study {{{','.join(STUDIES)}}} [--quick] [--out DIR] "
+              "[--seed S]", file=sys.stderr)
+        return 2
+    importlib.import_module(f"studies.{argv[0]}").main(argv[1:])
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["study"]:
+        return cmd_study(argv[1:])
     parser = argparse.ArgumentParser(prog="diffgrn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study NAME -h)")
     for name, helptext in (("train", "train one method"),
                            ("compare", "train ES and Adam on the same objective")):
         p = sub.add_parser(name, help=helptext)

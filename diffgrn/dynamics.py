@@ -1,5 +1,6 @@
 """Euler–Maruyama dynamics ds = f(s̄) dt + σ dW on a tissue, solved with Diffrax."""
 
+import dataclasses
 from collections.abc import Callable
 from typing import Literal
 
@@ -17,6 +18,7 @@ from .regulator import AbstractRegulator
 from .tissue import Tissue
 
 BROWNIAN_PATHS = ("grid", "tree")
+CONSTRAINTS = ("clip", "none")
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
@@ -70,6 +72,8 @@ class Dynamics(eqx.Module):
       (`diffrax.VirtualBrownianTree`).
     - `init_low`, `init_high`: initial states are uniform in this range
       (default [0.4, 0.6]).
+    - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
+      default) or `"none"` (unconstrained, for diagnostics).
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -82,8 +86,10 @@ class Dynamics(eqx.Module):
     init_low: float = eqx.field(static=True, default=0.4)
     init_high: float = eqx.field(static=True, default=0.6)
     checkpoints: int | None = eqx.field(static=True, default=None)
+    constraint: str = eqx.field(static=True, default="clip")
 
     def __check_init__(self):
+        check_choice("Dynamics", "constraint", self.constraint, CONSTRAINTS)
         check_range("Dynamics", "dt", self.dt, gt=0.0)
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
         check_range("Dynamics", "sigma", self.sigma, ge=0.0)
@@ -167,8 +173,7 @@ class Dynamics(eqx.Module):
 
         terms = diffrax.MultiTerm(diffrax.ODETerm(drift),
                                   diffrax.ControlTerm(diffusion, path))
-        solver = ProjectedSolver(diffrax.Euler(),
-                                 lambda s: tissue.pin(jnp.clip(s, 0.0, 1.0)))
+        solver = ProjectedSolver(diffrax.Euler(), lambda s: tissue.pin(self.constrain(s)))
         n = self.n_steps
         saveat = (diffrax.SaveAt(t1=True) if save_every is None
                   else diffrax.SaveAt(t0=True, steps=True))
@@ -182,7 +187,16 @@ class Dynamics(eqx.Module):
             return sol.ys[-1]
         return sol.ys[: n + 1 : save_every]
 
+    def replace(self, **changes) -> "Dynamics":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def constrain(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        """The state constraint applied after every step."""
+        return jnp.clip(s, 0.0, 1.0) if self.constraint == "clip" else s
+
     def config(self) -> dict:
         return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,
                     brownian=self.brownian, init_low=self.init_low,
-                    init_high=self.init_high, checkpoints=self.checkpoints)
+                    init_high=self.init_high, checkpoints=self.checkpoints,
+                    constraint=self.constraint)

@@ -1,5 +1,7 @@
 """The one simulation pipeline: tissue → regulator → dynamics → readout → utility."""
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -79,6 +81,10 @@ class Objective(eqx.Module):
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
         """−U_soft: the quantity gradient methods minimise."""
         return -self.soft(regulator, key).value
+
+    def replace(self, **changes) -> "Objective":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
     def config(self) -> dict:
         return dict(tissue=self.tissue.config(), dynamics=self.dynamics.config(),

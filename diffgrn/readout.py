@@ -78,9 +78,27 @@ class StraightThroughReadout(AbstractReadout):
                     temperature=self.temperature)
 
 
+class ChainedReadout(AbstractReadout):
+    """Apply `first`, then `second` (e.g. the first version's pipeline: a
+    straight-through threshold, then a sigmoid of the 0/1 values)."""
+
+    first: AbstractReadout
+    second: AbstractReadout
+
+    def __call__(self, s):
+        return self.second(self.first(s))
+
+    def config(self) -> dict:
+        return dict(type="ChainedReadout", first=self.first.config(),
+                    second=self.second.config())
+
+
 def readout_from_config(config: dict) -> AbstractReadout:
     kind = config.get("type")
     kwargs = {k: v for k, v in config.items() if k != "type"}
+    if kind == "ChainedReadout":
+        return ChainedReadout(readout_from_config(kwargs["first"]),
+                              readout_from_config(kwargs["second"]))
     classes = dict(HardReadout=HardReadout, SoftReadout=SoftReadout,
                    StraightThroughReadout=StraightThroughReadout)
     if kind not in classes:

@@ -62,8 +62,11 @@ class History:
 class TrainResult:
     """What `train` returns.
 
-    `best_regulator` is the candidate with the highest hard utility on fresh noise
-    seen during training; `error` is set (and training stopped early) when states,
+    `best_regulator` is chosen in two stages: the `select_top` candidates with the
+    highest hard utility on fresh noise during training are re-assessed on
+    `select_repeats` further independent draws, and the best mean wins (a single noisy
+    maximum over many iterations is biased upward: the winner's curse).
+    `best_utility` is that mean, `selection` records the re-assessment. `error` is set (and training stopped early) when states,
     utilities or gradients became non-finite or the run was interrupted.
     """
 
@@ -75,6 +78,7 @@ class TrainResult:
     history: History
     compile_time: float
     error: str | None = None
+    selection: dict | None = None
 
 
 def train(
@@ -88,6 +92,8 @@ def train(
     eval_replicates: int | None = None,
     progress: bool = True,
     callback: Callable[[int, "TrainResult"], None] | None = None,
+    select_top: int = 5,
+    select_repeats: int = 5,
 ) -> TrainResult:
     """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
 
@@ -95,15 +101,19 @@ def train(
     candidate with the hard utility on fresh noise (`eval_replicates`, default the
     objective's replicates). `optimiser` (an `optax.GradientTransformation`) replaces
     the default Adam for `method='adam'`. `callback(i, partial_result)` runs after
-    each iteration (e.g. to save checkpoints).
+    each iteration (e.g. to save checkpoints). `select_top`/`select_repeats` control
+    the final choice of `best_regulator` (see `TrainResult`; `select_top=1` keeps the
+    plain running maximum).
     """
     method = get_method(method, optimiser)
     n_iter = method.default_iterations if iterations is None else iterations
     check_range("train", "iterations", n_iter, ge=1, integer=True)
+    check_range("train", "select_top", select_top, ge=1, integer=True)
+    check_range("train", "select_repeats", select_repeats, ge=1, integer=True)
     if eval_replicates is not None:
         check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
     monitor_obj = (objective if eval_replicates is None
-                   else eqx.tree_at(lambda o: o.replicates, objective, eval_replicates))
+                   else objective.replace(replicates=eval_replicates))
 
     trainer = method.build(objective, regulator)
     k_init, k_loop = jr.split(key)
@@ -128,6 +138,7 @@ def train(
                          compile_time)
     bar = _progress(n_iter, method.config()["method"], progress)
     wall, rsteps = 0.0, 0
+    pool: list[tuple[float, int, AbstractRegulator]] = []  # top candidates seen
     try:
         for i in range(n_iter):
             k_step, k_eval = jr.split(jr.fold_in(k_loop, i))
@@ -159,6 +170,8 @@ def train(
             if u > result.best_utility:
                 result.best_utility, result.best_iteration = u, i
                 result.best_regulator = result.final_regulator
+            pool = sorted(pool + [(u, i, result.final_regulator)],
+                          key=lambda c: -c[0])[:select_top]
             if bar is not None:
                 bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
                 bar.update(1)
@@ -170,6 +183,8 @@ def train(
     finally:
         if bar is not None:
             bar.close()
+    if select_top > 1 and len(pool) > 1:
+        _reselect(result, pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
     if result.error is not None:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result
@@ -196,6 +211,23 @@ def assess(
     return dict(mean=mean, std=math.sqrt(var), values=values,
                 s_pat=float(jnp.mean(util.s_pat)), s_rep=float(jnp.mean(util.s_rep)),
                 replicates=objective.replicates, repeats=repeats)
+
+
+def _reselect(result: TrainResult, pool, objective, key, repeats: int):
+    """Re-assess the pool on common fresh draws; the best mean becomes the best."""
+    means = []
+    for _, _, reg in pool:
+        u = _hard_many(objective, reg, jr.split(key, repeats)).value
+        means.append(float(jnp.mean(u)))
+    if not all(math.isfinite(m) for m in means):
+        return
+    j = max(range(len(pool)), key=lambda k: means[k])
+    result.best_regulator = pool[j][2]
+    result.best_iteration = pool[j][1]
+    result.best_utility = means[j]
+    result.selection = dict(iterations=[c[1] for c in pool],
+                            training_utilities=[c[0] for c in pool],
+                            reassessed_means=means, repeats=repeats)
 
 
 @eqx.filter_jit

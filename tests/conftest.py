@@ -1,9 +1,15 @@
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pytest
 
 import diffgrn
+
+# The suite is dominated by XLA compile time at these tiny sizes; skipping most XLA
+# optimisations halves it. Numerics stay IEEE float32 (tests use tolerances where
+# operation order matters); speed is measured in benchmarks/, never here.
+jax.config.update("jax_disable_most_optimizations", True)
 
 
 class ConstantRegulator(diffgrn.AbstractRegulator):
@@ -16,6 +22,17 @@ class ConstantRegulator(diffgrn.AbstractRegulator):
 
     def config(self):
         return dict(type="ConstantRegulator")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """A compilation cache fresh for this session: identical computations built by
+    different closures (each `train` call, each study) compile once."""
+    jax.config.update("jax_compilation_cache_dir",
+                      str(tmp_path_factory.mktemp("jax-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,11 @@ def test_es_improves_hard_utility(es_result, jitted, mlp):
     after = mean_over_keys(jitted["hard"], es_result.best_regulator)
     # Standard errors over the 6 keys are about 0.006 (before) and 0.03 (after).
     assert after > before + 0.1, (before, after)
-    assert es_result.best_utility == max(es_result.history.hard_utility)
+    # The best regulator is re-selected among the top 5 on fresh draws.
+    sel = es_result.selection
+    assert sel["iterations"][0] == int(np.argmax(es_result.history.hard_utility))
+    assert es_result.best_iteration in sel["iterations"]
+    assert es_result.best_utility == max(sel["reassessed_means"])
 
 
 def test_adam_lowers_soft_loss(adam_result, jitted, mlp):
@@ -65,6 +69,17 @@ def test_assess_is_unbiased_repeat_of_hard(small_objective, jitted, mlp):
     want = [float(jitted["hard"](mlp, k).value) for k in keys]
     assert np.allclose(out["values"], want, atol=1e-6)
     assert out["mean"] == pytest.approx(np.mean(want), abs=1e-6)
+
+
+def test_eval_replicates_and_replace(small_objective, mlp):
+    res = diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=1,
+                        eval_replicates=8, progress=False)
+    assert res.config["eval_replicates"] == 8
+    assert small_objective.replace(replicates=8).replicates == 8
+    with pytest.raises(ValueError, match="replicates"):
+        small_objective.replace(replicates=1)
+    with pytest.raises(ValueError, match="sigma"):
+        small_objective.dynamics.replace(sigma=-1.0)
 
 
 def test_custom_optax_optimiser(small_objective, mlp):
@@ -149,6 +164,7 @@ def test_load_errors(tmp_path, mlp):
     (lambda: diffgrn.Dynamics(sigma=-0.1), "sigma"),
     (lambda: diffgrn.Dynamics(sigma=float("nan")), "sigma"),
     (lambda: diffgrn.Dynamics(brownian="unsafe"), "brownian"),
+    (lambda: diffgrn.Dynamics(constraint="reflect"), "constraint"),
     (lambda: diffgrn.SoftReadout(0.0), "temperature"),
     (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
     (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
@@ -169,6 +185,8 @@ def test_train_validates_method_and_iterations(small_objective, mlp):
         diffgrn.train(small_objective, mlp, "sgd", key=jr.key(0))
     with pytest.raises(ValueError, match="iterations"):
         diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=0)
+    with pytest.raises(ValueError, match="select_top"):
+        diffgrn.train(small_objective, mlp, "es", key=jr.key(0), select_top=0)
 
 
 def test_train_is_deterministic(small_objective, mlp, es_result):

@@ -1,0 +1,94 @@
+"""What every study shares: arguments, the base objective, a trained regulator, output."""
+
+import argparse
+import functools
+import json
+import math
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+import diffgrn
+
+
+def parser(name: str, doc: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"diffgrn study {name}", description=doc)
+    p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    p.add_argument("--out", type=Path, default=None, help=f"default runs/study-{name}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--regulator", type=Path, default=None,
+                   help="a saved regulator folder (diffgrn train --out …/best) to use as "
+                        "the trained regulator instead of a short ES run")
+    return p
+
+
+def base_objective(quick: bool, **dynamics) -> diffgrn.Objective:
+    """model.md defaults; quick: T = 2, dt = 0.02, R = 32."""
+    dyn = dict(t_final=2.0, dt=0.02) if quick else {}
+    dyn.update(dynamics)
+    return diffgrn.Objective(dynamics=diffgrn.Dynamics(**dyn),
+                             replicates=32 if quick else 100)
+
+
+def trained_regulator(args):
+    """An ES-trained regulator: loaded from --regulator, or a short (μ+λ)-ES run on
+    the base objective (cached, so studies run in one process share it)."""
+    if args.regulator is not None:
+        return diffgrn.load(args.regulator).regulator
+    return _short_es(args.quick, args.seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _short_es(quick: bool, seed: int):
+    res = diffgrn.train(base_objective(quick), diffgrn.MLPRegulator(key=jr.key(seed)),
+                        "es", key=jr.key(1000 + seed), iterations=8 if quick else 60,
+                        progress=False)
+    return res.best_regulator
+
+
+def to_jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, (jax.Array, np.ndarray, np.generic)):
+        x = np.asarray(x)
+        return to_jsonable(x.tolist()) if x.ndim else to_jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+class Output:
+    """The study's output folder: `results.json` plus figures."""
+
+    def __init__(self, name: str, args):
+        self.dir = args.out or Path("runs") / f"study-{name}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name, self.t0 = name, time.perf_counter()
+        self.meta = dict(study=name, quick=args.quick, seed=args.seed,
+                         device=jax.devices()[0].device_kind)
+
+    def write(self, results: dict) -> Path:
+        self.meta["seconds"] = round(time.perf_counter() - self.t0, 1)
+        path = self.dir / "results.json"
+        path.write_text(json.dumps(to_jsonable(dict(**self.meta, results=results)),
+                                   indent=1))
+        print(f"{self.name}: {self.meta['seconds']} s, results in {path}")
+        return path
+
+    def figure(self, fig, filename: str):
+        fig.tight_layout()
+        fig.savefig(self.dir / filename, dpi=110)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def floats(tree: dict) -> dict:
+    return {k: float(v) for k, v in tree.items()}
