@@ -5,8 +5,8 @@ Across sigmoid temperature τ and KDE bandwidth h, compares
 - central finite differences of U_soft with common random numbers (same realisation
   as one pathwise sample: checks the pathwise derivative itself),
 - the antithetic ES (Gaussian-smoothed) gradient of U_hard: the reference direction,
-and measures the change of U_hard (common random numbers) after a step of fixed length
-along each direction.
+and measures the change of U_hard (common random numbers) after steps of several
+lengths along each (normalised) direction.
 """
 
 import equinox as eqx
@@ -41,7 +41,7 @@ def main(argv=None):
     taus = (20.0,) if quick else (5.0, 20.0, 100.0)
     hs = (0.3,) if quick else (0.05, 0.1, 0.3)
     n_keys, pairs, n_eval = (3, 8, 4) if quick else (16, 64, 16)
-    es_sigma, step = 0.05, 0.05
+    es_sigma, steps = 0.05, jnp.array([0.005, 0.02, 0.05])
     base = _common.base_objective(quick)
     reg = _common.trained_regulator(args)
     params, static = eqx.partition(reg, eqx.is_inexact_array)
@@ -56,10 +56,14 @@ def main(argv=None):
 
     @eqx.filter_jit
     def improvement(direction):
+        """Mean ΔU_hard after a step of each length in `steps` along `direction`."""
         d, _ = jax.flatten_util.ravel_pytree(eqx.filter(direction, eqx.is_inexact_array))
         d = d / jnp.maximum(jnp.linalg.norm(d), 1e-30)
-        moved = eqx.combine(unravel(flat0 + step * d), static)
-        return jnp.mean(jax.vmap(lambda k: hard(moved, k) - hard(reg, k))(eval_keys))
+
+        def gain(step):
+            moved = eqx.combine(unravel(flat0 + step * d), static)
+            return jnp.mean(jax.vmap(lambda k: hard(moved, k) - hard(reg, k))(eval_keys))
+        return jax.lax.map(gain, steps)
 
     rows = []
     for tau in taus:
@@ -74,16 +78,17 @@ def main(argv=None):
                        cos_path_fd_same_key=float(dg.cosine_similarity(one, g_fd)),
                        cos_fd_es=float(dg.cosine_similarity(g_fd, g_es)),
                        norm_path=float(dg.tree_norm(g_path)),
-                       dU_hard_path=float(improvement(g_path)))
+                       dU_hard_path=improvement(g_path).tolist())
             rows.append(row)
             print(f"τ={tau:<5} h={h:<5} cos(path,ES)={row['cos_path_es']:+.3f} "
-                  f"cos(path,FD)={row['cos_path_fd_same_key']:+.3f} "
-                  f"ΔU_hard(path)={row['dU_hard_path']:+.4f}")
-    es_gain = float(improvement(g_es))
+                  f"cos(path,FD)={row['cos_path_fd_same_key']:+.3f} ΔU_hard(path) at "
+                  f"steps {steps.tolist()}: "
+                  + " ".join(f"{v:+.4f}" for v in row["dU_hard_path"]))
+    es_gain = improvement(g_es).tolist()
     rand = jax.tree_util.tree_map(lambda x: jr.normal(jr.key(7), x.shape), params)
-    rand_gain = float(improvement(rand))
-    print(f"ΔU_hard along ES gradient {es_gain:+.4f}, along a random direction "
-          f"{rand_gain:+.4f} (step {step})")
+    rand_gain = improvement(rand).tolist()
+    print("ΔU_hard along the ES gradient " + " ".join(f"{v:+.4f}" for v in es_gain)
+          + "; along a random direction " + " ".join(f"{v:+.4f}" for v in rand_gain))
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     labels = [f"τ={r['tau']:g}\nh={r['h']:g}" for r in rows]
@@ -95,14 +100,21 @@ def main(argv=None):
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_ylabel("cosine similarity")
     axes[0].legend(fontsize=7)
-    axes[1].bar(x, [r["dU_hard_path"] for r in rows], 0.6, label="pathwise ∇U_soft")
-    axes[1].axhline(es_gain, color="C1", ls="--", label="ES ∇U_hard")
-    axes[1].axhline(rand_gain, color="gray", ls=":", label="random direction")
+    width = 0.8 / len(steps)
+    for j, st in enumerate(steps.tolist()):
+        axes[1].bar(x + (j - (len(steps) - 1) / 2) * width,
+                    [r["dU_hard_path"][j] for r in rows], width,
+                    label=f"pathwise ∇U_soft, step {st:g}")
+        axes[1].axhline(es_gain[j], color=f"C{j}", ls="--", lw=1,
+                        label=f"ES ∇U_hard, step {st:g}")
+    axes[1].axhline(rand_gain[-1], color="gray", ls=":",
+                    label=f"random direction, step {steps[-1]:g}")
     axes[1].set_xticks(x, labels, fontsize=7)
-    axes[1].set_ylabel(f"ΔU_hard after a step of {step}")
+    axes[1].set_ylabel("ΔU_hard after a step along the direction")
     axes[1].legend(fontsize=7)
     out.figure(fig, "bias.png")
-    out.write(dict(rows=rows, es_gain=es_gain, random_gain=rand_gain, step=step,
+    out.write(dict(rows=rows, es_gain=es_gain, random_gain=rand_gain,
+                   steps=steps.tolist(),
                    es_sigma=es_sigma, es_pairs=pairs, keys=n_keys))
 
 
