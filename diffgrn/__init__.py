@@ -3,8 +3,11 @@
 from . import diagnostics
 from .brownian import GridBrownianPath
 from .dynamics import Dynamics, ProjectedSolver
+from . import estimators
+from .estimators import AntitheticES, Mixture, Pathwise
 from .io import load, save
-from .methods import AbstractMethod, Gradient, MuPlusLambdaES, StepInfo, default_optimiser
+from .methods import (AbstractMethod, Gradient, MuPlusLambdaES, StepInfo, default_optimiser,
+                      openes)
 from .objective import Objective
 from .readout import (AbstractReadout, ChainedReadout, HardReadout, SoftReadout,
                       StraightThroughReadout)

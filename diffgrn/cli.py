@@ -11,7 +11,7 @@ import jax.random as jr
 from . import plotting
 from .dynamics import Dynamics
 from .io import save
-from .methods import Gradient, MuPlusLambdaES, default_optimiser
+from .methods import Gradient, MuPlusLambdaES, default_optimiser, openes
 from .objective import Objective
 from .readout import SoftReadout
 from .regulator import MLPRegulator
@@ -29,6 +29,8 @@ def _add_model_args(p: argparse.ArgumentParser):
     g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
     g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
     g.add_argument("--sigma", type=float, default=0.1)
+    g.add_argument("--constraint", choices=("clip", "reflect", "none"), default="clip",
+                   help="state constraint after every step (default clip, as model.md)")
     g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
     g.add_argument("--bandwidth", type=float, default=0.1, help="KDE bandwidth h")
@@ -46,7 +48,8 @@ def _objective(args) -> Objective:
     reps = args.replicates if args.replicates is not None else (
         QUICK["replicates"] if q else 100)
     return Objective(tissue=Chain(args.cells, args.boundary),
-                     dynamics=Dynamics(t_final=t_final, dt=dt, sigma=args.sigma),
+                     dynamics=Dynamics(t_final=t_final, dt=dt, sigma=args.sigma,
+                                       constraint=args.constraint),
                      readout=SoftReadout(args.temperature), bandwidth=args.bandwidth,
                      replicates=reps)
 
@@ -55,6 +58,8 @@ def _method(name: str, args):
     if name == "es":
         return MuPlusLambdaES(population=args.population, parents=args.parents,
                               mutation=args.mutation)
+    if name == "openes":
+        return openes(default_optimiser(args.lr, args.clip))
     return Gradient(default_optimiser(args.lr, args.clip))
 
 
@@ -128,7 +133,12 @@ def cmd_compare(args) -> int:
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = MLPRegulator(key=k_init)
     results = {}
-    for name in ("es", "adam"):
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for name in names:
+        if name not in ("es", "adam", "openes"):
+            raise ValueError(f"compare --methods: unknown method {name!r}; expected es, "
+                             "adam, openes")
+    for name in names:
         res = train(objective, regulator, _method(name, args), key=k_train,
                     iterations=_iterations(name, args), progress=not args.no_progress)
         fresh = _write_run(out / name, objective, res, args.seed)
@@ -143,7 +153,8 @@ def cmd_compare(args) -> int:
     hist = {k: r.history for k, r in results.items()}
     plotting.plot_histories(hist, "wall_time", axes[0])
     plotting.plot_histories(hist, "replicate_steps", axes[1])
-    plotting.save_figure(axes[0], out / "compare.png", "ES vs Adam, same objective")
+    plotting.save_figure(axes[0], out / "compare.png",
+                         f"{' vs '.join(names)}, same objective")
     return 1 if any(r.error for r in results.values()) else 0
 
 
@@ -175,13 +186,16 @@ def main(argv=None) -> int:
                            ("compare", "train ES and Adam on the same objective")):
         p = sub.add_parser(name, help=helptext)
         if name == "train":
-            p.add_argument("--method", choices=("es", "adam"), default="es")
+            p.add_argument("--method", choices=("es", "adam", "openes"), default="es")
+        else:
+            p.add_argument("--methods", default="es,adam",
+                           help="comma-separated: es, adam, openes (default es,adam)")
         _add_model_args(p)
         g = p.add_argument_group("methods")
         g.add_argument("--generations", type=int, default=None,
                        help="ES generations (default 200)")
         g.add_argument("--steps", type=int, default=None,
-                       help="gradient steps (default 200)")
+                       help="gradient-method steps, adam and openes (default 200)")
         g.add_argument("--population", type=int, default=20)
         g.add_argument("--parents", type=int, default=5)
         g.add_argument("--mutation", type=float, default=0.1)

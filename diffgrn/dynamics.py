@@ -18,7 +18,7 @@ from .regulator import AbstractRegulator
 from .tissue import Tissue
 
 BROWNIAN_PATHS = ("grid", "tree")
-CONSTRAINTS = ("clip", "none")
+CONSTRAINTS = ("clip", "reflect", "none")
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
@@ -73,7 +73,8 @@ class Dynamics(eqx.Module):
     - `init_low`, `init_high`: initial states are uniform in this range
       (default [0.4, 0.6]).
     - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
-      default) or `"none"` (unconstrained, for diagnostics).
+      default), `"reflect"` (fold back into [0, 1] at the walls: derivative ±1, never
+      0, so backpropagation is not cut at the bounds) or `"none"` (unconstrained).
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -193,7 +194,12 @@ class Dynamics(eqx.Module):
 
     def constrain(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         """The state constraint applied after every step."""
-        return jnp.clip(s, 0.0, 1.0) if self.constraint == "clip" else s
+        if self.constraint == "clip":
+            return jnp.clip(s, 0.0, 1.0)
+        if self.constraint == "reflect":
+            r = jnp.mod(s, 2.0)  # a triangle wave: reflection at 0 and at 1
+            return jnp.where(r > 1.0, 2.0 - r, r)
+        return s
 
     def config(self) -> dict:
         return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,

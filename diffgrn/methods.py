@@ -18,6 +18,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 
 from ._validate import check_range
+from .estimators import AbstractEstimator, AntitheticES, Pathwise
 from .objective import Objective
 from .regulator import AbstractRegulator
 
@@ -120,13 +121,16 @@ def default_optimiser(learning_rate: float = 1e-2, clip: float = 1.0):
 
 
 class Gradient(AbstractMethod):
-    """An Optax optimiser on −U_soft, differentiated through the simulation.
+    """An Optax optimiser driven by a gradient estimator of U.
 
-    `optimiser` is any `optax.GradientTransformation`; the default is Adam
-    (learning rate 1e-2) after global-norm clipping at 1.0.
+    `optimiser` is any `optax.GradientTransformation` (default: Adam, learning rate
+    1e-2, after global-norm clipping at 1.0); `estimator` is a
+    `diffgrn.estimators` estimator (default `Pathwise()`: backpropagation of U_soft;
+    `AntitheticES()` gives OpenAI-ES on U_hard; `Mixture(a, b, weight)` blends two).
     """
 
     optimiser: Any = None
+    estimator: AbstractEstimator = eqx.field(default_factory=Pathwise)
     name: str = eqx.field(static=True, default="adam")
 
     def __check_init__(self):
@@ -134,14 +138,13 @@ class Gradient(AbstractMethod):
                 self.optimiser, optax.GradientTransformation):
             raise ValueError("Gradient.optimiser must be an optax.GradientTransformation;"
                              f" got {type(self.optimiser).__name__}")
+        if not isinstance(self.estimator, AbstractEstimator):
+            raise ValueError("Gradient.estimator must be a diffgrn estimator (Pathwise, "
+                             f"AntitheticES, Mixture); got {type(self.estimator).__name__}")
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         opt = self.optimiser if self.optimiser is not None else default_optimiser()
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
-
-        def loss(p, key):
-            util = objective.soft(eqx.combine(p, static), key)
-            return -util.value, util
 
         def init(key):
             del key
@@ -149,25 +152,32 @@ class Gradient(AbstractMethod):
 
         def step(state, key):
             p = state["params"]
-            (_, util), grads = jax.value_and_grad(loss, has_aux=True)(p, key)
+            ascent, util = self.estimator(objective, eqx.combine(p, static), key)
+            grads = jax.tree_util.tree_map(lambda g: -g,
+                                           eqx.filter(ascent, eqx.is_inexact_array))
             updates, opt_state = opt.update(grads, state["opt_state"], p)
             new = optax.apply_updates(p, updates)
-            finite = _all_finite((util, grads, new))
-            info = StepInfo(util.value, optax.tree.norm(grads), finite)
+            finite = _all_finite((grads, new)) & ~jnp.isinf(util)
+            info = StepInfo(jnp.asarray(util, jnp.float32), optax.tree.norm(grads), finite)
             return dict(params=new, opt_state=opt_state), info
 
         def candidate(state):
             return eqx.combine(state["params"], static)
 
-        return Trainer(init, step, candidate, objective.replicate_steps)
+        return Trainer(init, step, candidate, self.estimator.cost(objective))
 
     def config(self) -> dict:
-        return dict(method=self.name,
+        return dict(method=self.name, estimator=self.estimator.config(),
                     optimiser="default: clip_by_global_norm(1.0) + adam(1e-2)"
                     if self.optimiser is None else "custom")
 
 
-METHODS = {"es": MuPlusLambdaES, "adam": Gradient}
+def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
+    """OpenAI-ES: the antithetic ES gradient of U_hard fed to an Optax optimiser."""
+    return Gradient(optimiser, AntitheticES(sigma, pairs), name="openes")
+
+
+METHODS = {"es": MuPlusLambdaES, "adam": Gradient, "openes": openes}
 
 
 def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod:
@@ -181,6 +191,8 @@ def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod
                          f"or a diffgrn method object; got {method!r}")
     if method == "adam":
         return Gradient(optimiser)
+    if method == "openes":
+        return openes(optimiser)
     if optimiser is not None:
         raise ValueError("optimiser= is only used with method='adam'")
     return METHODS[method]()
