@@ -24,6 +24,18 @@ class ConstantRegulator(diffgrn.AbstractRegulator):
         return dict(type="ConstantRegulator")
 
 
+class LinearRegulator(diffgrn.AbstractRegulator):
+    """f(s̄) = k (s̄ − ½): the dynamics are linear while no cell is clipped."""
+
+    k: jnp.ndarray
+
+    def __call__(self, sbar):
+        return self.k * (sbar - 0.5)
+
+    def config(self):
+        return dict(type="LinearRegulator")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """A compilation cache fresh for this session: identical computations built by

@@ -9,22 +9,11 @@ import pytest
 
 import diffgrn
 from diffgrn import diagnostics as dg
+from conftest import LinearRegulator
 
 
 class Vector(eqx.Module):
     x: jnp.ndarray
-
-
-class LinearRegulator(diffgrn.AbstractRegulator):
-    """f(s̄) = k (s̄ − ½): the dynamics are linear while no cell is clipped."""
-
-    k: jnp.ndarray
-
-    def __call__(self, sbar):
-        return self.k * (sbar - 0.5)
-
-    def config(self):
-        return dict(type="LinearRegulator")
 
 
 A = jnp.array([1.0, -2.0, 0.5])

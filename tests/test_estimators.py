@@ -8,20 +8,12 @@ import pytest
 import diffgrn
 from diffgrn import diagnostics as dg
 from diffgrn.estimators import AntitheticES, Mixture, Pathwise
+from conftest import LinearRegulator
 
 
 def test_reflect_keeps_states_in_unit_interval_and_gradient_alive():
     # Strong positive feedback: the clip zeroes the tangent map, reflection does not.
-    class Linear(diffgrn.AbstractRegulator):
-        k: jnp.ndarray
-
-        def __call__(self, sbar):
-            return self.k * (sbar - 0.5)
-
-        def config(self):
-            return dict(type="Linear")
-
-    reg = Linear(jnp.asarray(20.0))
+    reg = LinearRegulator(jnp.asarray(20.0))
     base = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
                              dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
                              replicates=4)
