@@ -2,6 +2,7 @@
 
 from . import diagnostics
 from .brownian import GridBrownianPath
+from .compare import Comparison, compare
 from .dynamics import Dynamics, ProjectedSolver
 from . import estimators
 from .estimators import AntitheticES, Mixture, Pathwise

@@ -127,35 +127,44 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    from .compare import compare
+
     objective = _objective(args)
-    out = args.out or Path("runs") / f"compare-{args.boundary}-seed{args.seed}"
+    out = args.out or Path("runs") / f"compare-{args.boundary}"
     out.mkdir(parents=True, exist_ok=True)
-    k_init, k_train = jr.split(jr.key(args.seed))
-    regulator = MLPRegulator(key=k_init)
-    results = {}
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in names:
         if name not in ("es", "adam", "openes"):
             raise ValueError(f"compare --methods: unknown method {name!r}; expected es, "
                              "adam, openes")
-    for name in names:
-        res = train(objective, regulator, _method(name, args), key=k_train,
-                    iterations=_iterations(name, args), progress=not args.no_progress)
-        fresh = _write_run(out / name, objective, res, args.seed)
-        results[name] = res
-        print(f"{name}: fresh-noise hard U {fresh['mean']:.4f} ± {fresh['std']:.4f}, "
-              f"{res.history.wall_time[-1] if len(res.history) else 0:.1f} s in steps, "
-              f"{res.history.replicate_steps[-1] if len(res.history) else 0:.3g} "
-              f"replicate-steps" + (f" [error: {res.error}]" if res.error else ""))
+    errors = []
+
+    def on_run(name, seed, res, fresh):
+        _write_run(out / f"{name}-seed{seed}", objective, res, seed)
+        errors.extend([res.error] if res.error else [])
+        print(f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
+              f"{fresh['std']:.4f}, {res.history.wall_time[-1] if len(res.history) else 0:.1f}"
+              f" s in steps" + (f" [error: {res.error}]" if res.error else ""))
+
+    comparison = compare(objective, {n: _method(n, args) for n in names},
+                         key=jr.key(args.seed), seeds=args.seeds,
+                         iterations={n: _iterations(n, args) for n in names},
+                         target=args.target, progress=not args.no_progress,
+                         on_run=on_run)
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    hist = {k: r.history for k, r in results.items()}
-    plotting.plot_histories(hist, "wall_time", axes[0])
-    plotting.plot_histories(hist, "replicate_steps", axes[1])
+    plotting.plot_comparison(comparison, "wall_time", axes[0])
+    plotting.plot_comparison(comparison, "replicate_steps", axes[1])
     plotting.save_figure(axes[0], out / "compare.png",
-                         f"{' vs '.join(names)}, same objective")
-    return 1 if any(r.error for r in results.values()) else 0
+                         f"{' vs '.join(names)}, {args.seeds} seed(s), same objective")
+    table = comparison.to_markdown()
+    (out / "compare.md").write_text(table + "\n")
+    (out / "compare.json").write_text(json.dumps(dict(
+        table=comparison.table(), fresh=comparison.fresh, target=args.target,
+        config=objective.config()), indent=1, default=str))
+    print(table)
+    return 1 if errors else 0
 
 
 def cmd_study(argv) -> int:
@@ -190,6 +199,10 @@ def main(argv=None) -> int:
         else:
             p.add_argument("--methods", default="es,adam",
                            help="comma-separated: es, adam, openes (default es,adam)")
+            p.add_argument("--seeds", type=int, default=1,
+                           help="seeds per method (same starting regulator per seed)")
+            p.add_argument("--target", type=float, default=None,
+                           help="utility target for time-to-target and success rate")
         _add_model_args(p)
         g = p.add_argument_group("methods")
         g.add_argument("--generations", type=int, default=None,

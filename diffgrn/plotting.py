@@ -87,3 +87,31 @@ def save_figure(ax, path, title: str | None = None):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_comparison(comparison, x: str = "wall_time", ax=None):
+    """Hard utility on fresh noise against `x` for every method: median over seeds
+    (thick) and each seed (thin)."""
+    if x not in X_LABELS:
+        raise ValueError(f"x must be one of {', '.join(X_LABELS)}; got {x!r}")
+    ax = ax or plt.figure(figsize=(6, 4)).gca()
+    for i, (name, runs) in enumerate(comparison.runs.items()):
+        color = f"C{i}"
+        n = min(len(r.history) for r in runs)
+        if n == 0:
+            continue
+        for r in runs:
+            ax.plot(getattr(r.history, x), r.history.hard_utility, color=color, lw=0.6,
+                    alpha=0.35)
+        xs = np.median([np.asarray(getattr(r.history, x))[:n] for r in runs], axis=0)
+        ys = np.median([np.asarray(r.history.hard_utility)[:n] for r in runs], axis=0)
+        ax.plot(xs, ys, color=color, lw=2, label=f"{name} (median of {len(runs)})")
+    if comparison.target is not None:
+        ax.axhline(comparison.target, color="k", ls=":", lw=1, label="target")
+    if x == "replicate_steps":
+        ax.set_xscale("log")
+    ax.set_xlabel(X_LABELS[x])
+    ax.set_ylabel("hard U on fresh noise (bits per cell)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

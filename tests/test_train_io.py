@@ -206,9 +206,30 @@ def test_cli_train_and_compare(tmp_path):
     assert diffgrn.load(tmp_path / "es" / "best").config["objective"]["tissue"][
         "boundary"] == "pinned"
     assert cli_main(["compare", "--generations", "2", "--steps", "2", "--out",
-                     str(tmp_path / "cmp"), *small]) == 0
-    assert (tmp_path / "cmp" / "compare.png").is_file()
-    assert (tmp_path / "cmp" / "adam" / "history.json").is_file()
+                     str(tmp_path / "cmp"), "--methods", "es,adam", "--target", "0.1",
+                     *small]) == 0
+    for f in ("compare.png", "compare.md", "compare.json", "adam-seed0/history.json",
+              "es-seed0/best/meta.json"):
+        assert (tmp_path / "cmp" / f).is_file(), f
+    table = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
+    assert [r["method"] for r in table] == ["es", "adam"]
+
+
+def test_compare_same_start_per_seed_and_table(small_objective):
+    seen = []
+    comp = diffgrn.compare(small_objective, {"es": "es", "adam": "adam"}, key=jr.key(0),
+                           seeds=2, iterations={"es": 2, "adam": 3}, target=0.0,
+                           progress=False, assess_repeats=2,
+                           on_run=lambda name, seed, res, fresh: seen.append((name, seed)))
+    assert seen == [("es", 0), ("adam", 0), ("es", 1), ("adam", 1)]
+    assert [len(comp.runs[m][0].history) for m in ("es", "adam")] == [2, 3]
+    rows = {r["method"]: r for r in comp.table()}
+    # Target 0 is reached at the first iteration by every run.
+    for name, row in rows.items():
+        assert row["seeds"] == 2 and row["success_rate"] == 1.0
+        first = [r.history.replicate_steps[0] for r in comp.runs[name]]
+        assert row["median_replicate_steps_to_target"] == float(np.median(first))
+    assert "| method |" in comp.to_markdown()
 
 
 def test_cli_rejects_bad_values(capsys):

@@ -1,0 +1,108 @@
+"""Fair multi-seed comparison of training methods on one objective.
+
+Every method gets, for each seed, the same initial regulator and the same training key;
+results are judged on fresh noise (`assess`) with keys no run used.
+"""
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Callable, Mapping
+
+import jax.random as jr
+from jaxtyping import PRNGKeyArray
+
+from .methods import AbstractMethod, get_method
+from .objective import Objective
+from .regulator import AbstractRegulator, MLPRegulator
+from .train import History, TrainResult, assess, train
+
+
+@dataclasses.dataclass
+class Comparison:
+    """Runs per method (one per seed), their fresh-noise assessments, and the target."""
+
+    runs: dict[str, list[TrainResult]]
+    fresh: dict[str, list[dict]]
+    target: float | None
+
+    def table(self) -> list[dict]:
+        """One row per method: final fresh-noise utility (median, min, max over seeds),
+        success rate (fresh mean ≥ target), and the median wall time and simulated
+        replicate-steps at which the training history first reached the target (over
+        the seeds that reached it)."""
+        rows = []
+        for name, runs in self.runs.items():
+            finals = [f["mean"] for f in self.fresh[name]]
+            row = dict(method=name, seeds=len(runs),
+                       fresh_median=statistics.median(finals), fresh_min=min(finals),
+                       fresh_max=max(finals))
+            if self.target is not None:
+                hits = [_first_hit(r.history, self.target) for r in runs]
+                hits = [h for h in hits if h is not None]
+                row.update(
+                    success_rate=sum(f >= self.target for f in finals) / len(finals),
+                    reached_target=len(hits),
+                    median_wall_time_to_target=(statistics.median(h[0] for h in hits)
+                                                if hits else math.nan),
+                    median_replicate_steps_to_target=(
+                        statistics.median(h[1] for h in hits) if hits else math.nan))
+            rows.append(row)
+        return rows
+
+    def to_markdown(self) -> str:
+        rows = self.table()
+        cols = list(rows[0])
+        fmt = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+        lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+        return "\n".join(lines)
+
+
+def _first_hit(history: History, target: float):
+    for u, t, n in zip(history.hard_utility, history.wall_time, history.replicate_steps):
+        if u >= target:
+            return t, n
+    return None
+
+
+def compare(
+    objective: Objective,
+    methods: Mapping[str, "str | AbstractMethod"],
+    *,
+    key: PRNGKeyArray,
+    seeds: int = 5,
+    iterations: "int | Mapping[str, int] | None" = None,
+    target: float | None = None,
+    make_regulator: Callable[[PRNGKeyArray], AbstractRegulator] | None = None,
+    assess_repeats: int = 10,
+    progress: bool = True,
+    on_run: Callable[[str, int, TrainResult, dict], None] | None = None,
+) -> Comparison:
+    """Train every method from the same `seeds` starting points and assess each result.
+
+    `iterations` is one number or a per-method mapping (default: each method's own).
+    `make_regulator(key)` builds the initial regulator (default `MLPRegulator`).
+    `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it).
+    """
+    if seeds < 1:
+        raise ValueError(f"compare.seeds must be an integer >= 1; got {seeds!r}")
+    make = make_regulator or (lambda k: MLPRegulator(key=k))
+    resolved = {name: get_method(m) for name, m in methods.items()}
+    runs = {name: [] for name in resolved}
+    fresh = {name: [] for name in resolved}
+    for seed in range(seeds):
+        k_seed = jr.fold_in(key, seed)
+        k_init, k_train, k_assess = jr.split(k_seed, 3)
+        regulator = make(k_init)
+        for name, method in resolved.items():
+            n = iterations.get(name) if isinstance(iterations, Mapping) else iterations
+            res = train(objective, regulator, method, key=k_train, iterations=n,
+                        progress=progress)
+            f = assess(objective, res.best_regulator, key=k_assess,
+                       repeats=assess_repeats)
+            runs[name].append(res)
+            fresh[name].append(f)
+            if on_run is not None:
+                on_run(name, seed, res, f)
+    return Comparison(runs, fresh, target)
