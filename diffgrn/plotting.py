@@ -28,10 +28,15 @@ def plot_histories(histories: Mapping[str, History], x: str = "iteration", ax=No
         if np.isfinite(soft).any():
             ax.plot(xs, soft, "--", color=line.get_color(), alpha=0.6,
                     label=f"{name}: soft U (training draw)")
+    return _finish(ax, x, "utility (bits per cell)")
+
+
+def _finish(ax, x: str, ylabel: str):
+    """Shared axes layout for curves against `x`."""
     if x == "replicate_steps":
         ax.set_xscale("log")
     ax.set_xlabel(X_LABELS[x])
-    ax.set_ylabel("utility (bits per cell)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
@@ -108,10 +113,4 @@ def plot_comparison(comparison, x: str = "wall_time", ax=None):
         ax.plot(xs, ys, color=color, lw=2, label=f"{name} (median of {len(runs)})")
     if comparison.target is not None:
         ax.axhline(comparison.target, color="k", ls=":", lw=1, label="target")
-    if x == "replicate_steps":
-        ax.set_xscale("log")
-    ax.set_xlabel(X_LABELS[x])
-    ax.set_ylabel("hard U on fresh noise (bits per cell)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return ax
+    return _finish(ax, x, "hard U on fresh noise (bits per cell)")
