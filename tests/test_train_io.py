@@ -197,22 +197,32 @@ def test_train_is_deterministic(small_objective, mlp, es_result):
 
 def test_cli_train_and_compare(tmp_path):
     small = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8",
-             "--cells", "5", "--no-progress"]
-    assert cli_main(["train", "--method", "es", "--generations", "2", "--out",
-                     str(tmp_path / "es"), "--boundary", "pinned", *small]) == 0
-    for f in ("history.json", "training_curve.png", "regulator.png", "patterns.png",
-              "kymograph.png", "best/meta.json", "best/regulator.eqx"):
-        assert (tmp_path / "es" / f).is_file(), f
-    assert diffgrn.load(tmp_path / "es" / "best").config["objective"]["tissue"][
-        "boundary"] == "pinned"
+             "--cells", "5", "--no-progress", "--boundary", "pinned"]
+    # `train` and `compare` write each run through the same code; `compare` covers both.
     assert cli_main(["compare", "--generations", "2", "--steps", "2", "--out",
                      str(tmp_path / "cmp"), "--methods", "es,adam", "--target", "0.1",
                      *small]) == 0
-    for f in ("compare.png", "compare.md", "compare.json", "adam-seed0/history.json",
-              "es-seed0/best/meta.json"):
+    for f in ("compare.png", "compare.md", "compare.json"):
         assert (tmp_path / "cmp" / f).is_file(), f
+    for run in ("es-seed0", "adam-seed0"):
+        for f in ("history.json", "training_curve.png", "regulator.png", "patterns.png",
+                  "kymograph.png", "best/meta.json", "best/regulator.eqx"):
+            assert (tmp_path / "cmp" / run / f).is_file(), f"{run}/{f}"
+    assert diffgrn.load(tmp_path / "cmp" / "es-seed0" / "best").config["objective"][
+        "tissue"]["boundary"] == "pinned"
     table = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
     assert [r["method"] for r in table] == ["es", "adam"]
+    summary = json.loads((tmp_path / "cmp" / "es-seed0" / "history.json").read_text())
+    assert summary["fresh_noise"]["repeats"] == 10
+
+
+def test_cli_train_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["train", "--method", "adam", "--steps", "1", "--quick", "--t-final",
+                     "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
+                     "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "adam-open-seed0" / "best" / "meta.json").is_file()
+    assert "fresh noise" in capsys.readouterr().out
 
 
 def test_compare_same_start_per_seed_and_table(small_objective):
