@@ -1,4 +1,4 @@
-"""The `diffgrn` command: `diffgrn train …` and `diffgrn compare …`."""
+"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn study …`."""
 
 import argparse
 import json
@@ -192,7 +192,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study NAME -h)")
     for name, helptext in (("train", "train one method"),
-                           ("compare", "train ES and Adam on the same objective")):
+                           ("compare", "train several methods from the same starts "
+                                       "over seeds on one objective")):
         p = sub.add_parser(name, help=helptext)
         if name == "train":
             p.add_argument("--method", choices=("es", "adam", "openes"), default="es")
