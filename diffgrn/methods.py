@@ -181,10 +181,10 @@ METHODS = {"es": MuPlusLambdaES, "adam": Gradient, "openes": openes}
 
 
 def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod:
-    """Resolve a method name ('es', 'adam') or pass a method object through."""
+    """Resolve a method name ('es', 'adam', 'openes') or pass a method object through."""
     if isinstance(method, AbstractMethod):
         if optimiser is not None:
-            raise ValueError("optimiser= is only used with method='adam'")
+            raise ValueError("optimiser= is only used with method='adam' or 'openes'")
         return method
     if method not in METHODS:
         raise ValueError(f"train.method must be one of {', '.join(map(repr, METHODS))} "
@@ -194,5 +194,5 @@ def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod
     if method == "openes":
         return openes(optimiser)
     if optimiser is not None:
-        raise ValueError("optimiser= is only used with method='adam'")
+        raise ValueError("optimiser= is only used with method='adam' or 'openes'")
     return METHODS[method]()
