@@ -23,10 +23,8 @@ from diffgrn.methods import MuPlusLambdaES
 def plain_scan_simulate(objective, regulator, key):
     """The same Euler–Maruyama as `Objective.simulate`, as a hand-written scan."""
     dyn, tissue = objective.dynamics, objective.tissue
-    keys = jr.split(key, objective.replicates)
-    split = jax.vmap(jr.split)(keys)
-    s0 = jax.vmap(lambda k: dyn.initial_state(tissue, k))(split[:, 0])
-    inc = dyn.brownian_path(tissue, split[:, 1]).increments
+    s0, path = objective.draw(key)
+    inc = path.increments
 
     def body(s, dw):
         s = s + (regulator(tissue.neighbour_mean(s)) * dyn.dt + dyn.sigma * dw)

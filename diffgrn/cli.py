@@ -13,9 +13,10 @@ from .dynamics import Dynamics
 from .io import save
 from .methods import Gradient, MuPlusLambdaES, default_optimiser, openes
 from .objective import Objective
-from .readout import SoftReadout
+from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator
 from .tissue import Chain
+from .utility import hard_utility
 from .train import TrainResult, assess, train
 
 # --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
@@ -90,7 +91,7 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int) 
     key = jr.key(10_000 + seed)
     if len(result.history):
         states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
-        u = eqx.filter_jit(objective.hard)(result.best_regulator, key)
+        u = hard_utility(HardReadout()(states))
         plotting.save_figure(plotting.plot_patterns(states), out / "patterns.png",
                              f"fresh noise: U = {float(u.value):.3f}")
         every = max(1, objective.dynamics.n_steps // 200)

@@ -127,9 +127,7 @@ def tangent_map(
 ) -> Float[Array, "cells cells"]:
     """J = ∂s(T)/∂s(0) of one replicate (noise path fixed by `key`)."""
     dyn, tissue = objective.dynamics, objective.tissue
-    k_init, k_path = jr.split(key)
-    s0 = dyn.initial_state(tissue, k_init)[None]
-    path = dyn.brownian_path(tissue, k_path[None])
+    s0, path = dyn.draw(tissue, key[None])
     return jax.jacrev(lambda s: dyn.solve(regulator, tissue, s, path)[0])(s0)[:, 0, :]
 
 
@@ -162,10 +160,7 @@ def adjoint_norms(
     if objective.dynamics.brownian != "grid":
         raise ValueError("adjoint_norms needs Dynamics(brownian='grid')")
     dyn, tissue = objective.dynamics, objective.tissue
-    keys = jr.split(key, objective.replicates)
-    split = jax.vmap(jr.split)(keys)
-    s0 = jax.vmap(lambda k: dyn.initial_state(tissue, k))(split[:, 0])
-    path = dyn.brownian_path(tissue, split[:, 1])
+    s0, path = objective.draw(key)
 
     def u(inc):
         p = GridBrownianPath(path.t0, path.t1, path.dt, inc)
@@ -185,10 +180,7 @@ def stage_gradients(
     ∂U/∂fates, ∂U/∂s(T), ∂U/∂s(0) (summed over replicates) and ∂U/∂θ; plus the
     separate θ-gradients of S_pat and S_rep."""
     dyn, tissue = objective.dynamics, objective.tissue
-    keys = jr.split(key, objective.replicates)
-    split = jax.vmap(jr.split)(keys)
-    s0 = jax.vmap(lambda k: dyn.initial_state(tissue, k))(split[:, 0])
-    path = dyn.brownian_path(tissue, split[:, 1])
+    s0, path = objective.draw(key)
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
 
     def final(p, s_init):

@@ -132,6 +132,15 @@ class Dynamics(eqx.Module):
         return diffrax.VirtualBrownianTree(0.0, self.t_final, tol=self.dt / 2,
                                            shape=shape, key=key)
 
+    def draw(
+        self, tissue: Tissue, keys: PRNGKeyArray
+    ) -> tuple[Float[Array, "replicates cells"], diffrax.AbstractBrownianPath]:
+        """The randomness of one replicate per key: initial states and Brownian path.
+        `simulate(…, keys)` is `solve(…, *draw(tissue, keys))`."""
+        split = jax.vmap(jr.split)(keys)
+        s0 = jax.vmap(lambda k: self.initial_state(tissue, k))(split[:, 0])
+        return s0, self.brownian_path(tissue, split[:, 1])
+
     def simulate(
         self,
         regulator: AbstractRegulator,
@@ -142,9 +151,7 @@ class Dynamics(eqx.Module):
     ) -> Float[Array, "replicates *time cells"]:
         """Simulate one replicate per key: final states `(R, cells)`, or with
         `save_every=k` trajectories `(R, 1 + steps // k, cells)`."""
-        split = jax.vmap(jr.split)(keys)
-        s0 = jax.vmap(lambda k: self.initial_state(tissue, k))(split[:, 0])
-        path = self.brownian_path(tissue, split[:, 1])
+        s0, path = self.draw(tissue, keys)
         out = self.solve(regulator, tissue, s0, path, save_every=save_every)
         return out if save_every is None else jnp.swapaxes(out, 0, 1)
 

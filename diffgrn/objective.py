@@ -66,6 +66,11 @@ class Objective(eqx.Module):
         return self.dynamics.simulate(regulator, self.tissue, jr.split(key, r),
                                       save_every=save_every)
 
+    def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):
+        """The initial states and Brownian path that `simulate(regulator, key)` uses."""
+        r = self.replicates if replicates is None else replicates
+        return self.dynamics.draw(self.tissue, jr.split(key, r))
+
     def hard(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Utility:
         return hard_utility(HardReadout()(self.simulate(regulator, key)))
 

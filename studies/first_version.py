@@ -62,9 +62,15 @@ def main(argv=None):
         r = probe(diffgrn.MLPRegulator(key=jr.key(s)))
         initial.append(dict(seed=s, grad=float(r["params"]),
                             final_at_bound=float(r["final_at_bound"]),
-                            distinct_patterns=float(r["distinct_patterns"])))
-        print(f"initial MLP seed {s}: ‖∇U‖ = {initial[-1]['grad']:.3g}, final states "
-              f"at a bound {initial[-1]['final_at_bound']:.2f}")
+                            distinct_patterns=float(r["distinct_patterns"]),
+                            grad_final_state=float(r["final_state"]),
+                            grad_fates=float(r["fates"]),
+                            grad_without_clip=float(r["grad_without_clip"])))
+        row = initial[-1]
+        print(f"initial MLP seed {s}: ‖∇U‖ = {row['grad']:.3g}, final states at a bound "
+              f"{row['final_at_bound']:.2f}, ‖∂U/∂s(T)‖ = {row['grad_final_state']:.3g}, "
+              f"‖∂U/∂fates‖ = {row['grad_fates']:.3g}, ‖∇U‖ without clip = "
+              f"{row['grad_without_clip']:.3g}")
     # Train from the first that does (the reported run started at norm 16). If none
     # does, start from seed 0's network with its output layer scaled by 0.01: f ≈ 0,
     # so the cells begin near ½, off the clip bounds, as the reported run must have.

@@ -37,9 +37,8 @@ def main(argv=None):
 
     def at(flat):
         reg = eqx.combine(unravel(flat), static)
-        h = jax.vmap(lambda k: obj.hard(reg, k).value)(keys).mean()
-        s = jax.vmap(lambda k: obj.soft(reg, k).value)(keys).mean()
-        return jnp.stack([h, s])
+        hard, soft = jax.vmap(lambda k: obj.evaluate(reg, k))(keys)  # one simulation
+        return jnp.stack([hard.value.mean(), soft.value.mean()])
 
     evaluate = eqx.filter_jit(lambda pts: jax.lax.map(at, pts, batch_size=8))
     rnd = jr.normal(jr.key(args.seed + 2), (2, f0.size))
