@@ -11,7 +11,8 @@ import jax.random as jr
 from . import plotting
 from .dynamics import Dynamics
 from .io import save
-from .methods import Gradient, MuPlusLambdaES, default_optimiser, openes
+from .estimators import Pathwise
+from .methods import CMAES, Gradient, Hybrid, MuPlusLambdaES, default_optimiser, openes
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator
@@ -34,7 +35,8 @@ def _add_model_args(p: argparse.ArgumentParser):
                    help="state constraint after every step (default clip, as model.md)")
     g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
-    g.add_argument("--bandwidth", type=float, default=0.1, help="KDE bandwidth h")
+    g.add_argument("--bandwidth", type=float, default=0.5,
+                   help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
     p.add_argument("--quick", action="store_true",
@@ -55,29 +57,41 @@ def _objective(args) -> Objective:
                      replicates=reps)
 
 
+METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid")
+
+
 def _method(name: str, args):
     if name == "es":
         return MuPlusLambdaES(population=args.population, parents=args.parents,
                               mutation=args.mutation)
+    if name == "cmaes":
+        return CMAES(population=args.population, sigma=args.cma_sigma)
     if name == "openes":
         return openes(default_optimiser(args.lr, args.clip))
-    return Gradient(default_optimiser(args.lr, args.clip))
+    adam = Gradient(default_optimiser(args.lr, args.clip),
+                    Pathwise(replicates=args.grad_replicates))
+    if name == "hybrid":
+        return Hybrid(CMAES(population=args.population, sigma=args.cma_sigma), adam,
+                      switch=args.switch)
+    return adam
 
 
 def _iterations(name: str, args) -> int:
-    given = args.generations if name == "es" else args.steps
+    given = args.generations if name in ("es", "cmaes") else args.steps
     if given is not None:
         return given
     return QUICK["iterations"] if args.quick else 200
 
 
-def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int) -> dict:
-    """Save regulators, history and figures; return the fresh-noise assessment."""
+def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
+               fresh: dict | None = None) -> dict:
+    """Save regulators, history and figures; return the fresh-noise assessment
+    (`fresh`, or a new one)."""
     out.mkdir(parents=True, exist_ok=True)
     save(out / "best", result.best_regulator, result.config, result.history)
     save(out / "final", result.final_regulator, result.config, result.history)
-    # Fresh noise: keys derived from a stream that training never uses.
-    fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+    if fresh is None:  # fresh noise: keys from a stream that training never uses
+        fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
     summary = dict(best_utility=result.best_utility, selection=result.selection,
                    best_iteration=result.best_iteration, fresh_noise=fresh,
                    compile_time=result.compile_time, error=result.error,
@@ -127,45 +141,65 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _seeds(text: str):
+    """'5' → 5 seeds (0…4); '0,3' → those seeds."""
+    try:
+        if "," in text:
+            return [int(s) for s in text.split(",") if s.strip()]
+        return int(text)
+    except ValueError:
+        raise ValueError(f"compare --seeds must be a count or a comma-separated list of "
+                         f"seed indices; got {text!r}") from None
+
+
 def cmd_compare(args) -> int:
-    from .compare import compare
+    from .compare import Comparison, compare
 
     objective = _objective(args)
     out = args.out or Path("runs") / f"compare-{args.boundary}"
     out.mkdir(parents=True, exist_ok=True)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in names:
-        if name not in ("es", "adam", "openes"):
-            raise ValueError(f"compare --methods: unknown method {name!r}; expected es, "
-                             "adam, openes")
+        if name not in METHOD_NAMES:
+            raise ValueError(f"compare --methods: unknown method {name!r}; expected "
+                             f"{', '.join(METHOD_NAMES)}")
     errors = []
+    if args.collect:
+        comparison = Comparison.collect(out, args.target)
+        return _write_comparison(out, comparison, list(comparison.runs), objective, args)
 
     def on_run(name, seed, res, fresh):
-        _write_run(out / f"{name}-seed{seed}", objective, res, seed)
+        _write_run(out / f"{name}-seed{seed}", objective, res, seed, fresh)
         errors.extend([res.error] if res.error else [])
         print(f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
               f"{fresh['std']:.4f}, {res.history.wall_time[-1] if len(res.history) else 0:.1f}"
               f" s in steps" + (f" [error: {res.error}]" if res.error else ""))
 
     comparison = compare(objective, {n: _method(n, args) for n in names},
-                         key=jr.key(args.seed), seeds=args.seeds,
+                         key=jr.key(args.seed), seeds=_seeds(args.seeds),
                          iterations={n: _iterations(n, args) for n in names},
                          target=args.target, progress=not args.no_progress,
-                         on_run=on_run)
+                         make_regulator=lambda k: MLPRegulator(key=k), on_run=on_run)
+    return _write_comparison(out, comparison, names, objective, args) or (
+        1 if errors else 0)
+
+
+def _write_comparison(out, comparison, names, objective, args) -> int:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     plotting.plot_comparison(comparison, "wall_time", axes[0])
     plotting.plot_comparison(comparison, "replicate_steps", axes[1])
+    seeds = max(len(r) for r in comparison.runs.values())
     plotting.save_figure(axes[0], out / "compare.png",
-                         f"{' vs '.join(names)}, {args.seeds} seed(s), same objective")
+                         f"{' vs '.join(names)}, {seeds} seed(s), same objective")
     table = comparison.to_markdown()
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(json.dumps(dict(
         table=comparison.table(), fresh=comparison.fresh, target=args.target,
         config=objective.config()), indent=1, default=str))
     print(table)
-    return 1 if errors else 0
+    return 0
 
 
 def cmd_study(argv) -> int:
@@ -197,25 +231,38 @@ def main(argv=None) -> int:
                                        "over seeds on one objective")):
         p = sub.add_parser(name, help=helptext)
         if name == "train":
-            p.add_argument("--method", choices=("es", "adam", "openes"), default="es")
+            p.add_argument("--method", choices=METHOD_NAMES, default="es")
         else:
             p.add_argument("--methods", default="es,adam",
-                           help="comma-separated: es, adam, openes (default es,adam)")
-            p.add_argument("--seeds", type=int, default=1,
-                           help="seeds per method (same starting regulator per seed)")
+                           help=f"comma-separated: {', '.join(METHOD_NAMES)} "
+                                "(default es,adam)")
+            p.add_argument("--seeds", default="1",
+                           help="seeds per method, a count or a list such as 0,3 (same "
+                                "starting regulator per seed)")
             p.add_argument("--target", type=float, default=None,
                            help="utility target for time-to-target and success rate")
+            p.add_argument("--collect", action="store_true",
+                           help="train nothing: tabulate the METHOD-seedK runs already "
+                                "in --out (e.g. seeds run as separate processes)")
         _add_model_args(p)
         g = p.add_argument_group("methods")
         g.add_argument("--generations", type=int, default=None,
-                       help="ES generations (default 200)")
+                       help="es and cmaes generations (default 200)")
         g.add_argument("--steps", type=int, default=None,
-                       help="gradient-method steps, adam and openes (default 200)")
-        g.add_argument("--population", type=int, default=20)
-        g.add_argument("--parents", type=int, default=5)
-        g.add_argument("--mutation", type=float, default=0.1)
-        g.add_argument("--lr", type=float, default=1e-2)
+                       help="adam, openes and hybrid iterations (default 200)")
+        g.add_argument("--population", type=int, default=20, help="es and cmaes")
+        g.add_argument("--parents", type=int, default=5, help="es")
+        g.add_argument("--mutation", type=float, default=0.1, help="es")
+        g.add_argument("--cma-sigma", type=float, default=0.3,
+                       help="cmaes initial step size (default 0.3)")
+        g.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate")
         g.add_argument("--clip", type=float, default=1.0, help="global-norm clip")
+        g.add_argument("--grad-replicates", type=int, default=25,
+                       help="replicates per pathwise gradient estimate (adam, hybrid; "
+                            "default 25)")
+        g.add_argument("--switch", type=int, default=10,
+                       help="hybrid: cmaes generations before Adam takes over "
+                            "(default 10)")
     args = parser.parse_args(argv)
     try:
         return cmd_train(args) if args.command == "train" else cmd_compare(args)

@@ -5,9 +5,11 @@ results are judged on fresh noise (`assess`) with keys no run used.
 """
 
 import dataclasses
+import json
 import math
 import statistics
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
@@ -50,6 +52,29 @@ class Comparison:
             rows.append(row)
         return rows
 
+    @classmethod
+    def collect(cls, folder, target: float | None = None) -> "Comparison":
+        """Rebuild a comparison from the run folders `METHOD-seedK/history.json` that
+        `diffgrn compare` writes (so seeds can run in separate processes or machines
+        and be tabulated together). Regulators are not loaded (`None`)."""
+        runs: dict[str, list] = {}
+        fresh: dict[str, list] = {}
+        found = sorted(Path(folder).glob("*-seed*/history.json"),
+                       key=lambda p: (p.parent.name.rsplit("-seed", 1)[0],
+                                      int(p.parent.name.rsplit("-seed", 1)[1])))
+        if not found:
+            raise ValueError(f"compare --collect: no METHOD-seedK/history.json under "
+                             f"{folder}")
+        for path in found:
+            name = path.parent.name.rsplit("-seed", 1)[0]
+            summary = json.loads(path.read_text())
+            history = History.from_dict(summary["history"])
+            runs.setdefault(name, []).append(TrainResult(
+                None, None, summary["best_utility"], summary["best_iteration"],
+                summary["config"], history, summary["compile_time"], summary["error"]))
+            fresh.setdefault(name, []).append(summary["fresh_noise"])
+        return cls(runs, fresh, target)
+
     def to_markdown(self) -> str:
         rows = self.table()
         cols = list(rows[0])
@@ -71,7 +96,7 @@ def compare(
     methods: Mapping[str, "str | AbstractMethod"],
     *,
     key: PRNGKeyArray,
-    seeds: int = 5,
+    seeds: "int | Sequence[int]" = 5,
     iterations: "int | Mapping[str, int] | None" = None,
     target: float | None = None,
     make_regulator: Callable[[PRNGKeyArray], AbstractRegulator] | None = None,
@@ -81,17 +106,21 @@ def compare(
 ) -> Comparison:
     """Train every method from the same `seeds` starting points and assess each result.
 
-    `iterations` is one number or a per-method mapping (default: each method's own).
+    `seeds` is a count (seeds 0…n−1) or a list of seed indices (to split a comparison
+    over processes; see `Comparison.collect`). `iterations` is one number or a
+    per-method mapping (default: each method's own).
     `make_regulator(key)` builds the initial regulator (default `MLPRegulator`).
     `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it).
     """
-    if seeds < 1:
-        raise ValueError(f"compare.seeds must be an integer >= 1; got {seeds!r}")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list or any(not isinstance(s, int) or s < 0 for s in seed_list):
+        raise ValueError("compare.seeds must be an integer >= 1 or a non-empty list of "
+                         f"integers >= 0; got {seeds!r}")
     make = make_regulator or (lambda k: MLPRegulator(key=k))
     resolved = {name: get_method(m) for name, m in methods.items()}
     runs = {name: [] for name in resolved}
     fresh = {name: [] for name in resolved}
-    for seed in range(seeds):
+    for seed in seed_list:
         k_seed = jr.fold_in(key, seed)
         k_init, k_train, k_assess = jr.split(k_seed, 3)
         regulator = make(k_init)

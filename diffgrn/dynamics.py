@@ -22,7 +22,7 @@ CONSTRAINTS = ("clip", "reflect", "none")
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
-    """Wraps a Diffrax solver and applies `projection` to the state after every step.
+    """Wraps a Diffrax solver and applies `projection(state, t)` after every step.
 
     Used for the [0, 1] clip and the pinned-cell reset, so the constraint acts inside
     the solver loop, exactly as in `s ← clip(s + f·dt + σ·ΔW, 0, 1)`.
@@ -51,7 +51,7 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, err, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump)
-        y1 = self.projection(y1)
+        y1 = self.projection(y1, t1)
         dense_info = dict(dense_info, y1=y1)
         return y1, err, dense_info, solver_state, result
 
@@ -75,6 +75,9 @@ class Dynamics(eqx.Module):
     - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
       default), `"reflect"` (fold back into [0, 1] at the walls: derivative ±1, never
       0, so backpropagation is not cut at the bounds) or `"none"` (unconstrained).
+    - `backprop_steps`: truncated backpropagation through time: gradients flow
+      through the last `backprop_steps` steps only (the state before them is a
+      constant to reverse mode; the forward solve is unchanged). `None`: all steps.
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -88,6 +91,7 @@ class Dynamics(eqx.Module):
     init_high: float = eqx.field(static=True, default=0.6)
     checkpoints: int | None = eqx.field(static=True, default=None)
     constraint: str = eqx.field(static=True, default="clip")
+    backprop_steps: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_choice("Dynamics", "constraint", self.constraint, CONSTRAINTS)
@@ -97,6 +101,9 @@ class Dynamics(eqx.Module):
         check_choice("Dynamics", "brownian", self.brownian, BROWNIAN_PATHS)
         check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
         check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
+        if self.backprop_steps is not None:
+            check_range("Dynamics", "backprop_steps", self.backprop_steps, ge=1,
+                        integer=True)
         if self.checkpoints is not None:
             check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
         steps = self.t_final / self.dt
@@ -181,8 +188,18 @@ class Dynamics(eqx.Module):
 
         terms = diffrax.MultiTerm(diffrax.ODETerm(drift),
                                   diffrax.ControlTerm(diffusion, path))
-        solver = ProjectedSolver(diffrax.Euler(), lambda s: tissue.pin(self.constrain(s)))
         n = self.n_steps
+        k = self.backprop_steps
+        t_cut = (n - k) * self.dt if k is not None and k < n else None
+
+        def projection(s, t):
+            s = tissue.pin(self.constrain(s))
+            if t_cut is None:
+                return s
+            # Truncated BPTT: states up to t_cut are constants to reverse mode.
+            return jnp.where(t <= t_cut + 0.5 * self.dt, jax.lax.stop_gradient(s), s)
+
+        solver = ProjectedSolver(diffrax.Euler(), projection)
         saveat = (diffrax.SaveAt(t1=True) if save_every is None
                   else diffrax.SaveAt(t0=True, steps=True))
         sol = diffrax.diffeqsolve(
@@ -212,4 +229,4 @@ class Dynamics(eqx.Module):
         return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,
                     brownian=self.brownian, init_low=self.init_low,
                     init_high=self.init_high, checkpoints=self.checkpoints,
-                    constraint=self.constraint)
+                    constraint=self.constraint, backprop_steps=self.backprop_steps)

@@ -30,18 +30,26 @@ class AbstractEstimator(eqx.Module):
 
 
 class Pathwise(AbstractEstimator):
-    """Backpropagation through the simulation: ∇θ U_soft on one noise draw."""
+    """Backpropagation through the simulation: ∇θ U_soft on one noise draw of
+    `replicates` replicates (default: the objective's R)."""
+
+    replicates: int | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        if self.replicates is not None:
+            check_range("Pathwise", "replicates", self.replicates, ge=2, integer=True)
 
     def __call__(self, objective, regulator, key):
         util, grads = eqx.filter_value_and_grad(
-            lambda r: objective.soft(r, key).value)(regulator)
+            lambda r: objective.soft(r, key, replicates=self.replicates).value)(regulator)
         return grads, util
 
     def cost(self, objective):
-        return objective.replicate_steps
+        r = objective.replicates if self.replicates is None else self.replicates
+        return r * objective.dynamics.n_steps
 
     def config(self):
-        return dict(type="Pathwise")
+        return dict(type="Pathwise", replicates=self.replicates)
 
 
 class AntitheticES(AbstractEstimator):

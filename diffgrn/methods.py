@@ -51,6 +51,10 @@ class AbstractMethod(eqx.Module):
     def config(self) -> dict:
         ...
 
+    def stages(self, iterations: int) -> list[tuple["AbstractMethod", int]]:
+        """The (method, iterations) phases `train` runs in turn; one for most methods."""
+        return [(self, iterations)]
+
 
 def _all_finite(tree) -> Array:
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
@@ -115,23 +119,146 @@ class MuPlusLambdaES(AbstractMethod):
                     mutation=self.mutation)
 
 
-def default_optimiser(learning_rate: float = 1e-2, clip: float = 1.0):
-    """Adam with global-norm clipping, as first reported."""
+class CMAES(AbstractMethod):
+    """CMA-ES (Hansen's (μ/μ_w, λ) covariance matrix adaptation) on the hard utility.
+
+    Written here (about sixty lines of array code) rather than taken from evosax,
+    whose current release requires Flax. `population` λ (default 20: the same
+    simulations per generation as the (μ+λ)-ES) candidates x = m + σ·B·D·z are
+    evaluated on one fresh noise draw in one vmapped call; the best half, with
+    log-rank weights, update the mean m, the evolution paths, the full covariance C
+    and the step size σ (initially `sigma`). The candidate regulator is the mean.
+    """
+
+    population: int = eqx.field(static=True, default=20)
+    sigma: float = eqx.field(static=True, default=0.3)
+
+    def __check_init__(self):
+        check_range("CMAES", "population", self.population, ge=4, integer=True)
+        check_range("CMAES", "sigma", self.sigma, gt=0.0)
+
+    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        m0, unravel = jax.flatten_util.ravel_pytree(params)
+        n, lam = m0.size, self.population
+        mu = lam // 2
+        w = jnp.log((lam + 1) / 2) - jnp.log(jnp.arange(1, mu + 1))
+        w = w / w.sum()
+        mu_eff = float(1.0 / jnp.sum(w**2))
+        c_s = (mu_eff + 2) / (n + mu_eff + 5)
+        d_s = 1 + 2 * max(0.0, ((mu_eff - 1) / (n + 1)) ** 0.5 - 1) + c_s
+        c_c = (4 + mu_eff / n) / (n + 4 + 2 * mu_eff / n)
+        c_1 = 2 / ((n + 1.3) ** 2 + mu_eff)
+        c_mu = min(1 - c_1, 2 * (mu_eff - 2 + 1 / mu_eff) / ((n + 2) ** 2 + mu_eff))
+        chi_n = n**0.5 * (1 - 1 / (4 * n) + 1 / (21 * n**2))
+
+        def fitness(flat, key):
+            return objective.hard(eqx.combine(unravel(flat), static), key).value
+
+        def init(key):
+            del key
+            return dict(mean=m0, sigma=jnp.asarray(self.sigma, m0.dtype),
+                        cov=jnp.eye(n, dtype=m0.dtype), p_s=jnp.zeros_like(m0),
+                        p_c=jnp.zeros_like(m0), gen=jnp.zeros((), jnp.int32))
+
+        def step(state, key):
+            k_z, k_eval = jr.split(key)
+            m, sig, cov = state["mean"], state["sigma"], state["cov"]
+            d2, b = jnp.linalg.eigh(cov)
+            d = jnp.sqrt(jnp.maximum(d2, 1e-20))
+            y = jr.normal(k_z, (lam, n)) * d @ b.T  # rows ~ N(0, C)
+            fit = jax.vmap(fitness, in_axes=(0, None))(m + sig * y, k_eval)
+            order = jnp.argsort(-jnp.where(jnp.isnan(fit), -jnp.inf, fit))
+            y_sel = y[order[:mu]]
+            y_w = w @ y_sel
+            inv_sqrt_c = (b / d) @ b.T
+            p_s = (1 - c_s) * state["p_s"] + jnp.sqrt(c_s * (2 - c_s) * mu_eff) * (
+                inv_sqrt_c @ y_w)
+            gen = state["gen"] + 1
+            norm_ps = jnp.linalg.norm(p_s)
+            h_s = (norm_ps / jnp.sqrt(1 - (1 - c_s) ** (2 * gen))
+                   < (1.4 + 2 / (n + 1)) * chi_n).astype(m.dtype)
+            p_c = (1 - c_c) * state["p_c"] + h_s * jnp.sqrt(c_c * (2 - c_c) * mu_eff) * y_w
+            rank_mu = (y_sel * w[:, None]).T @ y_sel
+            cov = ((1 - c_1 - c_mu) * cov
+                   + c_1 * (jnp.outer(p_c, p_c) + (1 - h_s) * c_c * (2 - c_c) * cov)
+                   + c_mu * rank_mu)
+            cov = (cov + cov.T) / 2
+            sig = sig * jnp.exp((c_s / d_s) * (norm_ps / chi_n - 1))
+            nan = jnp.asarray(jnp.nan, jnp.float32)
+            new = dict(mean=m + state["sigma"] * y_w, sigma=sig, cov=cov,
+                       p_s=p_s, p_c=p_c, gen=gen)
+            info = StepInfo(nan, nan, _all_finite((fit, new)))
+            return new, info
+
+        def candidate(state):
+            return eqx.combine(unravel(state["mean"]), static)
+
+        return Trainer(init, step, candidate, lam * objective.replicate_steps)
+
+    def config(self) -> dict:
+        return dict(method="cmaes", population=self.population, sigma=self.sigma)
+
+
+class Hybrid(AbstractMethod):
+    """Warm start, then fine-tuning: `first` runs `switch` iterations, then `second`
+    continues from `first`'s final candidate for the remaining iterations (e.g. an
+    ES to find a good basin, then a gradient method to refine in it)."""
+
+    first: AbstractMethod
+    second: AbstractMethod
+    switch: int = eqx.field(static=True, default=50)
+
+    def __check_init__(self):
+        check_range("Hybrid", "switch", self.switch, ge=1, integer=True)
+        for name in ("first", "second"):
+            if not isinstance(getattr(self, name), AbstractMethod):
+                raise ValueError(f"Hybrid.{name} must be a diffgrn method object")
+
+    def build(self, objective, regulator):
+        raise TypeError("Hybrid has two phases: run it with diffgrn.train")
+
+    def stages(self, iterations):
+        if iterations <= self.switch:
+            raise ValueError(f"train.iterations must be > Hybrid.switch = {self.switch} "
+                             f"for a hybrid; got {iterations}")
+        return [(self.first, self.switch), (self.second, iterations - self.switch)]
+
+    def config(self) -> dict:
+        return dict(method="hybrid", first=self.first.config(),
+                    second=self.second.config(), switch=self.switch)
+
+
+def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0):
+    """Adam after global-norm clipping (the first version used learning rate 1e-2;
+    3e-2 reaches the plateau in fewer steps: docs/comparison.md)."""
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+
+
+GRADIENT_REPLICATES = 25  # per pathwise estimate; docs/comparison.md
 
 
 class Gradient(AbstractMethod):
     """An Optax optimiser driven by a gradient estimator of U.
 
     `optimiser` is any `optax.GradientTransformation` (default: Adam, learning rate
-    1e-2, after global-norm clipping at 1.0); `estimator` is a
-    `diffgrn.estimators` estimator (default `Pathwise()`: backpropagation of U_soft;
+    3e-2, after global-norm clipping at 1.0); `estimator` is a
+    `diffgrn.estimators` estimator (default `Pathwise(replicates=25)`:
+    backpropagation of U_soft on 25 replicates per step;
     `AntitheticES()` gives OpenAI-ES on U_hard; `Mixture(a, b, weight)` blends two).
+
+    `temperature` and `bandwidth` are optional schedules (Optax style: a callable of
+    the step count, e.g. `optax.exponential_decay(0.5, 100, 0.2, end_value=0.1)`)
+    for the soft readout's temperature and the KDE bandwidth; the objective's own
+    values are used where they are `None`. They change inside the compiled step.
     """
 
     optimiser: Any = None
-    estimator: AbstractEstimator = eqx.field(default_factory=Pathwise)
+    estimator: AbstractEstimator = eqx.field(
+        default_factory=lambda: Pathwise(replicates=GRADIENT_REPLICATES))
     name: str = eqx.field(static=True, default="adam")
+    temperature: Callable | None = eqx.field(static=True, default=None)
+    bandwidth: Callable | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.optimiser is not None and not isinstance(
@@ -141,6 +268,12 @@ class Gradient(AbstractMethod):
         if not isinstance(self.estimator, AbstractEstimator):
             raise ValueError("Gradient.estimator must be a diffgrn estimator (Pathwise, "
                              f"AntitheticES, Mixture); got {type(self.estimator).__name__}")
+        for field in ("temperature", "bandwidth"):
+            value = getattr(self, field)
+            if value is not None and not callable(value):
+                raise ValueError(f"Gradient.{field} must be a schedule (a callable of the "
+                                 f"step count, e.g. an optax schedule) or None; got "
+                                 f"{value!r}")
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         opt = self.optimiser if self.optimiser is not None else default_optimiser()
@@ -148,18 +281,22 @@ class Gradient(AbstractMethod):
 
         def init(key):
             del key
-            return dict(params=params, opt_state=opt.init(params))
+            return dict(params=params, opt_state=opt.init(params),
+                        count=jnp.zeros((), jnp.int32))
 
         def step(state, key):
-            p = state["params"]
-            ascent, util = self.estimator(objective, eqx.combine(p, static), key)
+            p, count = state["params"], state["count"]
+            obj = objective.anneal(
+                temperature=None if self.temperature is None else self.temperature(count),
+                bandwidth=None if self.bandwidth is None else self.bandwidth(count))
+            ascent, util = self.estimator(obj, eqx.combine(p, static), key)
             grads = jax.tree_util.tree_map(lambda g: -g,
                                            eqx.filter(ascent, eqx.is_inexact_array))
             updates, opt_state = opt.update(grads, state["opt_state"], p)
             new = optax.apply_updates(p, updates)
             finite = _all_finite((grads, new)) & ~jnp.isinf(util)
             info = StepInfo(jnp.asarray(util, jnp.float32), optax.tree.norm(grads), finite)
-            return dict(params=new, opt_state=opt_state), info
+            return dict(params=new, opt_state=opt_state, count=count + 1), info
 
         def candidate(state):
             return eqx.combine(state["params"], static)
@@ -167,9 +304,12 @@ class Gradient(AbstractMethod):
         return Trainer(init, step, candidate, self.estimator.cost(objective))
 
     def config(self) -> dict:
+        schedule = lambda f: None if f is None else getattr(f, "description", "custom")
         return dict(method=self.name, estimator=self.estimator.config(),
-                    optimiser="default: clip_by_global_norm(1.0) + adam(1e-2)"
-                    if self.optimiser is None else "custom")
+                    optimiser="default: clip_by_global_norm(1.0) + adam(3e-2)"
+                    if self.optimiser is None else "custom",
+                    temperature=schedule(self.temperature),
+                    bandwidth=schedule(self.bandwidth))
 
 
 def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
@@ -177,11 +317,11 @@ def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
     return Gradient(optimiser, AntitheticES(sigma, pairs), name="openes")
 
 
-METHODS = {"es": MuPlusLambdaES, "adam": Gradient, "openes": openes}
+METHODS = {"es": MuPlusLambdaES, "cmaes": CMAES, "adam": Gradient, "openes": openes}
 
 
 def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod:
-    """Resolve a method name ('es', 'adam', 'openes') or pass a method object through."""
+    """Resolve a method name ('es', 'cmaes', 'adam', 'openes') or pass a method object through."""
     if isinstance(method, AbstractMethod):
         if optimiser is not None:
             raise ValueError("optimiser= is only used with method='adam' or 'openes'")

@@ -33,7 +33,7 @@ class Objective(eqx.Module):
     tissue: Tissue = eqx.field(default_factory=Chain)
     dynamics: Dynamics = eqx.field(default_factory=Dynamics)
     readout: AbstractReadout = eqx.field(default_factory=SoftReadout)
-    bandwidth: float = eqx.field(static=True, default=0.1)
+    bandwidth: float = 0.5
     replicates: int = eqx.field(static=True, default=100)
 
     def __check_init__(self):
@@ -71,11 +71,17 @@ class Objective(eqx.Module):
         r = self.replicates if replicates is None else replicates
         return self.dynamics.draw(self.tissue, jr.split(key, r))
 
-    def hard(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Utility:
-        return hard_utility(HardReadout()(self.simulate(regulator, key)))
+    def hard(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
+             replicates: int | None = None) -> Utility:
+        return hard_utility(HardReadout()(self.simulate(regulator, key,
+                                                        replicates=replicates)))
 
-    def soft(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Utility:
-        return soft_utility(self.readout(self.simulate(regulator, key)), self.bandwidth)
+    def soft(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
+             replicates: int | None = None) -> Utility:
+        """`replicates` overrides the objective's R for this evaluation."""
+        return soft_utility(self.readout(self.simulate(regulator, key,
+                                                       replicates=replicates)),
+                            self.bandwidth)
 
     def evaluate(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> tuple[Utility, Utility]:
         """(hard, soft) utilities of one simulation."""
@@ -86,6 +92,20 @@ class Objective(eqx.Module):
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
         """−U_soft: the quantity gradient methods minimise."""
         return -self.soft(regulator, key).value
+
+    def anneal(self, *, temperature=None, bandwidth=None) -> "Objective":
+        """A copy with the readout temperature and/or the KDE bandwidth changed.
+
+        Unlike `replace`, the values may be traced (a schedule inside a jitted
+        training step), so no recompilation happens when they change.
+        """
+        out = self
+        if temperature is not None:
+            out = eqx.tree_at(lambda o: o.readout, out,
+                              self.readout.with_temperature(temperature))
+        if bandwidth is not None:
+            out = eqx.tree_at(lambda o: o.bandwidth, out, bandwidth)
+        return out
 
     def replace(self, **changes) -> "Objective":
         """A copy with some fields changed (validated again)."""

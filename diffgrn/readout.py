@@ -16,6 +16,10 @@ THRESHOLD = 0.5
 class AbstractReadout(eqx.Module):
     """Maps final states to fates, elementwise."""
 
+    def with_temperature(self, temperature) -> "AbstractReadout":
+        """A copy at another temperature (may be a traced value: schedules)."""
+        raise ValueError(f"{type(self).__name__} has no temperature to schedule")
+
     @abc.abstractmethod
     def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         ...
@@ -38,10 +42,13 @@ class HardReadout(AbstractReadout):
 class SoftReadout(AbstractReadout):
     """p = sigmoid(τ·(s − 0.5)), temperature τ > 0 (default 20)."""
 
-    temperature: float = eqx.field(static=True, default=20.0)
+    temperature: float = 20.0
 
     def __check_init__(self):
         check_range("SoftReadout", "temperature", self.temperature, gt=0.0)
+
+    def with_temperature(self, temperature):
+        return eqx.tree_at(lambda r: r.temperature, self, temperature)
 
     def __call__(self, s):
         return jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
@@ -58,12 +65,15 @@ class StraightThroughReadout(AbstractReadout):
     """
 
     surrogate: str = eqx.field(static=True, default="identity")
-    temperature: float = eqx.field(static=True, default=20.0)
+    temperature: float = 20.0
 
     def __check_init__(self):
         check_choice("StraightThroughReadout", "surrogate", self.surrogate,
                      ("identity", "sigmoid"))
         check_range("StraightThroughReadout", "temperature", self.temperature, gt=0.0)
+
+    def with_temperature(self, temperature):
+        return eqx.tree_at(lambda r: r.temperature, self, temperature)
 
     def __call__(self, s):
         if self.surrogate == "identity":
@@ -87,6 +97,19 @@ class ChainedReadout(AbstractReadout):
 
     def __call__(self, s):
         return self.second(self.first(s))
+
+    def with_temperature(self, temperature):
+        """Sets the temperature of the stage(s) that have one."""
+        out, found = self, False
+        for name in ("first", "second"):
+            try:
+                stage = getattr(self, name).with_temperature(temperature)
+            except ValueError:
+                continue
+            out, found = eqx.tree_at(lambda r: getattr(r, name), out, stage), True
+        if not found:
+            raise ValueError("ChainedReadout has no stage with a temperature to schedule")
+        return out
 
     def config(self) -> dict:
         return dict(type="ChainedReadout", first=self.first.config(),

@@ -30,12 +30,19 @@ class MLPRegulator(AbstractRegulator):
     The default `widths=(8, 8)` has 97 parameters. The layers are applied as batched
     matrix products over the trailing axis (faster on CPU than `jax.vmap` of the MLP
     over scalars, with identical results).
+
+    `output_scale` multiplies the output layer's initial weights and bias (default
+    0.01; 1 is Equinox's initialisation). Training then starts from f ≈ 0, where no
+    cell is driven to a wall and fates are still undecided at T: gradients exist
+    there, and the ES starts from there too (docs/comparison.md measures both).
     """
 
     mlp: eqx.nn.MLP
     widths: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, widths: Sequence[int] = (8, 8), *, key: PRNGKeyArray):
+    def __init__(self, widths: Sequence[int] = (8, 8), *, key: PRNGKeyArray,
+                 output_scale: float = 0.01):
+        check_range("MLPRegulator", "output_scale", output_scale, ge=0.0)
         widths = tuple(widths)
         if len(widths) < 1:
             raise ValueError("MLPRegulator.widths must hold at least one width; got ()")
@@ -53,6 +60,11 @@ class MLPRegulator(AbstractRegulator):
             mlp = eqx.nn.MLP(1, 1, widths[0], len(widths), activation=jnp.tanh,
                              key=key)
             self.mlp = eqx.tree_at(lambda m: m.layers, mlp, layers)
+        if output_scale != 1.0:
+            last = self.mlp.layers[-1]
+            self.mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias),
+                                   self.mlp, (last.weight * output_scale,
+                                              last.bias * output_scale))
         self.widths = widths
 
     def __call__(self, sbar: Float[Array, "*shape"]) -> Float[Array, "*shape"]:

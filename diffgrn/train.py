@@ -115,68 +115,25 @@ def train(
     monitor_obj = (objective if eval_replicates is None
                    else objective.replace(replicates=eval_replicates))
 
-    trainer = method.build(objective, regulator)
-    k_init, k_loop = jr.split(key)
-    state = trainer.init(k_init)
-
-    t0 = time.perf_counter()
-    step = jax.jit(trainer.step).lower(state, k_loop).compile()
-
-    @eqx.filter_jit
-    def monitor(state, key):
-        util = monitor_obj.hard(trainer.candidate(state), key)
-        return util, _finite(util)
-
-    monitor(state, k_loop)
-    compile_time = time.perf_counter() - t0
-
+    stages = method.stages(n_iter)
     config = dict(objective=objective.config(), method=method.config(),
                   regulator=regulator.config(), iterations=n_iter,
                   eval_replicates=monitor_obj.replicates)
     history = History()
-    result = TrainResult(regulator, regulator, -math.inf, -1, config, history,
-                         compile_time)
+    result = TrainResult(regulator, regulator, -math.inf, -1, config, history, 0.0)
     bar = _progress(n_iter, method.config()["method"], progress)
-    wall, rsteps = 0.0, 0
+    k_init, k_loop = jr.split(key)
     pool: list[tuple[float, int, AbstractRegulator]] = []  # top candidates seen
+    start = regulator
     try:
-        for i in range(n_iter):
-            k_step, k_eval = jr.split(jr.fold_in(k_loop, i))
-            t = time.perf_counter()
-            new_state, info = step(state, k_step)
-            jax.block_until_ready(new_state)
-            wall += time.perf_counter() - t
-            rsteps += trainer.replicate_steps
-            if not bool(info.finite):
-                result.error = (f"non-finite state, utility or gradient at iteration {i}"
-                                f" ({method.config()['method']}); stopped, best regulator "
-                                f"so far kept (iteration {result.best_iteration})")
+        for n_stage, (stage, stage_iter) in enumerate(stages):
+            if n_stage:  # a later phase starts from the previous phase's candidate
+                k_init, k_loop = jr.split(jr.fold_in(key, n_stage))
+            done = _run_stage(stage, objective, monitor_obj, start, stage_iter, k_init,
+                              k_loop, result, pool, select_top, bar, callback)
+            if not done:
                 break
-            state = new_state
-            util, ok = monitor(state, k_eval)
-            if not bool(ok):
-                result.error = (f"non-finite hard utility at iteration {i}; stopped, best "
-                                f"regulator so far kept (iteration {result.best_iteration})")
-                break
-            u = float(util.value)
-            for name, val in (("iteration", i), ("hard_utility", u),
-                              ("hard_s_pat", float(util.s_pat)),
-                              ("hard_s_rep", float(util.s_rep)),
-                              ("soft_utility", float(info.soft_utility)),
-                              ("grad_norm", float(info.grad_norm)),
-                              ("wall_time", wall), ("replicate_steps", rsteps)):
-                getattr(history, name).append(val)
-            result.final_regulator = trainer.candidate(state)
-            if u > result.best_utility:
-                result.best_utility, result.best_iteration = u, i
-                result.best_regulator = result.final_regulator
-            pool = sorted(pool + [(u, i, result.final_regulator)],
-                          key=lambda c: -c[0])[:select_top]
-            if bar is not None:
-                bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
-                bar.update(1)
-            if callback is not None:
-                callback(i, result)
+            start = result.final_regulator
     except KeyboardInterrupt:
         result.error = (f"interrupted at iteration {len(history)}; best regulator so far "
                         "kept")
@@ -188,6 +145,69 @@ def train(
     if result.error is not None:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result
+
+
+def _run_stage(method, objective, monitor_obj, regulator, n_iter, k_init, k_loop,
+               result, pool, select_top, bar, callback) -> bool:
+    """Run one method for `n_iter` iterations, appending to `result` in place.
+    Returns False when training must stop (non-finite values)."""
+    history = result.history
+    trainer = method.build(objective, regulator)
+    state = trainer.init(k_init)
+
+    t0 = time.perf_counter()
+    step = jax.jit(trainer.step).lower(state, k_loop).compile()
+
+    @eqx.filter_jit
+    def monitor(state, key):
+        util = monitor_obj.hard(trainer.candidate(state), key)
+        return util, _finite(util)
+
+    monitor(state, k_loop)
+    result.compile_time += time.perf_counter() - t0
+    name = method.config()["method"]
+    offset = len(history)
+    wall = history.wall_time[-1] if offset else 0.0
+    rsteps = history.replicate_steps[-1] if offset else 0
+    for j in range(n_iter):
+        i = offset + j
+        k_step, k_eval = jr.split(jr.fold_in(k_loop, j))
+        t = time.perf_counter()
+        new_state, info = step(state, k_step)
+        jax.block_until_ready(new_state)
+        wall += time.perf_counter() - t
+        rsteps += trainer.replicate_steps
+        if not bool(info.finite):
+            result.error = (f"non-finite state, utility or gradient at iteration {i} "
+                            f"({name}); stopped, best regulator so far kept (iteration "
+                            f"{result.best_iteration})")
+            return False
+        state = new_state
+        util, ok = monitor(state, k_eval)
+        if not bool(ok):
+            result.error = (f"non-finite hard utility at iteration {i}; stopped, best "
+                            f"regulator so far kept (iteration {result.best_iteration})")
+            return False
+        u = float(util.value)
+        for field, val in (("iteration", i), ("hard_utility", u),
+                           ("hard_s_pat", float(util.s_pat)),
+                           ("hard_s_rep", float(util.s_rep)),
+                           ("soft_utility", float(info.soft_utility)),
+                           ("grad_norm", float(info.grad_norm)),
+                           ("wall_time", wall), ("replicate_steps", rsteps)):
+            getattr(history, field).append(val)
+        result.final_regulator = trainer.candidate(state)
+        if u > result.best_utility:
+            result.best_utility, result.best_iteration = u, i
+            result.best_regulator = result.final_regulator
+        pool[:] = sorted(pool + [(u, i, result.final_regulator)],
+                         key=lambda c: -c[0])[:select_top]
+        if bar is not None:
+            bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
+            bar.update(1)
+        if callback is not None:
+            callback(i, result)
+    return True
 
 
 def assess(

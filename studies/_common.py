@@ -28,10 +28,12 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
 
 
 def base_objective(quick: bool, **dynamics) -> diffgrn.Objective:
-    """model.md defaults; quick: T = 2, dt = 0.02, R = 32."""
+    """model.md defaults (h = 0.1, the first version's bandwidth; the studies also
+    start from Equinox's default MLP initialisation, `output_scale=1`, as it did);
+    quick: T = 2, dt = 0.02, R = 32."""
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
     dyn.update(dynamics)
-    return diffgrn.Objective(dynamics=diffgrn.Dynamics(**dyn),
+    return diffgrn.Objective(dynamics=diffgrn.Dynamics(**dyn), bandwidth=0.1,
                              replicates=32 if quick else 100)
 
 
@@ -45,9 +47,9 @@ def trained_regulator(args):
 
 @functools.lru_cache(maxsize=4)
 def _short_es(quick: bool, seed: int):
-    res = diffgrn.train(base_objective(quick), diffgrn.MLPRegulator(key=jr.key(seed)),
-                        "es", key=jr.key(1000 + seed), iterations=8 if quick else 60,
-                        progress=False)
+    reg = diffgrn.MLPRegulator(key=jr.key(seed), output_scale=1.0)
+    res = diffgrn.train(base_objective(quick), reg, "es", key=jr.key(1000 + seed),
+                        iterations=8 if quick else 60, progress=False)
     return res.best_regulator
 
 

@@ -33,7 +33,8 @@ def main(argv=None):
     out = _common.Output("horizon", args)
     horizons = (1.0,) if args.quick else (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
     n_keys = 4 if args.quick else 16
-    regulators = {"random MLP": diffgrn.MLPRegulator(key=jr.key(args.seed))}
+    regulators = {"random MLP": diffgrn.MLPRegulator(key=jr.key(args.seed),
+                                                     output_scale=1.0)}
     if not args.quick:
         regulators["tanh lateral inhibition"] = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
     results = {}

@@ -27,7 +27,7 @@ def main(argv=None):
     quick = args.quick
     n1, n2, n_keys = (9, 5, 2) if quick else (41, 15, 2)
     obj = _common.base_objective(quick)
-    reg0 = diffgrn.MLPRegulator(key=jr.key(args.seed))
+    reg0 = diffgrn.MLPRegulator(key=jr.key(args.seed), output_scale=1.0)
     reg_es = _common.trained_regulator(args)
     p0, static = eqx.partition(reg0, eqx.is_inexact_array)
     f0, unravel = jax.flatten_util.ravel_pytree(p0)

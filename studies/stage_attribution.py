@@ -42,7 +42,8 @@ def main(argv=None):
     out = _common.Output("stage_attribution", args)
     base = _common.base_objective(args.quick)
     keys_n = 3 if args.quick else 8
-    regulators = {f"random MLP {i}": diffgrn.MLPRegulator(key=jr.key(args.seed + i))
+    regulators = {f"random MLP {i}": diffgrn.MLPRegulator(key=jr.key(args.seed + i),
+                                                          output_scale=1.0)
                   for i in range(1 if args.quick else 2)}
     regulators["ES-trained MLP"] = _common.trained_regulator(args)
     readouts = {"sigmoid τ=20": diffgrn.SoftReadout(20.0),

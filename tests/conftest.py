@@ -61,7 +61,7 @@ def small_objective():
 
 @pytest.fixture(scope="session")
 def mlp():
-    return diffgrn.MLPRegulator(key=jr.key(0))
+    return diffgrn.MLPRegulator(key=jr.key(0), output_scale=1.0)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,118 @@
+"""CMA-ES, hybrid phases, schedules, truncated BPTT and the small initialisation."""
+
+import equinox as eqx
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import jax.random as jr
+import optax
+import pytest
+
+import diffgrn
+from diffgrn.brownian import GridBrownianPath
+from diffgrn.utility import Utility
+
+
+class Sphere(eqx.Module):
+    """A stand-in objective: 'hard utility' = −‖θ − 1‖² (deterministic, known optimum)."""
+
+    replicate_steps: int = 1
+    replicates: int = 2
+
+    def hard(self, regulator, key):
+        flat, _ = jax.flatten_util.ravel_pytree(eqx.filter(regulator, eqx.is_inexact_array))
+        v = -jnp.sum((flat - 1.0) ** 2)
+        return Utility(v, v, jnp.zeros(()))
+
+
+def test_cmaes_converges_on_a_sphere():
+    reg = diffgrn.TanhRegulator(0.0, 0.0, 0.0)  # 3 parameters, optimum (1, 1, 1)
+    trainer = diffgrn.CMAES(population=8, sigma=0.5).build(Sphere(), reg)
+    step = jax.jit(trainer.step)
+    state = trainer.init(jr.key(0))
+    for i in range(120):
+        state, info = step(state, jr.key(i))
+        assert bool(info.finite)
+    dist = jnp.linalg.norm(state["mean"] - 1.0)
+    assert dist < 1e-3, dist          # linear convergence, from distance √3
+    assert state["sigma"] < 0.05      # the step size adapted down
+
+
+def test_cmaes_validation():
+    with pytest.raises(ValueError, match="CMAES.population"):
+        diffgrn.CMAES(population=2)
+    with pytest.raises(ValueError, match="CMAES.sigma"):
+        diffgrn.CMAES(sigma=0.0)
+
+
+def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
+    method = diffgrn.Hybrid(diffgrn.CMAES(population=6),
+                            diffgrn.Gradient(estimator=diffgrn.Pathwise()), switch=2)
+    res = diffgrn.train(small_objective, mlp, method, key=jr.key(0), iterations=4,
+                        progress=False, select_top=1)
+    h = res.history
+    assert h.iteration == [0, 1, 2, 3]
+    steps = jnp.diff(jnp.asarray([0] + h.replicate_steps))
+    rs = small_objective.replicate_steps
+    assert steps.tolist() == [6 * rs, 6 * rs, rs, rs]
+    assert jnp.isnan(jnp.asarray(h.grad_norm[:2])).all()
+    assert jnp.isfinite(jnp.asarray(h.grad_norm[2:])).all()
+    assert res.config["method"]["method"] == "hybrid"
+    with pytest.raises(ValueError, match="Hybrid.switch"):
+        diffgrn.train(small_objective, mlp, method, key=jr.key(0), iterations=2)
+
+
+def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
+    obj = small_objective.replace(
+        dynamics=small_objective.dynamics.replace(constraint="reflect"))
+    reg = diffgrn.TanhRegulator(1.0, 3.0, 0.5)
+    k = 7
+    s0, path = obj.draw(jr.key(3))
+    cut = obj.dynamics.replace(backprop_steps=k)
+    n = obj.dynamics.n_steps
+
+    def loss(dyn, r, start, p):
+        return jnp.sum(dyn.solve(r, obj.tissue, start, p) ** 2)
+
+    g_trunc = eqx.filter_grad(lambda r: loss(cut, r, s0, path))(reg)
+    # The same gradient, by hand: run to step n - k, then differentiate k steps.
+    traj = obj.dynamics.solve(reg, obj.tissue, s0, path, save_every=1)
+    tail = GridBrownianPath(0.0, k * obj.dynamics.dt, obj.dynamics.dt,
+                            path.increments[n - k:])
+    short = obj.dynamics.replace(t_final=k * obj.dynamics.dt)
+    g_hand = eqx.filter_grad(lambda r: loss(short, r, traj[n - k], tail))(reg)
+    g_full = eqx.filter_grad(lambda r: loss(obj.dynamics, r, s0, path))(reg)
+    for a, b, c in zip(jax.tree.leaves(g_trunc), jax.tree.leaves(g_hand),
+                       jax.tree.leaves(g_full)):
+        assert jnp.allclose(a, b, rtol=1e-4, atol=1e-6)
+        assert not jnp.allclose(a, c, rtol=1e-2)
+    # The forward solve is unchanged.
+    assert jnp.array_equal(cut.solve(reg, obj.tissue, s0, path),
+                           obj.dynamics.solve(reg, obj.tissue, s0, path))
+    with pytest.raises(ValueError, match="Dynamics.backprop_steps"):
+        obj.dynamics.replace(backprop_steps=0)
+
+
+def test_schedules_set_temperature_and_bandwidth(small_objective, mlp):
+    target = small_objective.replace(readout=diffgrn.SoftReadout(3.0), bandwidth=0.4)
+    method = diffgrn.Gradient(temperature=optax.constant_schedule(3.0),
+                              bandwidth=lambda n: 0.4 + 0.0 * n)
+    trainer = method.build(small_objective, mlp)
+    _, info = jax.jit(trainer.step)(trainer.init(jr.key(0)), jr.key(5))
+    want = diffgrn.Pathwise()(target, mlp, jr.key(5))[1]
+    assert jnp.allclose(info.soft_utility, want, rtol=1e-5)
+    assert not jnp.allclose(info.soft_utility,
+                            diffgrn.Pathwise()(small_objective, mlp, jr.key(5))[1])
+    with pytest.raises(ValueError, match="Gradient.bandwidth"):
+        diffgrn.Gradient(bandwidth=0.3)
+    with pytest.raises(ValueError, match="HardReadout has no temperature"):
+        small_objective.replace(readout=diffgrn.HardReadout()).anneal(temperature=2.0)
+
+
+def test_output_scale_shrinks_the_initial_regulator():
+    full = diffgrn.MLPRegulator(key=jr.key(1))
+    small = diffgrn.MLPRegulator(key=jr.key(1), output_scale=0.01)
+    x = jnp.linspace(0, 1, 11)
+    assert jnp.allclose(small(x), 0.01 * full(x), atol=1e-6)
+    with pytest.raises(ValueError, match="MLPRegulator.output_scale"):
+        diffgrn.MLPRegulator(key=jr.key(1), output_scale=-1.0)
