@@ -193,10 +193,13 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     seeds = max(len(r) for r in comparison.runs.values())
     plotting.save_figure(axes[0], out / "compare.png",
                          f"{' vs '.join(names)}, {seeds} seed(s), same objective")
-    table = comparison.to_markdown()
+    baseline = "es" if "es" in comparison.runs else None
+    table = comparison.to_markdown(baseline)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(json.dumps(dict(
         table=comparison.table(), fresh=comparison.fresh, target=args.target,
+        speedups=comparison.speedups(baseline) if baseline and args.target is not None
+        else None,
         config=objective.config()), indent=1, default=str))
     print(table)
     return 0

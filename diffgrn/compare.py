@@ -52,6 +52,33 @@ class Comparison:
             rows.append(row)
         return rows
 
+    def speedups(self, baseline: str) -> list[dict]:
+        """Per method and seed: how many times less wall time and fewer replicate-steps
+        it needed than `baseline` to first reach the target, on the same seed
+        (inf: only the method reached it; 0: only the baseline; NaN: neither)."""
+        if self.target is None:
+            raise ValueError("Comparison.speedups needs a target")
+        if baseline not in self.runs:
+            raise ValueError(f"Comparison.speedups: unknown baseline {baseline!r}; "
+                             f"expected one of {', '.join(self.runs)}")
+        ratio = lambda b, m: (math.nan if b is None and m is None else
+                              math.inf if b is None else 0.0 if m is None else b / m)
+        rows = []
+        for name, runs in self.runs.items():
+            if name == baseline:
+                continue
+            wall, steps = [], []
+            for base_run, run in zip(self.runs[baseline], runs):
+                b = _first_hit(base_run.history, self.target)
+                m = _first_hit(run.history, self.target)
+                wall.append(ratio(b and b[0], m and m[0]))
+                steps.append(ratio(b and b[1], m and m[1]))
+            rows.append(dict(method=name, baseline=baseline, wall_time_ratio=wall,
+                             replicate_steps_ratio=steps,
+                             seeds_at_least_5x_both=sum(
+                                 w >= 5 and n >= 5 for w, n in zip(wall, steps))))
+        return rows
+
     @classmethod
     def collect(cls, folder, target: float | None = None) -> "Comparison":
         """Rebuild a comparison from the run folders `METHOD-seedK/history.json` that
@@ -75,13 +102,34 @@ class Comparison:
             fresh.setdefault(name, []).append(summary["fresh_noise"])
         return cls(runs, fresh, target)
 
-    def to_markdown(self) -> str:
-        rows = self.table()
-        cols = list(rows[0])
-        fmt = lambda v: (f"{v:.4g}" if isinstance(v, float) else str(v))
-        lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-        lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
-        return "\n".join(lines)
+    def to_markdown(self, baseline: str | None = None) -> str:
+        """The table; with a target and a `baseline` method, also the per-seed
+        speed-ups to the target against it."""
+        text = _markdown(self.table())
+        if baseline is not None and self.target is not None and baseline in self.runs:
+            rows = [dict(r, wall_time_ratio=_fmt_list(r["wall_time_ratio"]),
+                         replicate_steps_ratio=_fmt_list(r["replicate_steps_ratio"]))
+                    for r in self.speedups(baseline)]
+            if rows:
+                text += (f"\n\nSpeed-up to U ≥ {self.target} against {baseline}, per "
+                         "seed (baseline's wall time or replicate-steps ÷ the method's):"
+                         "\n\n" + _markdown(rows))
+        return text
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _fmt_list(values) -> str:
+    return ", ".join(_fmt(float(v)) for v in values)
+
+
+def _markdown(rows: list[dict]) -> str:
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def _first_hit(history: History, target: float):

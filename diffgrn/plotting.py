@@ -33,7 +33,7 @@ def plot_histories(histories: Mapping[str, History], x: str = "iteration", ax=No
 
 def _finish(ax, x: str, ylabel: str):
     """Shared axes layout for curves against `x`."""
-    if x == "replicate_steps":
+    if x in ("replicate_steps", "wall_time"):  # methods differ by orders of magnitude
         ax.set_xscale("log")
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(ylabel)

@@ -17,7 +17,7 @@ def run(name, tmp_path):
 
 def test_all_studies_listed():
     assert set(STUDIES) == {"stage_attribution", "horizon", "noise_replicates", "bias",
-                            "landscape", "first_version"}
+                            "landscape", "first_version", "recipe", "traps"}
 
 
 def test_unknown_study_is_rejected(capsys):
@@ -69,3 +69,21 @@ def test_first_version_quick(tmp_path):
     s = res["summary"]
     assert s["training_steps"] == 30
     assert len(res["probes"]) == 31
+
+
+def test_recipe_quick(tmp_path):
+    res = run("recipe", tmp_path)["variants"]
+    assert list(res) == ["recipe", "h = 0.1 (model.md)"]
+    for r in res.values():
+        assert len(r["curve"]) == 3 and r["error"] is None
+        assert 0.0 <= r["fresh_mean"] <= 1.0
+
+
+def test_traps_quick(tmp_path):
+    res = run("traps", tmp_path)
+    trapped, escaped = res["trapped"]["clip"], res["escaped"]["clip"]
+    # f ≈ +10 drives every free cell into the clip at 1: the pathwise gradient is 0.
+    assert res["trapped"]["patterns"][0][0] == "0111110"
+    assert trapped["final_at_bound"] == 1.0 and trapped["pathwise_norm_mean"] == 0.0
+    assert escaped["pathwise_norm_mean"] > 0.0
+    assert len(res["line"]["hard"]) == 7
