@@ -241,3 +241,19 @@ def utility_part_gradients(
     for name, pick in (("value", 0), ("s_pat", 1), ("s_rep", 2)):
         out[name] = eqx.filter_grad(lambda r: objective.soft(r, key)[pick])(regulator)
     return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def stiffness(regulator: AbstractRegulator, dt: float, points: int = 401) -> Scalar:
+    """dt · max |f'(s̄)| over s̄ in [0, 1] (`points` grid points).
+
+    The neighbour-averaging matrix has eigenvalues in [−1, 1], so fixed-step Euler
+    resolves the drift only where dt·|f'| < 2 (linear stability), and accurately where
+    it is well below 1. A larger value means the utility belongs to the discrete map,
+    not to the SDE: check it at a smaller dt (the `resolution` study).
+    """
+    s = jnp.linspace(0.0, 1.0, points)
+    slope = jax.vmap(jax.grad(lambda x: regulator(x)))(s)
+    return dt * jnp.max(jnp.abs(slope))

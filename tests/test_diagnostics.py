@@ -125,3 +125,10 @@ def test_gradient_samples_and_snr_on_objective(smooth_objective):
     assert samples.a.shape == (4,)
     out = dg.gradient_snr(samples)
     assert np.isfinite(float(out["snr"])) and float(out["noise_norm"]) > 0
+
+
+def test_stiffness_of_tanh_is_dt_a_b():
+    # f = a·tanh(−b(s̄ − c)) has its steepest slope −a·b at s̄ = c (a grid point here).
+    reg = diffgrn.TanhRegulator(3.0, 20.0, 0.25)
+    assert float(dg.stiffness(reg, 0.01)) == pytest.approx(0.6, rel=1e-5)
+    assert float(dg.stiffness(diffgrn.TanhRegulator(0.0, 20.0, 0.5), 0.01)) == 0.0

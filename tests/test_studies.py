@@ -17,7 +17,8 @@ def run(name, tmp_path):
 
 def test_all_studies_listed():
     assert set(STUDIES) == {"stage_attribution", "horizon", "noise_replicates", "bias",
-                            "landscape", "first_version", "recipe", "traps"}
+                            "landscape", "first_version", "recipe", "traps",
+                            "resolution"}
 
 
 def test_unknown_study_is_rejected(capsys):
@@ -71,8 +72,13 @@ def test_first_version_quick(tmp_path):
     assert len(res["probes"]) == 31
 
 
-def test_recipe_quick(tmp_path):
-    res = run("recipe", tmp_path)["variants"]
+def test_recipe_quick_pinned(tmp_path):
+    out = tmp_path / "recipe"
+    assert cli_main(["study", "recipe", "--quick", "--boundary", "pinned",
+                     "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert results["boundary"] == "pinned" and results["threshold"] == 0.95
+    res = results["variants"]
     assert list(res) == ["recipe", "h = 0.1 (model.md)"]
     for r in res.values():
         assert len(r["curve"]) == 3 and r["error"] is None
@@ -87,3 +93,17 @@ def test_traps_quick(tmp_path):
     assert trapped["final_at_bound"] == 1.0 and trapped["pathwise_norm_mean"] == 0.0
     assert escaped["pathwise_norm_mean"] > 0.0
     assert len(res["line"]["hard"]) == 7
+
+
+def test_resolution_quick(tmp_path):
+    res = run("resolution", tmp_path)
+    dt = res["dt"]
+    rows = res["tanh"]
+    assert set(rows) == {"tanh a=1 b=10 c=0.4", "tanh a=30 b=10 c=0.4"}
+    for name, r in rows.items():
+        a = 1.0 if "a=1 " in name else 30.0
+        # f' = −a·b at s̄ = c, a grid point: the stiffness is exactly dt·a·b.
+        assert abs(r["stiffness"] - dt * a * 10.0) < 1e-4 * dt * a * 10.0
+        assert 0.0 <= r["u_dt"] <= 1.0 and 0.0 <= r["u_fine"] <= 1.0
+    assert res["best_resolved"]["name"] == "tanh a=1 b=10 c=0.4"
+    assert res["best_unresolved"]["name"] == "tanh a=30 b=10 c=0.4"
