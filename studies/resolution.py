@@ -93,10 +93,13 @@ def main(argv=None):
                     c=np.log10(np.maximum(st, 1e-3)), cmap="viridis", s=25,
                     label="tanh grid")
     fig.colorbar(sc, ax=ax, label="log10 dt·max|f'|")
-    for name, r in saved_rows.items():
-        ax.scatter(r["u_dt"], r["u_fine"], marker="*", s=140, color="C3",
+    for i, (name, r) in enumerate(saved_rows.items()):
+        ax.scatter(r["u_dt"], r["u_fine"], marker="*", s=160, color=f"C{(i + 1) % 10}",
                    edgecolor="k", label=Path(name).parent.name or name)
-    lim = [0, 1]
+    values = [v for r in {**rows, **saved_rows}.values() for v in (r["u_dt"], r["u_fine"])]
+    lim = [max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)]
+    ax.set_xlim(lim)
+    ax.set_ylim(lim)
     ax.plot(lim, lim, "k:", lw=1)
     ax.set_xlabel(f"hard U at dt = {base.dynamics.dt:g}")
     ax.set_ylabel(f"hard U at dt = {base.dynamics.dt / args.refine:g}")
