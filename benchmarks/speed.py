@@ -79,6 +79,11 @@ def main(argv=None):
     rows["diffrax forward+backward"] = timed(
         eqx.filter_jit(eqx.filter_value_and_grad(obj.loss)), reg, key,
         repeats=args.repeats)
+    for k in (500, 200):
+        cut = obj.replace(dynamics=obj.dynamics.replace(backprop_steps=k))
+        rows[f"diffrax forward+backward, last {k} steps"] = timed(
+            eqx.filter_jit(eqx.filter_value_and_grad(cut.loss)), reg, key,
+            repeats=args.repeats)
     tree = eqx.tree_at(lambda o: o.dynamics,
                        obj, diffgrn.Dynamics(brownian="tree"))
     rows["diffrax forward, VirtualBrownianTree"] = timed(
@@ -102,6 +107,9 @@ def main(argv=None):
           f"{f('diffrax forward+backward', 'diffrax soft forward'):.2f}")
     print(f"scan fwd+bwd / scan forward:              "
           f"{f('scan forward+backward', 'scan forward'):.2f}")
+    for k in (500, 200):
+        print(f"fwd+bwd, last {k} steps / fwd+bwd:       "
+              f"{f(f'diffrax forward+backward, last {k} steps', 'diffrax forward+backward'):.2f}")
     print(f"VirtualBrownianTree / grid path, forward: "
           f"{f('diffrax forward, VirtualBrownianTree', 'diffrax forward'):.1f}")
 

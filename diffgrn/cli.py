@@ -69,7 +69,8 @@ def _method(name: str, args):
     if name == "openes":
         return openes(default_optimiser(args.lr, args.clip))
     adam = Gradient(default_optimiser(args.lr, args.clip),
-                    Pathwise(replicates=args.grad_replicates))
+                    Pathwise(replicates=args.grad_replicates,
+                             backprop_steps=args.backprop_steps))
     if name == "hybrid":
         return Hybrid(CMAES(population=args.population, sigma=args.cma_sigma), adam,
                       switch=args.switch)
@@ -263,6 +264,9 @@ def main(argv=None) -> int:
         g.add_argument("--grad-replicates", type=int, default=25,
                        help="replicates per pathwise gradient estimate (adam, hybrid; "
                             "default 25)")
+        g.add_argument("--backprop-steps", type=int, default=None,
+                       help="adam, hybrid: backpropagate through the last K steps only "
+                            "(truncated BPTT; default: all steps)")
         g.add_argument("--switch", type=int, default=10,
                        help="hybrid: cmaes generations before Adam takes over "
                             "(default 10)")

@@ -77,7 +77,9 @@ class Dynamics(eqx.Module):
       0, so backpropagation is not cut at the bounds) or `"none"` (unconstrained).
     - `backprop_steps`: truncated backpropagation through time: gradients flow
       through the last `backprop_steps` steps only (the state before them is a
-      constant to reverse mode; the forward solve is unchanged). `None`: all steps.
+      constant to reverse mode, and those steps are neither stored nor traversed
+      backwards, so a gradient costs a forward solve plus a backward pass over the
+      last steps; the forward solve is unchanged). `None`: all steps.
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -190,27 +192,39 @@ class Dynamics(eqx.Module):
                                   diffrax.ControlTerm(diffusion, path))
         n = self.n_steps
         k = self.backprop_steps
-        t_cut = (n - k) * self.dt if k is not None and k < n else None
+        save = save_every is not None
+        if k is None or k >= n:
+            out = self._segment(terms, tissue, s0, 0, n, save)
+            return out[::save_every] if save else out
+        # Truncated BPTT: the first n - k steps run with a frozen copy of the
+        # regulator from a frozen start, so reverse mode neither stores nor traverses
+        # them; only the last k steps are differentiated.
+        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        frozen = eqx.combine(jax.lax.stop_gradient(params), static)
+        head_terms = diffrax.MultiTerm(
+            diffrax.ODETerm(lambda t, s, args: frozen(tissue.neighbour_mean(s))),
+            diffrax.ControlTerm(diffusion, path))
+        head = self._segment(head_terms, tissue, jax.lax.stop_gradient(s0), 0, n - k,
+                             save)
+        if not save:
+            return self._segment(terms, tissue, head, n - k, n, False)
+        tail = self._segment(terms, tissue, head[-1], n - k, n, True)
+        return jnp.concatenate([head, tail[1:]])[::save_every]
 
-        def projection(s, t):
-            s = tissue.pin(self.constrain(s))
-            if t_cut is None:
-                return s
-            # Truncated BPTT: states up to t_cut are constants to reverse mode.
-            return jnp.where(t <= t_cut + 0.5 * self.dt, jax.lax.stop_gradient(s), s)
-
-        solver = ProjectedSolver(diffrax.Euler(), projection)
-        saveat = (diffrax.SaveAt(t1=True) if save_every is None
-                  else diffrax.SaveAt(t0=True, steps=True))
+    def _segment(self, terms, tissue, s0, first, last, save):
+        """Grid steps `first` to `last` from `s0`: the final state, or with `save`
+        all states from the start on, stacked on axis 0."""
+        solver = ProjectedSolver(diffrax.Euler(),
+                                 lambda s, t: tissue.pin(self.constrain(s)))
+        steps = last - first
         sol = diffrax.diffeqsolve(
-            terms, solver, 0.0, self.t_final, self.dt, s0, saveat=saveat,
-            max_steps=n,
+            terms, solver, first * self.dt, last * self.dt, self.dt, s0,
+            saveat=diffrax.SaveAt(t0=True, steps=True) if save else diffrax.SaveAt(t1=True),
+            max_steps=steps,
             adjoint=diffrax.RecursiveCheckpointAdjoint(
-                n if self.checkpoints is None else self.checkpoints),
+                steps if self.checkpoints is None else min(self.checkpoints, steps)),
         )
-        if save_every is None:
-            return sol.ys[-1]
-        return sol.ys[: n + 1 : save_every]
+        return sol.ys[: steps + 1] if save else sol.ys[-1]
 
     def replace(self, **changes) -> "Dynamics":
         """A copy with some fields changed (validated again)."""

@@ -31,15 +31,27 @@ class AbstractEstimator(eqx.Module):
 
 class Pathwise(AbstractEstimator):
     """Backpropagation through the simulation: ∇θ U_soft on one noise draw of
-    `replicates` replicates (default: the objective's R)."""
+    `replicates` replicates (default: the objective's R).
+
+    `backprop_steps=k` truncates backpropagation to the last k steps of the solve
+    (`Dynamics.backprop_steps`): the forward solve is the same, the backward pass
+    covers k steps only (default `None`: all steps).
+    """
 
     replicates: int | None = eqx.field(static=True, default=None)
+    backprop_steps: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.replicates is not None:
             check_range("Pathwise", "replicates", self.replicates, ge=2, integer=True)
+        if self.backprop_steps is not None:
+            check_range("Pathwise", "backprop_steps", self.backprop_steps, ge=1,
+                        integer=True)
 
     def __call__(self, objective, regulator, key):
+        if self.backprop_steps is not None:
+            objective = objective.replace(dynamics=objective.dynamics.replace(
+                backprop_steps=self.backprop_steps))
         util, grads = eqx.filter_value_and_grad(
             lambda r: objective.soft(r, key, replicates=self.replicates).value)(regulator)
         return grads, util
@@ -49,7 +61,8 @@ class Pathwise(AbstractEstimator):
         return r * objective.dynamics.n_steps
 
     def config(self):
-        return dict(type="Pathwise", replicates=self.replicates)
+        return dict(type="Pathwise", replicates=self.replicates,
+                    backprop_steps=self.backprop_steps)
 
 
 class AntitheticES(AbstractEstimator):

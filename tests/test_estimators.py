@@ -37,6 +37,21 @@ def test_pathwise_estimator_is_gradient_of_soft(small_objective, mlp):
     assert float(u) == pytest.approx(float(small_objective.soft(mlp, jr.key(0)).value))
 
 
+def test_truncated_pathwise_is_gradient_of_truncated_dynamics(small_objective, mlp):
+    k = 5
+    cut = small_objective.replace(
+        dynamics=small_objective.dynamics.replace(backprop_steps=k))
+    g, u = Pathwise(backprop_steps=k)(small_objective, mlp, jr.key(0))
+    want = eqx.filter_grad(lambda r: cut.soft(r, jr.key(0)).value)(mlp)
+    full, _ = Pathwise()(small_objective, mlp, jr.key(0))
+    diff = lambda a, b: float(dg.tree_norm(jax.tree_util.tree_map(jnp.subtract, a, b)))
+    assert diff(g, want) < 1e-6
+    assert diff(g, full) > 1e-3 * float(dg.tree_norm(full))
+    assert float(u) == pytest.approx(float(small_objective.soft(mlp, jr.key(0)).value),
+                                     abs=1e-5)
+    assert Pathwise(backprop_steps=k).config()["backprop_steps"] == k
+
+
 def test_mixture_endpoints_are_normalised_components(small_objective, mlp):
     key = jr.key(1)
     ka, _ = jr.split(key)
@@ -64,6 +79,7 @@ def test_openes_improves_hard_utility(small_objective, mlp, jitted):
     (lambda: AntitheticES(pairs=0), "pairs"),
     (lambda: AntitheticES(utility="x"), "utility"),
     (lambda: Mixture(Pathwise(), Pathwise(), 1.5), "weight"),
+    (lambda: Pathwise(backprop_steps=0), "Pathwise.backprop_steps"),
     (lambda: diffgrn.Gradient(estimator="pathwise"), "estimator"),
 ])
 def test_estimator_validation(make, field):
