@@ -15,7 +15,7 @@ from .estimators import Pathwise
 from .methods import CMAES, Gradient, Hybrid, MuPlusLambdaES, default_optimiser, openes
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
-from .regulator import MLPRegulator
+from .regulator import MLPRegulator, TanhRegulator
 from .tissue import Chain
 from .utility import hard_utility
 from .train import TrainResult, assess, train
@@ -37,11 +37,18 @@ def _add_model_args(p: argparse.ArgumentParser):
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
     g.add_argument("--bandwidth", type=float, default=0.5,
                    help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)")
+    g.add_argument("--regulator", choices=("mlp", "tanh"), default="mlp",
+                   help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP (default); tanh: "
+                        "a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
     p.add_argument("--quick", action="store_true",
                    help="T=5, dt=0.02, R=32, 25 iterations: a smoke run under a minute")
     p.add_argument("--no-progress", action="store_true")
+
+
+def _regulator(args, key):
+    return MLPRegulator(key=key) if args.regulator == "mlp" else TanhRegulator()
 
 
 def _objective(args) -> Objective:
@@ -123,7 +130,7 @@ def cmd_train(args) -> int:
     method = _method(args.method, args)
     out = args.out or Path("runs") / f"{args.method}-{args.boundary}-seed{args.seed}"
     k_init, k_train = jr.split(jr.key(args.seed))
-    regulator = MLPRegulator(key=k_init)
+    regulator = _regulator(args, k_init)
     result = train(objective, regulator, method, key=k_train,
                    iterations=_iterations(args.method, args),
                    progress=not args.no_progress)
@@ -180,7 +187,7 @@ def cmd_compare(args) -> int:
                          key=jr.key(args.seed), seeds=_seeds(args.seeds),
                          iterations={n: _iterations(n, args) for n in names},
                          target=args.target, progress=not args.no_progress,
-                         make_regulator=lambda k: MLPRegulator(key=k), on_run=on_run)
+                         make_regulator=lambda k: _regulator(args, k), on_run=on_run)
     return _write_comparison(out, comparison, names, objective, args) or (
         1 if errors else 0)
 

@@ -226,6 +226,14 @@ def test_cli_train_command(tmp_path, monkeypatch, capsys):
                      "--no-progress"]) == 0
     assert (tmp_path / "runs" / "adam-open-seed0" / "best" / "meta.json").is_file()
     assert "fresh noise" in capsys.readouterr().out
+    # The 3-parameter reference regulator and truncated backpropagation from the CLI.
+    assert cli_main(["train", "--method", "adam", "--steps", "1", "--quick", "--t-final",
+                     "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
+                     "--no-progress", "--regulator", "tanh", "--backprop-steps", "5",
+                     "--out", "tanh"]) == 0
+    saved = diffgrn.load(tmp_path / "tanh" / "best")
+    assert isinstance(saved.regulator, diffgrn.TanhRegulator)
+    assert saved.config["method"]["estimator"]["backprop_steps"] == 5
 
 
 def test_compare_same_start_per_seed_and_table(small_objective):
