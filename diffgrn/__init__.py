@@ -7,8 +7,8 @@ from .dynamics import Dynamics, ProjectedSolver
 from . import estimators
 from .estimators import AntitheticES, Mixture, Pathwise
 from .io import load, save
-from .methods import (CMAES, AbstractMethod, Gradient, Hybrid, MuPlusLambdaES, StepInfo,
-                      default_optimiser, openes)
+from .methods import (CMAES, AbstractMethod, Gradient, Hybrid, LinearSchedule,
+                      MuPlusLambdaES, StepInfo, default_optimiser, openes)
 from .objective import Objective
 from .readout import (AbstractReadout, ChainedReadout, HardReadout, SoftReadout,
                       StraightThroughReadout)

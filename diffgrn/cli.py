@@ -12,7 +12,8 @@ from . import plotting
 from .dynamics import Dynamics
 from .io import save
 from .estimators import Pathwise
-from .methods import CMAES, Gradient, Hybrid, MuPlusLambdaES, default_optimiser, openes
+from .methods import (CMAES, Gradient, Hybrid, LinearSchedule, MuPlusLambdaES,
+                      default_optimiser, openes)
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator
@@ -75,9 +76,21 @@ def _method(name: str, args):
         return CMAES(population=args.population, sigma=args.cma_sigma)
     if name == "openes":
         return openes(default_optimiser(args.lr, args.clip))
+    steps = _iterations("adam", args) - (args.switch if name == "hybrid" else 0)
+
+    for flag, end in (("--bandwidth-to", args.bandwidth_to),
+                      ("--temperature-to", args.temperature_to)):
+        if end is not None and not end > 0:
+            raise ValueError(f"{flag} must be > 0; got {end}")
+
+    def anneal(start, end):  # linear over the first three quarters of the Adam steps
+        return None if end is None else LinearSchedule(start, end, max(1, 3 * steps // 4))
+
     adam = Gradient(default_optimiser(args.lr, args.clip),
                     Pathwise(replicates=args.grad_replicates,
-                             backprop_steps=args.backprop_steps))
+                             backprop_steps=args.backprop_steps),
+                    temperature=anneal(args.temperature, args.temperature_to),
+                    bandwidth=anneal(args.bandwidth, args.bandwidth_to))
     if name == "hybrid":
         return Hybrid(CMAES(population=args.population, sigma=args.cma_sigma), adam,
                       switch=args.switch)
@@ -274,6 +287,11 @@ def main(argv=None) -> int:
         g.add_argument("--backprop-steps", type=int, default=None,
                        help="adam, hybrid: backpropagate through the last K steps only "
                             "(truncated BPTT; default: all steps)")
+        g.add_argument("--bandwidth-to", type=float, default=None,
+                       help="adam, hybrid: anneal h linearly from --bandwidth to this "
+                            "over the first 3/4 of the steps (default: constant)")
+        g.add_argument("--temperature-to", type=float, default=None,
+                       help="adam, hybrid: anneal τ likewise from --temperature")
         g.add_argument("--switch", type=int, default=10,
                        help="hybrid: cmaes generations before Adam takes over "
                             "(default 10)")

@@ -50,8 +50,12 @@ class Pathwise(AbstractEstimator):
 
     def __call__(self, objective, regulator, key):
         if self.backprop_steps is not None:
-            objective = objective.replace(dynamics=objective.dynamics.replace(
-                backprop_steps=self.backprop_steps))
+            # `tree_at`, not `objective.replace`: the objective may carry a traced
+            # (annealed) bandwidth that construction-time validation cannot check.
+            dyn = objective.dynamics
+            objective = eqx.tree_at(lambda o: o.dynamics, objective,
+                                    dyn.replace(backprop_steps=self.backprop_steps),
+                                    is_leaf=lambda x: x is dyn)
         util, grads = eqx.filter_value_and_grad(
             lambda r: objective.soft(r, key, replicates=self.replicates).value)(regulator)
         return grads, util

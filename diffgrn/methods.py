@@ -238,6 +238,25 @@ def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0):
 GRADIENT_REPLICATES = 25  # per pathwise estimate; docs/comparison.md
 
 
+class LinearSchedule(eqx.Module):
+    """`start` → `end` linearly over the first `steps` steps, then `end`: an Optax-style
+    schedule (`optax.linear_schedule`) that also describes itself in saved configs."""
+
+    start: float = eqx.field(static=True)
+    end: float = eqx.field(static=True)
+    steps: int = eqx.field(static=True)
+
+    def __check_init__(self):
+        check_range("LinearSchedule", "steps", self.steps, ge=1, integer=True)
+
+    def __call__(self, count):
+        return optax.linear_schedule(self.start, self.end, self.steps)(count)
+
+    @property
+    def description(self) -> str:
+        return f"linear {self.start} -> {self.end} over {self.steps} steps"
+
+
 class Gradient(AbstractMethod):
     """An Optax optimiser driven by a gradient estimator of U.
 
@@ -248,9 +267,10 @@ class Gradient(AbstractMethod):
     `AntitheticES()` gives OpenAI-ES on U_hard; `Mixture(a, b, weight)` blends two).
 
     `temperature` and `bandwidth` are optional schedules (Optax style: a callable of
-    the step count, e.g. `optax.exponential_decay(0.5, 100, 0.2, end_value=0.1)`)
-    for the soft readout's temperature and the KDE bandwidth; the objective's own
-    values are used where they are `None`. They change inside the compiled step.
+    the step count, e.g. `LinearSchedule(0.5, 0.2, 150)` or
+    `optax.exponential_decay(0.5, 100, 0.2, end_value=0.1)`) for the soft readout's
+    temperature and the KDE bandwidth; the objective's own values are used where they
+    are `None`. They change inside the compiled step.
     """
 
     optimiser: Any = None

@@ -114,6 +114,16 @@ def test_schedules_set_temperature_and_bandwidth(small_objective, mlp):
         small_objective.replace(readout=diffgrn.HardReadout()).anneal(temperature=2.0)
 
 
+def test_linear_schedule_values_and_description():
+    sched = diffgrn.LinearSchedule(0.5, 0.2, 6)
+    got = [float(sched(jnp.asarray(n))) for n in (0, 3, 6, 10)]
+    assert got == pytest.approx([0.5, 0.35, 0.2, 0.2], abs=1e-6)
+    assert diffgrn.Gradient(bandwidth=sched).config()["bandwidth"] == \
+        "linear 0.5 -> 0.2 over 6 steps"
+    with pytest.raises(ValueError, match="LinearSchedule.steps"):
+        diffgrn.LinearSchedule(0.5, 0.2, 0)
+
+
 def test_output_scale_shrinks_the_initial_regulator():
     full = diffgrn.MLPRegulator(key=jr.key(1), output_scale=1.0)
     small = diffgrn.MLPRegulator(key=jr.key(1), output_scale=0.01)

@@ -230,10 +230,12 @@ def test_cli_train_command(tmp_path, monkeypatch, capsys):
     assert cli_main(["train", "--method", "adam", "--steps", "1", "--quick", "--t-final",
                      "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
                      "--no-progress", "--regulator", "tanh", "--backprop-steps", "5",
-                     "--out", "tanh"]) == 0
+                     "--bandwidth-to", "0.2", "--steps", "4", "--out", "tanh"]) == 0
     saved = diffgrn.load(tmp_path / "tanh" / "best")
     assert isinstance(saved.regulator, diffgrn.TanhRegulator)
     assert saved.config["method"]["estimator"]["backprop_steps"] == 5
+    assert saved.config["method"]["bandwidth"] == "linear 0.5 -> 0.2 over 3 steps"
+    assert saved.config["method"]["temperature"] is None
 
 
 def test_compare_same_start_per_seed_and_table(small_objective):
