@@ -32,7 +32,8 @@ def _add_model_args(p: argparse.ArgumentParser):
     g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
     g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
     g.add_argument("--sigma", type=float, default=0.1)
-    g.add_argument("--constraint", choices=("clip", "reflect", "none"), default="clip",
+    g.add_argument("--constraint", choices=("clip", "reflect", "softclip", "none"),
+                   default="clip",
                    help="state constraint after every step (default clip, as model.md)")
     g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")

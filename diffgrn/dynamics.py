@@ -18,7 +18,7 @@ from .regulator import AbstractRegulator
 from .tissue import Tissue
 
 BROWNIAN_PATHS = ("grid", "tree")
-CONSTRAINTS = ("clip", "reflect", "none")
+CONSTRAINTS = ("clip", "reflect", "softclip", "none")
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
@@ -74,7 +74,13 @@ class Dynamics(eqx.Module):
       (default [0.4, 0.6]).
     - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
       default), `"reflect"` (fold back into [0, 1] at the walls: derivative ±1, never
-      0, so backpropagation is not cut at the bounds) or `"none"` (unconstrained).
+      0, so backpropagation is not cut at the bounds), `"softclip"` (a smooth clip
+      s ↦ softplus_k(s) − softplus_k(s − 1), softplus_k(x) = log(1 + e^{kx})/k with
+      k = `sharpness`: a smooth increasing map of ℝ onto (0, 1), within log 2 / k of
+      the clip, whose derivative σ(ks) − σ(k(s − 1)) is positive everywhere, though
+      below float32 resolution once s is more than about 17/k outside [0, 1]) or
+      `"none"` (unconstrained).
+    - `sharpness`: k of the soft clip (default 100; larger is closer to the clip).
     - `backprop_steps`: truncated backpropagation through time: gradients flow
       through the last `backprop_steps` steps only (the state before them is a
       constant to reverse mode, and those steps are neither stored nor traversed
@@ -94,9 +100,11 @@ class Dynamics(eqx.Module):
     checkpoints: int | None = eqx.field(static=True, default=None)
     constraint: str = eqx.field(static=True, default="clip")
     backprop_steps: int | None = eqx.field(static=True, default=None)
+    sharpness: float = eqx.field(static=True, default=100.0)
 
     def __check_init__(self):
         check_choice("Dynamics", "constraint", self.constraint, CONSTRAINTS)
+        check_range("Dynamics", "sharpness", self.sharpness, gt=0.0)
         check_range("Dynamics", "dt", self.dt, gt=0.0)
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
         check_range("Dynamics", "sigma", self.sigma, ge=0.0)
@@ -237,10 +245,17 @@ class Dynamics(eqx.Module):
         if self.constraint == "reflect":
             r = jnp.mod(s, 2.0)  # a triangle wave: reflection at 0 and at 1
             return jnp.where(r > 1.0, 2.0 - r, r)
+        if self.constraint == "softclip":
+            # s − sp(s − 1) + sp(−s) = sp(s) − sp(s − 1); symmetric about ½, so each
+            # half is computed where its terms are small (no cancellation near 1).
+            k = self.sharpness
+            g = lambda x: (jax.nn.softplus(k * x) - jax.nn.softplus(k * (x - 1.0))) / k
+            return jnp.where(s <= 0.5, g(s), 1.0 - g(1.0 - s))
         return s
 
     def config(self) -> dict:
         return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,
                     brownian=self.brownian, init_low=self.init_low,
                     init_high=self.init_high, checkpoints=self.checkpoints,
-                    constraint=self.constraint, backprop_steps=self.backprop_steps)
+                    constraint=self.constraint, backprop_steps=self.backprop_steps,
+                    sharpness=self.sharpness)

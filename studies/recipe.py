@@ -37,6 +37,7 @@ VARIANTS = {
     "Adam 3e-3": dict(learning_rate=3e-3),
     "τ = 5": dict(temperature=5.0),
     "reflect instead of clip": dict(constraint="reflect"),
+    "soft clip instead of clip": dict(constraint="softclip"),
     "truncated BPTT, last 200 steps": dict(backprop_steps=200),
     "100 replicates per estimate": dict(replicates=100),
     "first version (init × 1, h 0.1, lr 1e-2, R 100)": dict(
@@ -87,6 +88,9 @@ def main(argv=None):
     parser.add_argument("--threshold", type=float, default=None,
                         help="utility for 'first step at threshold' (default 0.6 open, "
                              "0.95 pinned)")
+    parser.add_argument("--variants", default=None,
+                        help="run only these variants, separated by ';' (names as in "
+                             "the printed table)")
     args = parser.parse_args(argv)
     out = _common.Output("recipe", args)
     base = _common.base_objective(args.quick)
@@ -95,6 +99,12 @@ def main(argv=None):
     steps = args.steps or (3 if args.quick else 80)
     names = (QUICK_VARIANTS if args.quick else
              PINNED_VARIANTS if args.boundary == "pinned" else tuple(VARIANTS))
+    if args.variants is not None:
+        names = tuple(v.strip() for v in args.variants.split(";") if v.strip())
+        unknown = [v for v in names if v not in VARIANTS]
+        if unknown or not names:
+            parser.error(f"--variants: unknown {unknown}; expected names from "
+                         f"{'; '.join(VARIANTS)}")
     results = {}
     for name in names:
         results[name] = _common.to_jsonable(

@@ -1,7 +1,8 @@
 """Traps: why a gradient method stays where it stops. For a 'trapped' regulator (where
 Adam stopped) and an 'escaped' one (a better optimum another method found), measures
 the hard utility and its patterns, how many final states sit on a wall of the clip,
-the pathwise gradient of U_soft with the clip and with reflection, the ES-smoothed
+the pathwise gradient of U_soft with the clip, with reflection and with the soft
+clip (`Dynamics(constraint="softclip")`, sharpness 100), the ES-smoothed
 gradient of U_hard, and U_hard along the straight line between the two.
 
 Without --trapped/--escaped it uses two reference regulators on the pinned chain:
@@ -88,17 +89,19 @@ def main(argv=None):
     results = dict(boundary=boundary)
     for name, reg in regs.items():
         row = {}
-        for constraint in ("clip",) if args.quick else ("clip", "reflect"):
+        for constraint in ("clip",) if args.quick else ("clip", "reflect", "softclip"):
             obj = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
             row[constraint] = _common.floats(probe(obj, reg, keys, 2 if args.quick else 16))
         row["patterns"] = patterns(base, reg, jr.key(args.seed + 1))
         results[name] = row
         c = row["clip"]
         reflect = row.get("reflect", {}).get("pathwise_norm_mean", float("nan"))
+        soft_clip = row.get("softclip", {}).get("pathwise_norm_mean", float("nan"))
         print(f"{name}: U_hard {c['hard']:.3f}, U_soft {c['soft']:.3f}, patterns "
               f"{row['patterns']}, final states on a wall {c['final_at_bound']:.2f}, "
               f"|∇U_soft| clip {c['pathwise_norm_mean']:.2e} (exactly 0 on "
               f"{c['pathwise_exact_zero_fraction']:.0%} of draws), reflect {reflect:.2e},"
+              f" soft clip {soft_clip:.2e},"
               f" |ES grad U_hard| {c['es_gradient_norm']:.2e}")
     alphas = jnp.linspace(-0.25, 1.25, 7 if args.quick else 25)
     u = np.asarray(line(base, regs["trapped"], regs["escaped"], alphas, keys))

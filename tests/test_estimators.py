@@ -30,6 +30,33 @@ def test_reflect_folds_values():
     assert np.allclose(got, [0.2, 0.3, 0.9, 0.3, 0.6], atol=1e-6)
 
 
+def test_softclip_is_a_smooth_symmetric_clip():
+    dyn = diffgrn.Dynamics(constraint="softclip")
+    x = jnp.linspace(-0.15, 1.15, 1301)
+    y = dyn.constrain(x)
+    slope = jax.vmap(jax.grad(dyn.constrain))(jnp.linspace(-0.1, 1.1, 121))
+    assert float(y.min()) > 0.0 and float(y.max()) <= 1.0
+    assert bool(jnp.all(jnp.diff(y) >= 0))
+    assert float(jnp.max(jnp.abs(y - jnp.clip(x, 0, 1)))) <= np.log(2) / 100 + 1e-6
+    assert float(jnp.max(jnp.abs(y + dyn.constrain(1 - x) - 1))) < 1e-6
+    assert float(slope.min()) > 0.0  # the clip's slope is 0 outside [0, 1]
+    sharper = dyn.replace(sharpness=1000.0).constrain(x)
+    assert float(jnp.max(jnp.abs(sharper - jnp.clip(x, 0, 1)))) <= np.log(2) / 1000 + 1e-6
+    with pytest.raises(ValueError, match="Dynamics.sharpness"):
+        diffgrn.Dynamics(sharpness=0.0)
+
+
+def test_softclip_keeps_a_tangent_that_the_clip_cuts():
+    # Mild positive feedback: cells reach the walls, where the clip's slope is 0.
+    reg = LinearRegulator(jnp.asarray(2.0))
+    base = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
+                             dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
+                             replicates=4)
+    soft = base.replace(dynamics=base.dynamics.replace(constraint="softclip"))
+    assert float(dg.tangent_growth(base, reg, jr.key(0))) == 0.0
+    assert float(dg.tangent_growth(soft, reg, jr.key(0))) > 0.0
+
+
 def test_pathwise_estimator_is_gradient_of_soft(small_objective, mlp):
     g, u = Pathwise()(small_objective, mlp, jr.key(0))
     want = eqx.filter_grad(lambda r: small_objective.soft(r, jr.key(0)).value)(mlp)

@@ -85,6 +85,19 @@ def test_recipe_quick_pinned(tmp_path):
         assert 0.0 <= r["fresh_mean"] <= 1.0
 
 
+def test_recipe_variants_option(tmp_path, capsys):
+    out = tmp_path / "recipe"
+    assert cli_main(["study", "recipe", "--quick", "--variants",
+                     "soft clip instead of clip", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["results"]["variants"]
+    assert list(res) == ["soft clip instead of clip"]
+    assert len(res["soft clip instead of clip"]["curve"]) == 3
+    with pytest.raises(SystemExit):
+        cli_main(["study", "recipe", "--quick", "--variants", "no such variant",
+                  "--out", str(out)])
+    assert "unknown ['no such variant']" in capsys.readouterr().err
+
+
 def test_traps_quick(tmp_path):
     res = run("traps", tmp_path)
     trapped, escaped = res["trapped"]["clip"], res["escaped"]["clip"]

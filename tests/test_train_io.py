@@ -167,7 +167,7 @@ def test_load_errors(tmp_path, mlp):
     (lambda: diffgrn.Dynamics(sigma=-0.1), "sigma"),
     (lambda: diffgrn.Dynamics(sigma=float("nan")), "sigma"),
     (lambda: diffgrn.Dynamics(brownian="unsafe"), "brownian"),
-    (lambda: diffgrn.Dynamics(constraint="softclip"), "constraint"),
+    (lambda: diffgrn.Dynamics(constraint="logit"), "constraint"),
     (lambda: diffgrn.SoftReadout(0.0), "temperature"),
     (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
     (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
