@@ -11,17 +11,24 @@ from diffgrn.estimators import AntitheticES, Mixture, Pathwise
 from conftest import LinearRegulator
 
 
-def test_reflect_keeps_states_in_unit_interval_and_gradient_alive():
-    # Strong positive feedback: the clip zeroes the tangent map, reflection does not.
-    reg = LinearRegulator(jnp.asarray(20.0))
+def _tangents_under(constraint, feedback):
+    """Tangent growth with the clip and with `constraint` under positive feedback
+    f = feedback·(s̄ − ½), and the trajectory under `constraint`."""
+    reg = LinearRegulator(jnp.asarray(feedback))
     base = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
                              dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
                              replicates=4)
-    refl = base.replace(dynamics=base.dynamics.replace(constraint="reflect"))
-    traj = refl.simulate(reg, jr.key(0), save_every=1)
+    other = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
+    return (float(dg.tangent_growth(base, reg, jr.key(0))),
+            float(dg.tangent_growth(other, reg, jr.key(0))),
+            other.simulate(reg, jr.key(0), save_every=1))
+
+
+def test_reflect_keeps_states_in_unit_interval_and_gradient_alive():
+    # Strong positive feedback: the clip zeroes the tangent map, reflection does not.
+    clip, refl, traj = _tangents_under("reflect", 20.0)
     assert float(traj.min()) >= 0.0 and float(traj.max()) <= 1.0
-    assert float(dg.tangent_growth(base, reg, jr.key(0))) == 0.0
-    assert float(dg.tangent_growth(refl, reg, jr.key(0))) > 0.0
+    assert clip == 0.0 and refl > 0.0
 
 
 def test_reflect_folds_values():
@@ -48,13 +55,9 @@ def test_softclip_is_a_smooth_symmetric_clip():
 
 def test_softclip_keeps_a_tangent_that_the_clip_cuts():
     # Mild positive feedback: cells reach the walls, where the clip's slope is 0.
-    reg = LinearRegulator(jnp.asarray(2.0))
-    base = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
-                             dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
-                             replicates=4)
-    soft = base.replace(dynamics=base.dynamics.replace(constraint="softclip"))
-    assert float(dg.tangent_growth(base, reg, jr.key(0))) == 0.0
-    assert float(dg.tangent_growth(soft, reg, jr.key(0))) > 0.0
+    clip, soft, traj = _tangents_under("softclip", 2.0)
+    assert float(traj.min()) > 0.0 and float(traj.max()) < 1.0
+    assert clip == 0.0 and soft > 0.0
 
 
 def test_pathwise_estimator_is_gradient_of_soft(small_objective, mlp):
