@@ -190,14 +190,15 @@ class Dynamics(eqx.Module):
         `save_every=k` the states at times 0, k·dt, 2k·dt, … stacked on axis 0.
         """
 
-        def drift(t, s, args):
-            return regulator(tissue.neighbour_mean(s))
-
         def diffusion(t, s, args):
             return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
 
-        terms = diffrax.MultiTerm(diffrax.ODETerm(drift),
-                                  diffrax.ControlTerm(diffusion, path))
+        def terms_of(f):  # drift f(s̄) dt plus diagonal noise σ dW on `path`
+            return diffrax.MultiTerm(
+                diffrax.ODETerm(lambda t, s, args: f(tissue.neighbour_mean(s))),
+                diffrax.ControlTerm(diffusion, path))
+
+        terms = terms_of(regulator)
         n = self.n_steps
         k = self.backprop_steps
         save = save_every is not None
@@ -209,11 +210,8 @@ class Dynamics(eqx.Module):
         # them; only the last k steps are differentiated.
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
         frozen = eqx.combine(jax.lax.stop_gradient(params), static)
-        head_terms = diffrax.MultiTerm(
-            diffrax.ODETerm(lambda t, s, args: frozen(tissue.neighbour_mean(s))),
-            diffrax.ControlTerm(diffusion, path))
-        head = self._segment(head_terms, tissue, jax.lax.stop_gradient(s0), 0, n - k,
-                             save)
+        head = self._segment(terms_of(frozen), tissue, jax.lax.stop_gradient(s0), 0,
+                             n - k, save)
         if not save:
             return self._segment(terms, tissue, head, n - k, n, False)
         tail = self._segment(terms, tissue, head[-1], n - k, n, True)
