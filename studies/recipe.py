@@ -12,7 +12,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 import diffgrn  # noqa: E402
 
@@ -50,21 +49,19 @@ PINNED_VARIANTS = ("recipe", "h = 1.0", "h = 2.0", "τ = 10", "h = 2.0, τ = 10"
 
 def _schedule(ends, steps):
     """Linear from ends[0] to ends[1] over the first three quarters of the steps."""
-    return None if ends is None else optax.linear_schedule(*ends, max(1, 3 * steps // 4))
+    return None if ends is None else diffgrn.LinearSchedule(*ends, max(1, 3 * steps // 4))
 
 
 def run(base, settings, seed, steps, threshold=0.6):
     s = dict(RECIPE, **settings)
-    n = base.dynamics.n_steps
-    bp = None if s["backprop_steps"] is None else min(s["backprop_steps"], n)
     obj = base.replace(
         bandwidth=s["bandwidth"], readout=diffgrn.SoftReadout(s["temperature"]),
-        dynamics=base.dynamics.replace(constraint=s["constraint"], backprop_steps=bp))
+        dynamics=base.dynamics.replace(constraint=s["constraint"]))
     k_init, k_train = jr.split(jr.key(seed))
     reg = diffgrn.MLPRegulator(key=k_init, output_scale=s["output_scale"])
     method = diffgrn.Gradient(
         diffgrn.default_optimiser(s["learning_rate"], 1.0),
-        diffgrn.Pathwise(replicates=s["replicates"]),
+        diffgrn.Pathwise(replicates=s["replicates"], backprop_steps=s["backprop_steps"]),
         temperature=_schedule(s["temperature_schedule"], steps),
         bandwidth=_schedule(s["bandwidth_schedule"], steps))
     res = diffgrn.train(obj, reg, method, key=k_train, iterations=steps, progress=False,
