@@ -230,17 +230,13 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
 def cmd_study(argv) -> int:
     import importlib
 
-    try:
-        from studies import STUDIES
-    except ImportError:
-        print("error: the studies package is not importable (install diffgrn from its "
-              "repository: pip install .)", file=sys.stderr)
-        return 2
+    from .studies import STUDIES
+
     if not argv or argv[0] not in STUDIES:
         print(f"usage: diffgrn study {{{','.join(STUDIES)}}} [--quick] [--out DIR] "
               "[--seed S]", file=sys.stderr)
         return 2
-    importlib.import_module(f"studies.{argv[0]}").main(argv[1:])
+    importlib.import_module(f"diffgrn.studies.{argv[0]}").main(argv[1:])
     return 0
 
 

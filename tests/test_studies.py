@@ -5,7 +5,7 @@ import json
 import pytest
 
 from diffgrn.cli import main as cli_main
-from studies import STUDIES
+from diffgrn.studies import STUDIES
 
 
 def run(name, tmp_path):
