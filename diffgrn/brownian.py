@@ -52,3 +52,44 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
             k < self.n_steps)
         inc = self.increments[jnp.clip(k, 0, self.n_steps - 1)]
         return jnp.where(one_step, inc, jnp.nan)
+
+
+class CounterBrownianPath(diffrax.AbstractBrownianPath):
+    """Brownian increments drawn inside each step from a counter-based key.
+
+    The increment of grid step `k` for replicate `r` is
+    `sqrt(dt) · normal(fold_in(keys[r], k), shape)`: exact Euler–Maruyama noise,
+    reproducible, independent across steps and replicates, and never stored, so a
+    solve needs O(replicates · cells) memory for its noise whatever the horizon
+    (`GridBrownianPath` stores steps × replicates × cells). Reverse mode recomputes
+    the increments it needs. Only intervals of one grid step are supported (else NaN).
+    """
+
+    t0: float = eqx.field(static=True)
+    t1: float = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    keys: PRNGKeyArray
+    state_shape: tuple[int, ...] = eqx.field(static=True)
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+
+    @property
+    def n_steps(self) -> int:
+        return int(round((self.t1 - self.t0) / self.dt))
+
+    def increment(self, k) -> Float[Array, "replicates *shape"]:
+        """The increments of grid step `k` (an integer, may be traced)."""
+        draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
+        return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        del left
+        if use_levy:
+            raise ValueError("CounterBrownianPath provides no Lévy area")
+        if t1 is None:
+            raise ValueError("CounterBrownianPath only evaluates increments w(t1) - w(t0)")
+        t0 = jax.lax.stop_gradient(t0)
+        t1 = jax.lax.stop_gradient(t1)
+        k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
+        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
+            k < self.n_steps)
+        return jnp.where(one_step, self.increment(k), jnp.nan)

@@ -124,11 +124,14 @@ def es_gradient(
 
 def tangent_map(
     objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
-) -> Float[Array, "cells cells"]:
-    """J = ∂s(T)/∂s(0) of one replicate (noise path fixed by `key`)."""
+) -> Float[Array, "cells*genes cells*genes"]:
+    """J = ∂s(T)/∂s(0) of one replicate (noise path fixed by `key`), with the state
+    flattened cell-major: `(cells·genes, cells·genes)`."""
     dyn, tissue = objective.dynamics, objective.tissue
-    s0, path = dyn.draw(tissue, key[None])
-    return jax.jacrev(lambda s: dyn.solve(regulator, tissue, s, path)[0])(s0)[:, 0, :]
+    s0, path = dyn.draw(tissue, key[None], objective.genes)
+    size = s0[0].size
+    flat = lambda s: dyn.solve(regulator, tissue, s.reshape(s0.shape), path)[0].ravel()
+    return jax.jacrev(flat)(s0.ravel()).reshape(size, size)
 
 
 def tangent_growth(objective: Objective, regulator: AbstractRegulator,
@@ -166,11 +169,11 @@ def adjoint_norms(
         p = GridBrownianPath(path.t0, path.t1, path.dt, inc)
         s = dyn.solve(regulator, tissue, s0, p)
         if utility == "soft":
-            return soft_utility(objective.readout(s), objective.bandwidth).value
-        return hard_utility(HardReadout()(s)).value
+            return soft_utility(objective.fates(s), objective.bandwidth).value
+        return hard_utility(objective.fates(s, HardReadout())).value
 
     g = jax.grad(u)(path.increments)
-    return jnp.sqrt(jnp.sum(g**2, axis=(1, 2)))
+    return jnp.sqrt(jnp.sum(g**2, axis=tuple(range(1, g.ndim))))
 
 
 def stage_gradients(
@@ -187,7 +190,7 @@ def stage_gradients(
         return dyn.solve(eqx.combine(p, static), tissue, s_init, path)
 
     s_t = final(params, s0)
-    fates, readout_vjp = jax.vjp(objective.readout, s_t)
+    fates, readout_vjp = jax.vjp(objective.fates, s_t)
     util, util_vjp = jax.vjp(lambda f: soft_utility(f, objective.bandwidth), fates)
     one = jnp.ones(())
     zero = jnp.zeros(())
@@ -218,18 +221,20 @@ def saturation(
       cell, and `cells_clipped`: fraction of (replicate, step, cell) at a bound,
     - `fates_saturated`: fraction of soft fates within `eps` of 0 or 1.
     """
-    traj = objective.simulate(regulator, key, save_every=1)[:, 1:]
-    free = ~objective.tissue.pinned
+    traj = objective.simulate(regulator, key, save_every=1)[:, 1:]  # (R, T, N, G)
+    free = ~objective.tissue.pinned[:, None]
     at_bound = ((traj == 0.0) | (traj == 1.0)) & free
     final = traj[:, -1]
-    fates = objective.readout(final)
-    n_free = jnp.sum(free)
+    fates = objective.fates(final)
+    n_free = jnp.sum(~objective.tissue.pinned)
+    genes, m = traj.shape[-1], fates.shape[-1]
     return dict(
-        final_at_bound=jnp.sum(at_bound[:, -1]) / (n_free * final.shape[0]),
-        steps_clipped=jnp.mean(jnp.any(at_bound, axis=-1)),
-        cells_clipped=jnp.sum(at_bound) / (n_free * traj.shape[0] * traj.shape[1]),
+        final_at_bound=jnp.sum(at_bound[:, -1]) / (n_free * genes * final.shape[0]),
+        steps_clipped=jnp.mean(jnp.any(at_bound, axis=(-2, -1))),
+        cells_clipped=jnp.sum(at_bound)
+        / (n_free * genes * traj.shape[0] * traj.shape[1]),
         fates_saturated=jnp.sum(((fates < eps) | (fates > 1 - eps)) & free)
-        / (n_free * final.shape[0]),
+        / (n_free * m * final.shape[0]),
     )
 
 
@@ -247,13 +252,20 @@ def utility_part_gradients(
 
 
 def stiffness(regulator: AbstractRegulator, dt: float, points: int = 401) -> Scalar:
-    """dt · max |f'(s̄)| over s̄ in [0, 1] (`points` grid points).
+    """dt · max ‖[∂f/∂s, ∂f/∂s̄]‖_∞ over the homogeneous states s = s̄ = x·1,
+    x in [0, 1] (`points` grid points); for one gene and neighbours only this is
+    dt · max |f'(s̄)|.
 
     The neighbour-averaging matrix has eigenvalues in [−1, 1], so fixed-step Euler
     resolves the drift only where dt·|f'| < 2 (linear stability), and accurately where
     it is well below 1. A larger value means the utility belongs to the discrete map,
     not to the SDE: check it at a smaller dt (the `resolution` study).
     """
-    s = jnp.linspace(0.0, 1.0, points)
-    slope = jax.vmap(jax.grad(lambda x: regulator(x)))(s)
-    return dt * jnp.max(jnp.abs(slope))
+    g = regulator.genes
+    x = jnp.linspace(0.0, 1.0, points)[:, None] * jnp.ones(g)
+
+    def row_sums(v):  # ∞-norm of the Jacobian with respect to (s, s̄)
+        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(v, v)
+        return jnp.max(jnp.sum(jnp.abs(js) + jnp.abs(jb), axis=1))
+
+    return dt * jnp.max(jax.vmap(row_sums)(x))

@@ -1,6 +1,9 @@
-"""Euler–Maruyama dynamics ds = f(s̄) dt + σ dW on a tissue, solved with Diffrax."""
+"""Euler–Maruyama dynamics ds = f(s, s̄) dt + σ dW on a tissue, solved with Diffrax.
+
+States are `(replicates, cells, genes)`."""
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Literal
 
@@ -13,11 +16,11 @@ import lineax as lx
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._validate import check_choice, check_range
-from .brownian import GridBrownianPath
+from .brownian import CounterBrownianPath, GridBrownianPath
 from .regulator import AbstractRegulator
 from .tissue import Tissue
 
-BROWNIAN_PATHS = ("grid", "tree")
+BROWNIAN_PATHS = ("grid", "counter", "tree")
 CONSTRAINTS = ("clip", "reflect", "softclip", "none")
 
 
@@ -59,6 +62,19 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
         return self.solver.func(terms, t0, y0, args)
 
 
+def _as_sigma(sigma):
+    """A list or array of per-gene σ becomes a tuple (hashable, JSON-able)."""
+    def number(s):
+        try:
+            return float(s)
+        except (TypeError, ValueError):
+            return s  # validation names the field
+
+    if isinstance(sigma, (list, tuple)) or getattr(sigma, "ndim", 0) == 1:
+        return tuple(number(s) for s in sigma)
+    return sigma
+
+
 class Dynamics(eqx.Module):
     """The SDE of one tissue, integrated by Euler–Maruyama with a fixed step.
 
@@ -66,10 +82,13 @@ class Dynamics(eqx.Module):
 
     - `t_final`: horizon T (default 20).
     - `dt`: step (default 0.01; T/dt must be an integer number of steps).
-    - `sigma`: noise amplitude σ ≥ 0 (default 0.1).
+    - `sigma`: noise amplitude σ ≥ 0 (default 0.1), or one per gene (a tuple).
     - `brownian`: `"grid"` (increments drawn once on the step grid; fast, exact for
-      Euler–Maruyama, reverse-mode differentiable; default) or `"tree"`
-      (`diffrax.VirtualBrownianTree`).
+      Euler–Maruyama, reverse-mode differentiable; memory steps × replicates × cells;
+      default), `"counter"` (each step's increments drawn inside the step from
+      `fold_in(key, step)`: exact and reproducible at O(replicates × cells) memory
+      whatever the horizon; other numbers than `"grid"` for the same key) or
+      `"tree"` (`diffrax.VirtualBrownianTree`).
     - `init_low`, `init_high`: initial states are uniform in this range
       (default [0.4, 0.6]).
     - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
@@ -93,7 +112,8 @@ class Dynamics(eqx.Module):
 
     t_final: float = eqx.field(static=True, default=20.0)
     dt: float = eqx.field(static=True, default=0.01)
-    sigma: float = eqx.field(static=True, default=0.1)
+    sigma: float | tuple[float, ...] = eqx.field(static=True, default=0.1,
+                                                 converter=_as_sigma)
     brownian: str = eqx.field(static=True, default="grid")
     init_low: float = eqx.field(static=True, default=0.4)
     init_high: float = eqx.field(static=True, default=0.6)
@@ -107,7 +127,14 @@ class Dynamics(eqx.Module):
         check_range("Dynamics", "sharpness", self.sharpness, gt=0.0)
         check_range("Dynamics", "dt", self.dt, gt=0.0)
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
-        check_range("Dynamics", "sigma", self.sigma, ge=0.0)
+        if isinstance(self.sigma, (tuple, list)):
+            if len(self.sigma) < 1:
+                raise ValueError("Dynamics.sigma must be a number or a non-empty tuple "
+                                 "of numbers (one per gene); got ()")
+            for s in self.sigma:
+                check_range("Dynamics", "sigma", s, ge=0.0)
+        else:
+            check_range("Dynamics", "sigma", self.sigma, ge=0.0)
         check_choice("Dynamics", "brownian", self.brownian, BROWNIAN_PATHS)
         check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
         check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
@@ -126,37 +153,65 @@ class Dynamics(eqx.Module):
     def n_steps(self) -> int:
         return int(round(self.t_final / self.dt))
 
-    def initial_state(self, tissue: Tissue, key: PRNGKeyArray) -> Float[Array, " cells"]:
+    def initial_state(self, tissue: Tissue, key: PRNGKeyArray,
+                      genes: int = 1) -> Float[Array, "cells genes"]:
         """One replicate's initial state: uniform in [init_low, init_high], pinned."""
-        s0 = jr.uniform(key, (tissue.n_cells,), minval=self.init_low,
+        s0 = jr.uniform(key, (tissue.n_cells, genes), minval=self.init_low,
                         maxval=self.init_high)
         return tissue.pin(s0)
 
     def brownian_path(
-        self, tissue: Tissue, keys: PRNGKeyArray
+        self, tissue: Tissue, keys: PRNGKeyArray, genes: int = 1
     ) -> diffrax.AbstractBrownianPath:
-        """A Brownian path of shape `(R, cells)` for a batch of replicate keys.
+        """A Brownian path of shape `(R, cells, genes)` for a batch of replicate keys.
 
-        With `"grid"`, replicate r's increments depend on `keys[r]` alone.
+        With `"grid"` and `"counter"`, replicate r's increments depend on `keys[r]`
+        alone.
         """
-        shape = (keys.shape[0], tissue.n_cells)
+        shape = (tissue.n_cells, genes)
         if self.brownian == "grid":
             sample = lambda k: GridBrownianPath.sample(
-                (tissue.n_cells,), k, 0.0, self.t_final, self.dt).increments
+                shape, k, 0.0, self.t_final, self.dt).increments
             inc = jax.vmap(sample)(keys)
             return GridBrownianPath(0.0, self.t_final, self.dt, jnp.swapaxes(inc, 0, 1))
+        if self.brownian == "counter":
+            return CounterBrownianPath(0.0, self.t_final, self.dt, keys, shape)
         key = jr.fold_in(keys[0], keys.shape[0])
         return diffrax.VirtualBrownianTree(0.0, self.t_final, tol=self.dt / 2,
-                                           shape=shape, key=key)
+                                           shape=(keys.shape[0], *shape), key=key)
 
     def draw(
-        self, tissue: Tissue, keys: PRNGKeyArray
-    ) -> tuple[Float[Array, "replicates cells"], diffrax.AbstractBrownianPath]:
+        self, tissue: Tissue, keys: PRNGKeyArray, genes: int = 1
+    ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath]:
         """The randomness of one replicate per key: initial states and Brownian path.
-        `simulate(…, keys)` is `solve(…, *draw(tissue, keys))`."""
+        `simulate(…, keys)` is `solve(…, *draw(tissue, keys, regulator.genes))`."""
+        self.check_memory(tissue, keys.shape[0], genes)
         split = jax.vmap(jr.split)(keys)
-        s0 = jax.vmap(lambda k: self.initial_state(tissue, k))(split[:, 0])
-        return s0, self.brownian_path(tissue, split[:, 1])
+        s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
+        return s0, self.brownian_path(tissue, split[:, 1], genes)
+
+    def check_memory(self, tissue: Tissue, replicates: int, genes: int = 1,
+                     save_every: int | None = None):
+        """Raise ValueError, before anything is built, when the solve's stored noise and
+        states would not fit in the memory available (`available_memory()`)."""
+        state = 4 * replicates * tissue.n_cells * genes
+        need = 4 * state  # a few live copies of the state
+        parts = []
+        if self.brownian == "grid":
+            need += state * self.n_steps
+            parts.append("the grid Brownian path stores steps x replicates x cells x "
+                         "genes increments: lower t_final/dt, replicates or cells, or "
+                         "use Dynamics(brownian='counter')")
+        if save_every is not None:
+            need += state * (self.n_steps // save_every + 1)
+            parts.append("saved trajectories: raise save_every")
+        have = available_memory()
+        if need > have:
+            raise ValueError(
+                f"Dynamics: this solve needs about {need / 2**30:.3g} GiB "
+                f"({self.n_steps} steps, {replicates} replicates, {tissue.n_cells} cells, "
+                f"{genes} genes) but about {have / 2**30:.3g} GiB are available; "
+                + "; ".join(parts or ["lower replicates or cells"]))
 
     def simulate(
         self,
@@ -165,10 +220,12 @@ class Dynamics(eqx.Module):
         keys: PRNGKeyArray,
         *,
         save_every: int | None = None,
-    ) -> Float[Array, "replicates *time cells"]:
-        """Simulate one replicate per key: final states `(R, cells)`, or with
-        `save_every=k` trajectories `(R, 1 + steps // k, cells)`."""
-        s0, path = self.draw(tissue, keys)
+    ) -> Float[Array, "replicates *time cells genes"]:
+        """Simulate one replicate per key: final states `(R, cells, genes)`, or with
+        `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`."""
+        if save_every is not None:
+            self.check_memory(tissue, keys.shape[0], regulator.genes, save_every)
+        s0, path = self.draw(tissue, keys, regulator.genes)
         out = self.solve(regulator, tissue, s0, path, save_every=save_every)
         return out if save_every is None else jnp.swapaxes(out, 0, 1)
 
@@ -176,7 +233,7 @@ class Dynamics(eqx.Module):
         self,
         regulator: AbstractRegulator,
         tissue: Tissue,
-        s0: Float[Array, "*batch cells"],
+        s0: Float[Array, "*batch cells genes"],
         path: diffrax.AbstractBrownianPath,
         *,
         save_every: int | None = None,
@@ -184,18 +241,24 @@ class Dynamics(eqx.Module):
         """Integrate from `s0` driven by `path` (same shape as `s0`).
 
         Replicates are a leading batch axis of the state: the drift, the noise and
-        the clip act elementwise and `tissue.neighbour_mean` on the last axis, so one
+        the clip act cell by cell and `tissue.neighbour_mean` on the cell axis, so one
         Diffrax solve advances all replicates (cheaper in reverse mode than a
         `jax.vmap` of per-replicate solves). Returns the final state, or with
         `save_every=k` the states at times 0, k·dt, 2k·dt, … stacked on axis 0.
         """
 
         def diffusion(t, s, args):
+            if isinstance(self.sigma, tuple):  # one σ per gene (the last axis)
+                sigma = jnp.asarray(self.sigma, s.dtype)
+                if sigma.shape[0] != s.shape[-1]:
+                    raise ValueError(f"Dynamics.sigma has {sigma.shape[0]} values but "
+                                     f"the state has {s.shape[-1]} genes")
+                return lx.DiagonalLinearOperator(jnp.broadcast_to(sigma, s.shape))
             return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
 
-        def terms_of(f):  # drift f(s̄) dt plus diagonal noise σ dW on `path`
+        def terms_of(f):  # drift f(s, s̄) dt plus diagonal noise σ dW on `path`
             return diffrax.MultiTerm(
-                diffrax.ODETerm(lambda t, s, args: f(tissue.neighbour_mean(s))),
+                diffrax.ODETerm(lambda t, s, args: f(s, tissue.neighbour_mean(s))),
                 diffrax.ControlTerm(diffusion, path))
 
         terms = terms_of(regulator)
@@ -257,3 +320,21 @@ class Dynamics(eqx.Module):
                     init_high=self.init_high, checkpoints=self.checkpoints,
                     constraint=self.constraint, backprop_steps=self.backprop_steps,
                     sharpness=self.sharpness)
+
+
+def available_memory() -> int:
+    """Bytes the default device can still hold: the accelerator's limit less what is
+    in use, or on the CPU the host's available memory (`MemAvailable`)."""
+    dev = jax.devices()[0]
+    if dev.platform != "cpu":
+        stats = dev.memory_stats() or {}
+        if "bytes_limit" in stats:
+            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

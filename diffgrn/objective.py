@@ -4,16 +4,27 @@ import dataclasses
 
 import equinox as eqx
 import jax
+import numpy as np
 import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._validate import check_range
+from .regulator import AbstractRegulator
+from .brownian import GridBrownianPath
 from .dynamics import Dynamics
 from .readout import AbstractReadout, HardReadout, SoftReadout, readout_from_config
-from .regulator import AbstractRegulator
-from .tissue import Chain, Tissue
+from .tissue import Chain, Tissue, tissue_from_config
 from .utility import Utility, hard_utility, soft_utility
+
+
+def _as_tuple(x):
+    try:
+        return tuple(int(g) if float(g) == int(g) else g for g in x)
+    except TypeError:
+        return (x,)
+    except ValueError:
+        return tuple(x)
 
 
 class Objective(eqx.Module):
@@ -21,13 +32,19 @@ class Objective(eqx.Module):
 
     Every trainer and study evaluates regulators through this object:
 
-    - `simulate(regulator, key)`: final states `(replicates, cells)`.
+    - `simulate(regulator, key)`: final states `(replicates, cells, genes)`.
     - `hard(regulator, key)`: exact utility of thresholded fates.
     - `soft(regulator, key)`: differentiable utility (`readout`, then KDE with
       `bandwidth`).
     - `evaluate(regulator, key)`: both from one simulation.
 
     The same key gives the same noise in all of them (common random numbers).
+
+    `genes` is the number of genes per cell (default 1; the regulator's `genes` must
+    match), `fate_genes` the readout genes (default `(0,)`): with m of them each cell
+    has one of K = 2^m fates and U ≤ log₂ K bits per cell. `devices`: `None` splits
+    the replicates over all local devices when there are several; an integer uses
+    the first `devices` of them, or pass a sequence of `jax.Device`s.
     """
 
     tissue: Tissue = eqx.field(default_factory=Chain)
@@ -35,8 +52,35 @@ class Objective(eqx.Module):
     readout: AbstractReadout = eqx.field(default_factory=SoftReadout)
     bandwidth: float = 0.5
     replicates: int = eqx.field(static=True, default=100)
+    genes: int = eqx.field(static=True, default=1)
+    fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,),
+                                           converter=_as_tuple)
+    devices: int | tuple | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
+        if not isinstance(self.tissue, Tissue):
+            raise ValueError("Objective.tissue must be a diffgrn tissue (Chain, Lattice, "
+                             f"Graph); got {self.tissue!r}")
+        if not isinstance(self.dynamics, Dynamics):
+            raise ValueError("Objective.dynamics must be a diffgrn.Dynamics; got "
+                             f"{self.dynamics!r}")
+        check_range("Objective", "genes", self.genes, ge=1, integer=True)
+        if not 1 <= len(self.fate_genes) <= 8:
+            raise ValueError("Objective.fate_genes must list 1 to 8 readout genes; got "
+                             f"{self.fate_genes!r}")
+        for g in self.fate_genes:
+            check_range("Objective", "fate_genes", g, ge=0, le=self.genes - 1,
+                        integer=True)
+        if len(set(self.fate_genes)) != len(self.fate_genes):
+            raise ValueError(f"Objective.fate_genes must not repeat a gene; got "
+                             f"{self.fate_genes!r}")
+        sigma = self.dynamics.sigma
+        if isinstance(sigma, tuple) and len(sigma) != self.genes:
+            raise ValueError(f"Dynamics.sigma has {len(sigma)} values but Objective.genes "
+                             f"is {self.genes}: give one σ per gene, or one number")
+        if self.devices is not None and not isinstance(self.devices, tuple):
+            check_range("Objective", "devices", self.devices, ge=1,
+                        le=len(jax.local_devices()), integer=True)
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
         check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
         if not isinstance(self.readout, AbstractReadout):
@@ -47,6 +91,43 @@ class Objective(eqx.Module):
     @property
     def n_cells(self) -> int:
         return self.tissue.n_cells
+
+    @property
+    def n_fates(self) -> int:
+        """K = 2^m fates per cell for m readout genes (U ≤ log₂ K bits per cell)."""
+        return 2 ** len(self.fate_genes)
+
+    def check_regulator(self, regulator: AbstractRegulator):
+        """Raise ValueError unless `regulator` is a diffgrn regulator with our genes."""
+        if not isinstance(regulator, AbstractRegulator):
+            raise ValueError("regulator must be a diffgrn regulator (an AbstractRegulator "
+                             f"subclass); got {type(regulator).__name__}")
+        if regulator.genes != self.genes:
+            raise ValueError(f"the regulator has genes={regulator.genes} but "
+                             f"Objective.genes is {self.genes}")
+
+    def fates(self, states: Float[Array, "*batch cells genes"], readout=None):
+        """The readout genes of `states` through `readout` (default: the objective's
+        readout): `(…, cells, m)`."""
+        readout = self.readout if readout is None else readout
+        return readout(states[..., jnp.asarray(self.fate_genes)])
+
+    def _device_list(self):
+        if isinstance(self.devices, tuple):
+            return list(self.devices)
+        devs = jax.local_devices()
+        return devs if self.devices is None else devs[: self.devices]
+
+    def _shard(self, x, axis: int):
+        """Split axis `axis` (replicates) of `x` over the devices (when several)."""
+        devs = self._device_list()
+        if len(devs) < 2:
+            return x
+        mesh = jax.sharding.Mesh(np.asarray(devs), ("replicates",))
+        spec = [None] * x.ndim
+        spec[axis] = "replicates"
+        return jax.lax.with_sharding_constraint(
+            x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec)))
 
     @property
     def replicate_steps(self) -> int:
@@ -61,33 +142,46 @@ class Objective(eqx.Module):
         replicates: int | None = None,
         save_every: int | None = None,
     ) -> Float[Array, "replicates *time cells"]:
-        """Final states `(R, N)`, or trajectories `(R, times, N)` with `save_every`."""
-        r = self.replicates if replicates is None else replicates
-        return self.dynamics.simulate(regulator, self.tissue, jr.split(key, r),
-                                      save_every=save_every)
+        """Final states `(R, N, G)`, or trajectories `(R, times, N, G)` with
+        `save_every`."""
+        self.check_regulator(regulator)
+        dyn = self.dynamics
+        if save_every is not None:
+            check_range("Objective.simulate", "save_every", save_every, ge=1,
+                        integer=True)
+            dyn.check_memory(self.tissue, self.replicates if replicates is None
+                             else replicates, self.genes, save_every)
+        s0, path = self.draw(key, replicates=replicates)
+        out = dyn.solve(regulator, self.tissue, s0, path, save_every=save_every)
+        return out if save_every is None else jnp.swapaxes(out, 0, 1)
 
     def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):
-        """The initial states and Brownian path that `simulate(regulator, key)` uses."""
+        """The initial states and Brownian path that `simulate(regulator, key)` uses
+        (split over the devices along the replicate axis when there are several)."""
         r = self.replicates if replicates is None else replicates
-        return self.dynamics.draw(self.tissue, jr.split(key, r))
+        s0, path = self.dynamics.draw(self.tissue, jr.split(key, r), self.genes)
+        s0 = self._shard(s0, 0)
+        if isinstance(path, GridBrownianPath):
+            path = eqx.tree_at(lambda p: p.increments, path,
+                               self._shard(path.increments, 1))
+        return s0, path
 
     def hard(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
              replicates: int | None = None) -> Utility:
-        return hard_utility(HardReadout()(self.simulate(regulator, key,
-                                                        replicates=replicates)))
+        s = self.simulate(regulator, key, replicates=replicates)
+        return hard_utility(self.fates(s, HardReadout()))
 
     def soft(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
              replicates: int | None = None) -> Utility:
         """`replicates` overrides the objective's R for this evaluation."""
-        return soft_utility(self.readout(self.simulate(regulator, key,
-                                                       replicates=replicates)),
-                            self.bandwidth)
+        s = self.simulate(regulator, key, replicates=replicates)
+        return soft_utility(self.fates(s), self.bandwidth)
 
     def evaluate(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> tuple[Utility, Utility]:
         """(hard, soft) utilities of one simulation."""
         s = self.simulate(regulator, key)
-        return (hard_utility(HardReadout()(s)),
-                soft_utility(self.readout(s), self.bandwidth))
+        return (hard_utility(self.fates(s, HardReadout())),
+                soft_utility(self.fates(s), self.bandwidth))
 
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
         """−U_soft: the quantity gradient methods minimise."""
@@ -114,13 +208,14 @@ class Objective(eqx.Module):
     def config(self) -> dict:
         return dict(tissue=self.tissue.config(), dynamics=self.dynamics.config(),
                     readout=self.readout.config(), bandwidth=self.bandwidth,
-                    replicates=self.replicates)
+                    replicates=self.replicates, genes=self.genes,
+                    fate_genes=list(self.fate_genes))
 
     @classmethod
     def from_config(cls, config: dict) -> "Objective":
-        t = dict(config["tissue"])
-        if t.pop("type", "Chain") != "Chain":
-            raise ValueError(f"unknown tissue type in config: {config['tissue']!r}")
-        return cls(tissue=Chain(**t), dynamics=Dynamics(**config["dynamics"]),
+        return cls(tissue=tissue_from_config(config["tissue"]),
+                   dynamics=Dynamics(**config["dynamics"]),
                    readout=readout_from_config(config["readout"]),
-                   bandwidth=config["bandwidth"], replicates=config["replicates"])
+                   bandwidth=config["bandwidth"], replicates=config["replicates"],
+                   genes=config.get("genes", 1),
+                   fate_genes=tuple(config.get("fate_genes", (0,))))

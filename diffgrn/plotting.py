@@ -43,45 +43,98 @@ def _finish(ax, x: str, ylabel: str):
 
 
 def plot_regulator(regulator: AbstractRegulator, ax=None, b_reference: float = 10.0):
-    """The learned f(s̄) against lateral inhibition a·tanh(−b(s̄ − ½)) of equal
-    amplitude."""
+    """The learned drift on the homogeneous states s = s̄ = x (every gene at x), one
+    curve per gene; for one gene, against lateral inhibition a·tanh(−b(s̄ − ½)) of
+    equal amplitude (for a neighbours-only regulator this is f(s̄) itself)."""
     ax = ax or plt.figure(figsize=(5, 4)).gca()
-    s = jnp.linspace(0.0, 1.0, 201)
-    f = np.asarray(regulator(s))
-    a = float(np.max(np.abs(f))) or 1.0
-    ref = np.asarray(TanhRegulator(a=a, b=b_reference, c=0.5)(s))
-    ax.plot(s, f, label="learned f")
-    ax.plot(s, ref, "--", label=f"{a:.2g}·tanh(−{b_reference:g}(s̄ − ½))")
+    x = jnp.linspace(0.0, 1.0, 201)
+    v = x[:, None] * jnp.ones(regulator.genes)
+    f = np.asarray(regulator(v, v))
+    for g in range(f.shape[1]):
+        ax.plot(x, f[:, g], label="learned f" if f.shape[1] == 1 else f"gene {g}")
+    if f.shape[1] == 1:
+        a = float(np.max(np.abs(f))) or 1.0
+        ref = np.asarray(TanhRegulator(a=a, b=b_reference, c=0.5)(v, v))[:, 0]
+        ax.plot(x, ref, "--", label=f"{a:.2g}·tanh(−{b_reference:g}(s̄ − ½))")
     ax.axhline(0, color="k", lw=0.5)
     ax.axvline(0.5, color="k", lw=0.5)
-    ax.set_xlabel("neighbour mean s̄")
+    ax.set_xlabel("neighbour mean s̄" if getattr(regulator, "inputs", "") == "neighbours"
+                  else "homogeneous state s = s̄")
     ax.set_ylabel("ds/dt")
     ax.legend(fontsize=8)
     return ax
 
 
-def plot_patterns(states, ax=None, max_rows: int = 200):
-    """Heat map of binary fates, one row per replicate, sorted by pattern."""
-    z = np.asarray(states) >= 0.5
+def fate_index(fates) -> np.ndarray:
+    """Integer fates `(R, N)` in 0..2^m − 1 from fates `(R, N)` or `(R, N, m)`
+    (gene j's bit is (k >> j) & 1)."""
+    z = np.asarray(fates) >= 0.5
+    if z.ndim == 2:
+        return z.astype(int)
+    return np.sum(z * (1 << np.arange(z.shape[-1])), axis=-1)
+
+
+def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
+    """Fate maps of a few replicates on the tissue's layout, and the per-cell
+    frequency of fate 1 (or, for more than two fates, of each cell's commonest fate)
+    over all replicates. Returns the figure."""
+    k = fate_index(fates)
+    pos = tissue.positions()
+    n_maps = min(replicates, k.shape[0])
+    fig, axes = plt.subplots(1, n_maps + 1, figsize=(3.2 * (n_maps + 1), 3.2))
+    size = max(4.0, 9000.0 / max(1, tissue.n_cells))
+    cmap = plt.get_cmap("Greys" if n_fates == 2 else "tab10", n_fates)
+    for r in range(n_maps):
+        axes[r].scatter(pos[:, 0], pos[:, 1], c=k[r], cmap=cmap, vmin=-0.5,
+                        vmax=n_fates - 0.5, s=size, marker="h", edgecolors="0.7",
+                        linewidths=0.3)
+        axes[r].set_title(f"replicate {r}", fontsize=9)
+    if n_fates == 2:
+        freq, label = k.mean(axis=0), "fraction of replicates in fate 1"
+    else:
+        counts = np.stack([(k == f).mean(axis=0) for f in range(n_fates)])
+        freq, label = counts.max(axis=0), "frequency of the cell's commonest fate"
+    sc = axes[-1].scatter(pos[:, 0], pos[:, 1], c=freq, cmap="viridis", vmin=0, vmax=1,
+                          s=size, marker="h")
+    axes[-1].set_title("per-cell frequency", fontsize=9)
+    fig.colorbar(sc, ax=axes[-1], label=label, shrink=0.8)
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.axis("off")
+    return fig
+
+
+def plot_patterns(fates, ax=None, max_rows: int = 200):
+    """Heat map of fates `(R, N)` (or `(R, N, m)`: fate index over m readout genes),
+    one row per replicate, sorted by pattern."""
+    z = fate_index(fates)
+    n_fates = 2 if np.asarray(fates).ndim == 2 else 2 ** np.asarray(fates).shape[-1]
     z = z[np.lexsort(z.T[::-1])][:max_rows]
     ax = ax or plt.figure(figsize=(4, 5)).gca()
-    ax.imshow(z, aspect="auto", cmap="Greys", interpolation="nearest", vmin=0, vmax=1)
+    ax.imshow(z, aspect="auto", cmap="Greys" if n_fates == 2 else "tab10",
+              interpolation="nearest", vmin=0 if n_fates == 2 else -0.5,
+              vmax=1 if n_fates == 2 else n_fates - 0.5)
     ax.set_xlabel("cell")
-    ax.set_ylabel("replicate (sorted by pattern; black = fate 1)")
-    ax.set_xticks(range(z.shape[1]))
+    ax.set_ylabel("replicate (sorted by pattern; black = fate 1)" if n_fates == 2
+                  else f"replicate (sorted by pattern; colour = fate of {n_fates})")
+    if z.shape[1] <= 40:
+        ax.set_xticks(range(z.shape[1]))
     return ax
 
 
-def plot_kymograph(trajectory, dt: float, ax=None):
-    """States of one replicate over time: `trajectory` is `(times, cells)`."""
+def plot_kymograph(trajectory, dt: float, ax=None, gene: int = 0):
+    """States of one replicate over time: `trajectory` is `(times, cells)` or
+    `(times, cells, genes)` (then `gene` is shown)."""
     traj = np.asarray(trajectory)
+    if traj.ndim == 3:
+        traj = traj[..., gene]
     ax = ax or plt.figure(figsize=(5, 4)).gca()
     im = ax.imshow(traj, aspect="auto", cmap="viridis", vmin=0, vmax=1,
                    interpolation="nearest", origin="lower",
                    extent=(-0.5, traj.shape[1] - 0.5, 0, dt * (traj.shape[0] - 1)))
     ax.set_xlabel("cell")
     ax.set_ylabel("time")
-    plt.colorbar(im, ax=ax, label="state s")
+    plt.colorbar(im, ax=ax, label=f"state s (gene {gene})")
     return ax
 
 

@@ -1,7 +1,24 @@
-"""Regulators: the gene-regulatory function f mapping s̄ to ds/dt, cell by cell."""
+"""Regulators: the gene-regulatory function f mapping (s, s̄) to ds/dt, cell by cell.
+
+A regulator sees a cell's own state `s` and its neighbour mean `s̄`, each of length
+`genes` on the last axis, and returns ds/dt of the same shape. Any leading axes
+(replicates, cells) are batch axes. Write your own as a small subclass:
+
+```python
+class Repressor(diffgrn.AbstractRegulator):
+    strength: jax.Array                      # trainable
+
+    def __call__(self, s, sbar):             # (..., 1), (..., 1) -> (..., 1)
+        return self.strength * (1 - sbar) - s
+
+    def config(self):
+        return dict(type="Repressor")
+```
+"""
 
 import abc
 from collections.abc import Sequence
+from typing import Literal
 
 import equinox as eqx
 import jax
@@ -9,14 +26,24 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._validate import check_range
+from ._validate import check_choice, check_range
+
+INPUTS = ("neighbours", "both")
 
 
 class AbstractRegulator(eqx.Module):
-    """f: s̄ ↦ ds/dt, applied elementwise to an array of any shape."""
+    """f: (s, s̄) ↦ ds/dt on arrays `(*batch, genes)`.
+
+    `genes` (default 1) is the number of genes per cell the regulator is built for;
+    an `Objective` refuses a regulator whose `genes` differs from its own.
+    """
+
+    genes: int = eqx.field(static=True, default=1, kw_only=True)
 
     @abc.abstractmethod
-    def __call__(self, sbar: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    def __call__(
+        self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
+    ) -> Float[Array, "*batch genes"]:
         ...
 
     @abc.abstractmethod
@@ -25,11 +52,13 @@ class AbstractRegulator(eqx.Module):
 
 
 class MLPRegulator(AbstractRegulator):
-    """An `eqx.nn.MLP` 1 → widths… → 1 with tanh hidden layers and a linear output.
+    """An `eqx.nn.MLP` inputs → widths… → genes with tanh hidden layers and a linear
+    output.
 
-    The default `widths=(8, 8)` has 97 parameters. The layers are applied as batched
-    matrix products over the trailing axis (faster on CPU than `jax.vmap` of the MLP
-    over scalars, with identical results).
+    `inputs="neighbours"` (default) feeds s̄ only (G inputs); `"both"` feeds (s, s̄)
+    (2G inputs). The default, 1 gene and neighbours only, is model.md's 1 → 8 → 8 → 1
+    network with 97 parameters. The layers are applied as batched matrix products over
+    the trailing axis (faster on CPU than `jax.vmap` of the MLP, identical results).
 
     `output_scale` multiplies the output layer's initial weights and bias (default
     0.01; 1 is Equinox's initialisation). Training then starts from f ≈ 0, where no
@@ -39,25 +68,31 @@ class MLPRegulator(AbstractRegulator):
 
     mlp: eqx.nn.MLP
     widths: tuple[int, ...] = eqx.field(static=True)
+    inputs: str = eqx.field(static=True)
 
     def __init__(self, widths: Sequence[int] = (8, 8), *, key: PRNGKeyArray,
-                 output_scale: float = 0.01):
+                 output_scale: float = 0.01, genes: int = 1,
+                 inputs: Literal["neighbours", "both"] = "neighbours"):
         check_range("MLPRegulator", "output_scale", output_scale, ge=0.0)
+        check_range("MLPRegulator", "genes", genes, ge=1, integer=True)
+        check_choice("MLPRegulator", "inputs", inputs, INPUTS)
         widths = tuple(widths)
         if len(widths) < 1:
             raise ValueError("MLPRegulator.widths must hold at least one width; got ()")
         for w in widths:
             check_range("MLPRegulator", "widths", w, ge=1, integer=True)
         widths = tuple(int(w) for w in widths)
+        genes = int(genes)
+        n_in = genes * (2 if inputs == "both" else 1)
         if len(set(widths)) == 1:
-            self.mlp = eqx.nn.MLP(1, 1, widths[0], len(widths), activation=jnp.tanh,
-                                  key=key)
+            self.mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths),
+                                  activation=jnp.tanh, key=key)
         else:  # eqx.nn.MLP has one width; build it and swap in the layers we want.
-            sizes = (1, *widths, 1)
+            sizes = (n_in, *widths, genes)
             keys = jr.split(key, len(sizes) - 1)
             layers = tuple(eqx.nn.Linear(a, b, key=k)
                            for a, b, k in zip(sizes[:-1], sizes[1:], keys))
-            mlp = eqx.nn.MLP(1, 1, widths[0], len(widths), activation=jnp.tanh,
+            mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths), activation=jnp.tanh,
                              key=key)
             self.mlp = eqx.tree_at(lambda m: m.layers, mlp, layers)
         if output_scale != 1.0:
@@ -66,20 +101,24 @@ class MLPRegulator(AbstractRegulator):
                                    self.mlp, (last.weight * output_scale,
                                               last.bias * output_scale))
         self.widths = widths
+        self.genes = genes
+        self.inputs = inputs
 
-    def __call__(self, sbar: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        h = sbar[..., None]
+    def __call__(self, s, sbar):
+        h = sbar if self.inputs == "neighbours" else jnp.concatenate([s, sbar], -1)
         for layer in self.mlp.layers[:-1]:
             h = self.mlp.activation(h @ layer.weight.T + layer.bias)
         last = self.mlp.layers[-1]
-        return self.mlp.final_activation(h @ last.weight.T + last.bias)[..., 0]
+        return self.mlp.final_activation(h @ last.weight.T + last.bias)
 
     def config(self) -> dict:
-        return dict(type="MLPRegulator", widths=list(self.widths))
+        return dict(type="MLPRegulator", widths=list(self.widths), genes=self.genes,
+                    inputs=self.inputs)
 
 
 class TanhRegulator(AbstractRegulator):
-    """Reference lateral inhibition f(s̄) = a·tanh(−b(s̄ − c)), with a, b, c trainable."""
+    """Reference lateral inhibition f(s̄) = a·tanh(−b(s̄ − c)), with a, b, c trainable
+    (one gene; the cell's own state is not used)."""
 
     a: Float[Array, ""]
     b: Float[Array, ""]
@@ -89,23 +128,66 @@ class TanhRegulator(AbstractRegulator):
         for name, v in (("a", a), ("b", b), ("c", c)):
             check_range("TanhRegulator", name, v)
         self.a, self.b, self.c = (jnp.asarray(v, jnp.float32) for v in (a, b, c))
+        self.genes = 1
 
-    def __call__(self, sbar: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+    def __call__(self, s, sbar):
         return self.a * jnp.tanh(-self.b * (sbar - self.c))
 
     def config(self) -> dict:
         return dict(type="TanhRegulator")
 
 
+class TranscriptionalRegulator(AbstractRegulator):
+    """The transcriptional gene circuit ds/dt = sigmoid(W s + V s̄ + b) − k ⊙ s.
+
+    `W` (genes × genes) couples a cell's own genes, `V` (genes × genes) its
+    neighbours' mean, `b` is a bias and `k > 0` a degradation rate per gene (stored as
+    log k, so it stays positive under any update). Initialisation: W and V normal
+    with standard deviation `scale / sqrt(genes)`, b = 0, k = 1. With k ≥ 1 the
+    drift keeps s in [0, 1] by itself.
+    """
+
+    W: Float[Array, "genes genes"]
+    V: Float[Array, "genes genes"]
+    b: Float[Array, " genes"]
+    log_k: Float[Array, " genes"]
+
+    def __init__(self, genes: int = 2, *, key: PRNGKeyArray, scale: float = 1.0):
+        check_range("TranscriptionalRegulator", "genes", genes, ge=1, integer=True)
+        check_range("TranscriptionalRegulator", "scale", scale, ge=0.0)
+        g = int(genes)
+        kw, kv = jr.split(key)
+        std = scale / g**0.5
+        self.W = std * jr.normal(kw, (g, g))
+        self.V = std * jr.normal(kv, (g, g))
+        self.b = jnp.zeros(g)
+        self.log_k = jnp.zeros(g)
+        self.genes = g
+
+    @property
+    def k(self) -> Float[Array, " genes"]:
+        return jnp.exp(self.log_k)
+
+    def __call__(self, s, sbar):
+        return jax.nn.sigmoid(s @ self.W.T + sbar @ self.V.T + self.b) - self.k * s
+
+    def config(self) -> dict:
+        return dict(type="TranscriptionalRegulator", genes=self.genes)
+
+
 def regulator_from_config(config: dict) -> AbstractRegulator:
     """Rebuild a regulator skeleton (parameters arbitrary) from `config()`."""
     kind = config.get("type")
     if kind == "MLPRegulator":
-        return MLPRegulator(config["widths"], key=jr.key(0))
+        return MLPRegulator(config["widths"], key=jr.key(0),
+                            genes=config.get("genes", 1),
+                            inputs=config.get("inputs", "neighbours"))
     if kind == "TanhRegulator":
         return TanhRegulator()
-    raise ValueError(f"unknown regulator type {kind!r}; expected 'MLPRegulator' or "
-                     "'TanhRegulator'")
+    if kind == "TranscriptionalRegulator":
+        return TranscriptionalRegulator(config.get("genes", 2), key=jr.key(0))
+    raise ValueError(f"unknown regulator type {kind!r}; expected 'MLPRegulator', "
+                     "'TanhRegulator' or 'TranscriptionalRegulator'")
 
 
 def count_parameters(regulator: AbstractRegulator) -> int:

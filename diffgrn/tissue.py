@@ -1,50 +1,101 @@
 """Tissues: which cells each cell senses, and which cells are held fixed.
 
-A tissue is described by a row-stochastic neighbour-weight matrix `W` (so that
-`s̄ = W @ s`) and a mask of pinned cells that are reset to `pinned_value` after every
-step. The dynamics only ever use `neighbour_mean` and `pin`, so a new neighbourhood
-(a 2-D grid, any graph) is a new constructor of the weight matrix, nothing more.
+A tissue stores, per cell, a padded table of neighbour indices and weights
+(`neighbours`, `weights`, both `(cells, k)`; a row's weights sum to one, padding has
+weight 0) and a mask of pinned cells that are reset to `pinned_value` after every
+step. The neighbour mean of a state `(…, cells, genes)` is one gather and a weighted
+sum over the `k` columns: memory and time O(cells · k), never O(cells²).
+
+- `Chain(n_cells, boundary)`: a row of cells (model.md).
+- `Lattice(rows, cols, geometry="square" | "hex", boundary)`: a 2-D sheet.
+- `Graph(n_cells, edges, pinned=…)`: any neighbourhood.
 """
 
+from collections.abc import Sequence
 from typing import Literal
 
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Bool, Float, Int
 
 from ._validate import check_choice, check_range
 
 Boundary = Literal["open", "pinned", "periodic"]
 BOUNDARIES = ("open", "pinned", "periodic")
+GEOMETRIES = ("square", "hex")
 
 
 class Tissue(eqx.Module):
-    """Cells coupled by a fixed neighbour-weight matrix.
+    """Cells coupled through a padded neighbour table.
 
     **Fields:**
 
-    - `weights`: `(n, n)` matrix; row `i` gives the weights with which cell `i`
-      averages its neighbours (rows sum to one, or zero for pinned cells).
-    - `pinned`: boolean `(n,)` mask of cells held at `pinned_value`.
+    - `neighbours`: `(cells, k)` int32; row `i` lists the cells that cell `i` senses
+      (padding: any valid index with weight 0).
+    - `weights`: `(cells, k)`; the weight of each listed neighbour (each row sums to
+      one, or to zero for pinned cells and cells with no neighbour).
+    - `pinned`: boolean `(cells,)` mask of cells held at `pinned_value`.
     - `pinned_value`: the value pinned cells are reset to after every step.
     """
 
-    weights: Float[Array, "cells cells"]
+    neighbours: Int[Array, "cells k"]
+    weights: Float[Array, "cells k"]
     pinned: Bool[Array, " cells"]
     pinned_value: float = eqx.field(static=True)
 
     @property
     def n_cells(self) -> int:
-        return self.weights.shape[0]
+        return self.neighbours.shape[0]
 
-    def neighbour_mean(self, s: Float[Array, "*batch cells"]) -> Float[Array, "*batch cells"]:
-        """s̄_i, the weighted mean state of cell i's neighbours."""
-        return s @ self.weights.T
+    def neighbour_mean(
+        self, s: Float[Array, "*batch cells genes"]
+    ) -> Float[Array, "*batch cells genes"]:
+        """s̄_i, the weighted mean state of cell i's neighbours (gene by gene)."""
+        out = s[..., self.neighbours[:, 0], :] * self.weights[:, 0, None]
+        for j in range(1, self.neighbours.shape[1]):
+            out = out + s[..., self.neighbours[:, j], :] * self.weights[:, j, None]
+        return out
 
-    def pin(self, s: Float[Array, "*batch cells"]) -> Float[Array, "*batch cells"]:
+    def pin(self, s: Float[Array, "*batch cells genes"]) -> Float[Array, "*batch cells genes"]:
         """Reset pinned cells to `pinned_value` (identity when none are pinned)."""
-        return jnp.where(self.pinned, jnp.asarray(self.pinned_value, s.dtype), s)
+        return jnp.where(self.pinned[:, None], jnp.asarray(self.pinned_value, s.dtype), s)
+
+    def positions(self) -> np.ndarray:
+        """`(cells, 2)` plotting coordinates (x, y) of the cells."""
+        return np.stack([np.arange(self.n_cells, dtype=float),
+                         np.zeros(self.n_cells)], axis=1)
+
+    def neighbour_pairs(self) -> np.ndarray:
+        """`(pairs, 2)` the (i, j) with j listed (with positive weight) as i's neighbour."""
+        nb, w = np.asarray(self.neighbours), np.asarray(self.weights)
+        i = np.repeat(np.arange(self.n_cells), nb.shape[1])
+        keep = w.ravel() > 0
+        return np.stack([i[keep], nb.ravel()[keep]], axis=1)
+
+    def config(self) -> dict:
+        raise NotImplementedError(f"{type(self).__name__} cannot describe itself for "
+                                  "saving; use Chain, Lattice or Graph")
+
+
+def _table(n: int, rows: np.ndarray, cols: np.ndarray, pinned: np.ndarray):
+    """Padded (neighbours, weights) tables from directed pairs cell `rows[e]` senses
+    cell `cols[e]` (duplicates count twice); each cell averages what it senses with
+    equal weights; pinned cells sense nothing."""
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+    keep = ~pinned[rows]
+    rows, cols = rows[keep], cols[keep]
+    degree = np.bincount(rows, minlength=n)
+    k = max(1, int(degree.max()) if n else 1)
+    order = np.argsort(rows, kind="stable")
+    rows, cols = rows[order], cols[order]
+    start = np.concatenate([[0], np.cumsum(degree)[:-1]])
+    slot = np.arange(rows.size) - start[rows]
+    nb = np.tile(np.arange(n, dtype=np.int32)[:, None], (1, k))  # padding: self, weight 0
+    w = np.zeros((n, k), np.float32)
+    nb[rows, slot] = cols
+    w[rows, slot] = (1.0 / np.maximum(degree, 1))[rows]
+    return jnp.asarray(nb), jnp.asarray(w)
 
 
 class Chain(Tissue):
@@ -67,19 +118,17 @@ class Chain(Tissue):
                     integer=True)
         check_range("Chain", "pinned_value", pinned_value, ge=0.0, le=1.0)
         n = int(n_cells)
-        w = np.zeros((n, n), np.float32)
-        for i in range(n):
-            if boundary == "periodic":
-                nbrs = [(i - 1) % n, (i + 1) % n]
-            else:
-                nbrs = [j for j in (i - 1, i + 1) if 0 <= j < n]
-            for j in nbrs:
-                w[i, j] += 1.0 / len(nbrs)
+        i = np.arange(n)
+        rows, cols = np.concatenate([i, i]), np.concatenate([i - 1, i + 1])
+        if boundary == "periodic":
+            cols = cols % n
+        else:
+            inside = (cols >= 0) & (cols < n)
+            rows, cols = rows[inside], cols[inside]
         pinned = np.zeros(n, bool)
         if boundary == "pinned":
             pinned[[0, -1]] = True
-            w[pinned] = 0.0
-        self.weights = jnp.asarray(w)
+        self.neighbours, self.weights = _table(n, rows, cols, pinned)
         self.pinned = jnp.asarray(pinned)
         self.pinned_value = float(pinned_value)
         self.boundary = boundary
@@ -87,3 +136,126 @@ class Chain(Tissue):
     def config(self) -> dict:
         return dict(type="Chain", n_cells=self.n_cells, boundary=self.boundary,
                     pinned_value=self.pinned_value)
+
+
+class Lattice(Tissue):
+    """A 2-D sheet of `rows × cols` cells; cell `(r, c)` has index `r * cols + c`.
+
+    - `geometry="square"`: 4 neighbours (up, down, left, right).
+    - `geometry="hex"`: 6 neighbours, in "odd-r" offset coordinates: odd rows are
+      shifted half a cell to the right, so cell `(r, c)` touches `(r, c ± 1)` and, in
+      the rows above and below, `(r ± 1, c − 1)` and `(r ± 1, c)` when `r` is even,
+      `(r ± 1, c)` and `(r ± 1, c + 1)` when `r` is odd. Periodic hex sheets need an
+      even number of rows.
+    - `boundary`: `"open"` (border cells average the neighbours they have),
+      `"pinned"` (border cells are held at `pinned_value` and count as neighbours
+      with that value) or `"periodic"` (a torus).
+    """
+
+    rows: int = eqx.field(static=True)
+    cols: int = eqx.field(static=True)
+    geometry: str = eqx.field(static=True)
+    boundary: str = eqx.field(static=True)
+
+    def __init__(self, rows: int, cols: int, geometry: Literal["square", "hex"] = "square",
+                 boundary: Boundary = "periodic", pinned_value: float = 0.0):
+        check_choice("Lattice", "geometry", geometry, GEOMETRIES)
+        check_choice("Lattice", "boundary", boundary, BOUNDARIES)
+        least = 3 if boundary == "pinned" else 1
+        check_range("Lattice", "rows", rows, ge=least, integer=True)
+        check_range("Lattice", "cols", cols, ge=least, integer=True)
+        check_range("Lattice", "pinned_value", pinned_value, ge=0.0, le=1.0)
+        rows, cols = int(rows), int(cols)
+        if rows * cols < 2:
+            raise ValueError(f"Lattice must have at least 2 cells; got {rows} x {cols}")
+        if geometry == "hex" and boundary == "periodic" and rows % 2:
+            raise ValueError(f"Lattice.rows must be even for a periodic hex sheet (odd-r "
+                             f"offset rows pair up across the wrap); got {rows}")
+        r, c = np.divmod(np.arange(rows * cols), cols)
+        if geometry == "square":
+            offsets = [(-1, 0, 0), (1, 0, 0), (0, -1, -1), (0, 1, 1)]
+        else:  # (dr, dc on even rows, dc on odd rows)
+            offsets = [(0, -1, -1), (0, 1, 1), (-1, -1, 0), (-1, 0, 1), (1, -1, 0),
+                       (1, 0, 1)]
+        src, dst = [], []
+        for dr, dc_even, dc_odd in offsets:
+            rr, cc = r + dr, c + np.where(r % 2 == 0, dc_even, dc_odd)
+            if boundary == "periodic":
+                ok = np.ones_like(rr, bool)
+                rr, cc = rr % rows, cc % cols
+            else:
+                ok = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+            src.append(np.flatnonzero(ok))
+            dst.append((rr * cols + cc)[ok])
+        border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
+        pinned = border if boundary == "pinned" else np.zeros(rows * cols, bool)
+        self.neighbours, self.weights = _table(rows * cols, np.concatenate(src),
+                                               np.concatenate(dst), pinned)
+        self.pinned = jnp.asarray(pinned)
+        self.pinned_value = float(pinned_value)
+        self.rows, self.cols, self.geometry, self.boundary = rows, cols, geometry, boundary
+
+    def positions(self) -> np.ndarray:
+        r, c = np.divmod(np.arange(self.n_cells), self.cols)
+        if self.geometry == "hex":
+            return np.stack([c + 0.5 * (r % 2), -r * np.sqrt(3) / 2], axis=1)
+        return np.stack([c.astype(float), -r.astype(float)], axis=1)
+
+    def config(self) -> dict:
+        return dict(type="Lattice", rows=self.rows, cols=self.cols,
+                    geometry=self.geometry, boundary=self.boundary,
+                    pinned_value=self.pinned_value)
+
+
+class Graph(Tissue):
+    """Any neighbourhood: `edges` is a sequence of `(i, j)` cell pairs (or an
+    `(edges, 2)` array). Each cell senses the equal-weight mean of its neighbours;
+    an edge couples both ways unless `directed=True` (then cell `i` senses `j`).
+    `pinned` lists the indices of cells held at `pinned_value`. A cell with no
+    neighbour senses s̄ = 0."""
+
+    def __init__(self, n_cells: int, edges, pinned: Sequence[int] = (),
+                 pinned_value: float = 0.0, directed: bool = False):
+        check_range("Graph", "n_cells", n_cells, ge=1, integer=True)
+        check_range("Graph", "pinned_value", pinned_value, ge=0.0, le=1.0)
+        n = int(n_cells)
+        e = np.asarray(edges, dtype=np.float64).reshape(-1, 2) if len(edges) else \
+            np.zeros((0, 2))
+        if e.size and (np.any(e != np.round(e)) or np.any(e < 0) or np.any(e >= n)):
+            bad = e[(e != np.round(e)).any(1) | (e < 0).any(1) | (e >= n).any(1)][0]
+            raise ValueError(f"Graph.edges must join cells 0..{n - 1}; got the edge "
+                             f"{tuple(bad.tolist())}")
+        e = e.astype(np.int64)
+        if np.any(e[:, 0] == e[:, 1]):
+            raise ValueError(f"Graph.edges must not join a cell to itself; got "
+                             f"{tuple(e[e[:, 0] == e[:, 1]][0].tolist())}")
+        p = np.asarray(pinned, dtype=np.float64).ravel()
+        if p.size and (np.any(p != np.round(p)) or np.any(p < 0) or np.any(p >= n)):
+            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got "
+                             f"{list(pinned)}")
+        mask = np.zeros(n, bool)
+        mask[p.astype(np.int64)] = True
+        rows, cols = e[:, 0], e[:, 1]
+        if not directed:
+            rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
+        self.neighbours, self.weights = _table(n, rows, cols, mask)
+        self.pinned = jnp.asarray(mask)
+        self.pinned_value = float(pinned_value)
+
+    def config(self) -> dict:
+        # The directed pairs of the table, in table order: rebuilds the same table.
+        return dict(type="Graph", n_cells=self.n_cells,
+                    edges=self.neighbour_pairs().tolist(),
+                    pinned=np.flatnonzero(np.asarray(self.pinned)).tolist(),
+                    pinned_value=self.pinned_value, directed=True)
+
+
+def tissue_from_config(config: dict) -> Tissue:
+    """Rebuild a tissue from its `config()`."""
+    kwargs = dict(config)
+    kind = kwargs.pop("type", "Chain")
+    classes = dict(Chain=Chain, Lattice=Lattice, Graph=Graph)
+    if kind not in classes:
+        raise ValueError(f"unknown tissue type {kind!r}; expected one of "
+                         f"{', '.join(classes)}")
+    return classes[kind](**kwargs)

@@ -54,24 +54,68 @@ def pattern_entropy(patterns: Float[Array, "replicates cells"]) -> Scalar:
     return jnp.sum(jnp.where(counts > 0, -freq * jnp.log2(safe), 0.0))
 
 
-def hard_utility(fates: Float[Array, "replicates cells"]) -> Utility:
-    """Exact utility of binary fates `(R, N)` (values ≥ 0.5 count as 1)."""
-    z = (fates >= 0.5).astype(jnp.float32)
-    n = z.shape[1]
-    s_pat = binary_entropy(jnp.mean(z))
-    s_rep = pattern_entropy(z) / n
+def _as_fates(fates: Array) -> Array:
+    """`(R, N)` (one readout gene) or `(R, N, m)` → `(R, N, m)`."""
+    if fates.ndim == 2:
+        return fates[..., None]
+    if fates.ndim != 3:
+        raise ValueError(f"fates must be (replicates, cells) or (replicates, cells, "
+                         f"readout genes); got shape {fates.shape}")
+    return fates
+
+
+def entropy(p: Float[Array, "*batch K"]) -> Float[Array, "*batch"]:
+    """Shannon entropy (bits) of distributions on the last axis, 0·log 0 = 0 with a
+    zero (not infinite) gradient there."""
+    inside = p > 0
+    q = jnp.where(inside, p, 1.0)
+    return -jnp.sum(jnp.where(inside, q * jnp.log2(q), 0.0), axis=-1)
+
+
+def fate_probabilities(p: Float[Array, "*batch m"]) -> Float[Array, "*batch K"]:
+    """Probabilities of the K = 2^m fates of m independent readout genes, each gene
+    j in fate 1 with probability `p[..., j]`; fate k has gene j's bit (k >> j) & 1."""
+    m = p.shape[-1]
+    bits = (jnp.arange(2**m)[:, None] >> jnp.arange(m)[None, :]) & 1  # (K, m)
+    return jnp.prod(jnp.where(bits == 1, p[..., None, :], 1 - p[..., None, :]), axis=-1)
+
+
+def _pattern_entropy_of_fates(p: Float[Array, "replicates cells m"]) -> Scalar:
+    """S_pat: entropy (bits) of the fate distribution pooled over cells and
+    replicates (for one readout gene, H₂ of the mean fate)."""
+    if p.shape[-1] == 1:
+        return binary_entropy(jnp.mean(p))
+    return entropy(jnp.mean(fate_probabilities(p), axis=(0, 1)))
+
+
+def hard_utility(fates: Float[Array, "replicates cells *genes"]) -> Utility:
+    """Exact utility of binary fates `(R, N)` or `(R, N, m)` with m readout genes
+    (values ≥ 0.5 count as 1): S_pat is the entropy of the pooled distribution of the
+    K = 2^m fates, S_rep the entropy of whole-tissue patterns divided by N, so
+    U ≤ log₂ K bits per cell."""
+    z = (_as_fates(fates) >= 0.5).astype(jnp.float32)
+    r, n, m = z.shape
+    s_pat = _pattern_entropy_of_fates(z)
+    s_rep = pattern_entropy(z.reshape(r, n * m)) / n
     return Utility(s_pat - s_rep, s_pat, s_rep)
 
 
-def soft_utility(fates: Float[Array, "replicates cells"], bandwidth: float) -> Utility:
-    """Differentiable utility of fates in [0, 1] by Gaussian-KDE resubstitution.
+def soft_utility(fates: Float[Array, "replicates cells *genes"], bandwidth: float) -> Utility:
+    """Differentiable utility of fates in [0, 1] (`(R, N)` or `(R, N, m)`) by
+    Gaussian-KDE resubstitution.
 
-    q_r = (1/R) Σ_r' exp(−‖p_r − p_r'‖² / 2h²) (r' = r included),
-    S_rep = −(1/R) Σ_r log₂ q_r / N, S_pat = H₂(mean fate).
+    q_r = (1/R) Σ_r' exp(−‖p_r − p_r'‖² / 2h²) (r' = r included; ‖·‖ over all cells
+    and readout genes), S_rep = −(1/R) Σ_r log₂ q_r / N, S_pat = the entropy of the
+    pooled fate distribution (H₂(mean fate) for one readout gene).
     """
-    r, n = fates.shape
-    s_pat = binary_entropy(jnp.mean(fates))
-    d2 = jnp.sum((fates[:, None, :] - fates[None, :, :]) ** 2, axis=-1)
+    p = _as_fates(fates)
+    r, n, m = p.shape
+    s_pat = _pattern_entropy_of_fates(p)
+    flat = p.reshape(r, n * m)
+    if r * r * n * m <= 2**24:
+        d2 = jnp.sum((flat[:, None, :] - flat[None, :, :]) ** 2, axis=-1)
+    else:  # large tissues: one row of distances at a time, O(R·N·m) memory
+        d2 = jax.lax.map(lambda x: jnp.sum((flat - x) ** 2, axis=-1), flat)
     log_q = jax.nn.logsumexp(-d2 / (2.0 * bandwidth**2), axis=1) - jnp.log(r)
     s_rep = -jnp.mean(log_q) / jnp.log(2.0) / n
     return Utility(s_pat - s_rep, s_pat, s_rep)

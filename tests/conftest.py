@@ -17,7 +17,7 @@ class ConstantRegulator(diffgrn.AbstractRegulator):
 
     value: jnp.ndarray
 
-    def __call__(self, sbar):
+    def __call__(self, s, sbar):
         return jnp.full_like(sbar, self.value)
 
     def config(self):
@@ -29,7 +29,7 @@ class LinearRegulator(diffgrn.AbstractRegulator):
 
     k: jnp.ndarray
 
-    def __call__(self, sbar):
+    def __call__(self, s, sbar):
         return self.k * (sbar - 0.5)
 
     def config(self):

@@ -127,7 +127,7 @@ def test_linear_schedule_values_and_description():
 def test_output_scale_shrinks_the_initial_regulator():
     full = diffgrn.MLPRegulator(key=jr.key(1), output_scale=1.0)
     small = diffgrn.MLPRegulator(key=jr.key(1), output_scale=0.01)
-    x = jnp.linspace(0, 1, 11)
-    assert jnp.allclose(small(x), 0.01 * full(x), atol=1e-6)
+    x = jnp.linspace(0, 1, 11)[:, None]
+    assert jnp.allclose(small(x, x), 0.01 * full(x, x), atol=1e-6)
     with pytest.raises(ValueError, match="MLPRegulator.output_scale"):
         diffgrn.MLPRegulator(key=jr.key(1), output_scale=-1.0)

@@ -11,30 +11,30 @@ from conftest import ConstantRegulator
 
 
 def test_open_boundary_neighbour_mean():
-    s = jnp.array([0.0, 1.0, 0.2, 0.6, 0.9])
-    got = diffgrn.Chain(5, "open").neighbour_mean(s)
+    s = jnp.array([0.0, 1.0, 0.2, 0.6, 0.9])[:, None]
+    got = diffgrn.Chain(5, "open").neighbour_mean(s)[:, 0]
     want = [1.0, (0.0 + 0.2) / 2, (1.0 + 0.6) / 2, (0.2 + 0.9) / 2, 0.6]
     assert np.allclose(got, want)
 
 
 def test_periodic_boundary_neighbour_mean():
-    s = jnp.array([0.0, 1.0, 0.2, 0.6, 0.9])
-    got = diffgrn.Chain(5, "periodic").neighbour_mean(s)
+    s = jnp.array([0.0, 1.0, 0.2, 0.6, 0.9])[:, None]
+    got = diffgrn.Chain(5, "periodic").neighbour_mean(s)[:, 0]
     want = [(0.9 + 1.0) / 2, 0.1, 0.8, 0.55, (0.6 + 0.0) / 2]
     assert np.allclose(got, want)
 
 
 def test_pinned_boundary_neighbour_mean_and_pin():
     chain = diffgrn.Chain(5, "pinned", pinned_value=0.0)
-    s = chain.pin(jnp.array([0.7, 1.0, 0.2, 0.6, 0.9]))
-    assert np.allclose(s, [0.0, 1.0, 0.2, 0.6, 0.0])
-    got = chain.neighbour_mean(s)
+    s = chain.pin(jnp.array([0.7, 1.0, 0.2, 0.6, 0.9])[:, None])
+    assert np.allclose(s[:, 0], [0.0, 1.0, 0.2, 0.6, 0.0])
+    got = chain.neighbour_mean(s)[:, 0]
     assert np.allclose(got[1:4], [(0.0 + 0.2) / 2, (1.0 + 0.6) / 2, (0.2 + 0.0) / 2])
 
 
 def test_neighbour_mean_batches():
     chain = diffgrn.Chain(6, "periodic")
-    s = jr.uniform(jr.key(0), (3, 4, 6))
+    s = jr.uniform(jr.key(0), (3, 4, 6, 2))
     assert np.allclose(chain.neighbour_mean(s)[1, 2], chain.neighbour_mean(s[1, 2]))
 
 
@@ -42,7 +42,7 @@ def plain_euler_maruyama(regulator, chain, s0, increments, dt, sigma):
     """The model.md update, written out as a plain Python loop."""
     s = s0
     for dw in increments:
-        s = s + (regulator(chain.neighbour_mean(s)) * dt + sigma * dw)
+        s = s + (regulator(s, chain.neighbour_mean(s)) * dt + sigma * dw)
         s = chain.pin(jnp.clip(s, 0.0, 1.0))
     return s
 
@@ -52,8 +52,8 @@ def test_diffrax_equals_plain_loop(boundary):
     chain = diffgrn.Chain(7, boundary)
     dyn = diffgrn.Dynamics(t_final=1.0, dt=0.01, sigma=0.3)
     reg = diffgrn.MLPRegulator(key=jr.key(1))
-    s0 = chain.pin(jr.uniform(jr.key(2), (4, 7), minval=0.4, maxval=0.6))
-    path = GridBrownianPath.sample((4, 7), jr.key(3), 0.0, 1.0, 0.01)
+    s0 = chain.pin(jr.uniform(jr.key(2), (4, 7, 1), minval=0.4, maxval=0.6))
+    path = GridBrownianPath.sample((4, 7, 1), jr.key(3), 0.0, 1.0, 0.01)
     got = eqx.filter_jit(dyn.solve)(reg, chain, s0, path)
     want = plain_euler_maruyama(reg, chain, s0, path.increments, 0.01, 0.3)
     assert float(jnp.max(jnp.abs(got - want))) <= 1e-6
@@ -62,8 +62,8 @@ def test_diffrax_equals_plain_loop(boundary):
 def test_zero_noise_constant_drift_closed_form():
     chain = diffgrn.Chain(4, "open")
     dyn = diffgrn.Dynamics(t_final=2.0, dt=0.1, sigma=0.0)
-    s0 = jnp.array([[0.1, 0.3, 0.5, 0.9]])
-    path = GridBrownianPath.sample((1, 4), jr.key(0), 0.0, 2.0, 0.1)
+    s0 = jnp.array([[0.1, 0.3, 0.5, 0.9]])[..., None]
+    path = GridBrownianPath.sample((1, 4, 1), jr.key(0), 0.0, 2.0, 0.1)
     for c in (0.2, -0.3):
         got = dyn.solve(ConstantRegulator(jnp.asarray(c)), chain, s0, path)
         assert np.allclose(got, jnp.clip(s0 + c * 2.0, 0.0, 1.0), atol=1e-5)
@@ -75,7 +75,8 @@ def test_states_stay_in_unit_interval_and_pinned_stay_pinned():
                             replicates=8)
     reg = diffgrn.TanhRegulator(a=5.0, b=3.0)
     traj = eqx.filter_jit(obj.simulate)(reg, jr.key(0), save_every=1)
-    assert traj.shape == (8, 21, 6)
+    assert traj.shape == (8, 21, 6, 1)
+    traj = traj[..., 0]
     assert float(traj.min()) >= 0.0 and float(traj.max()) <= 1.0
     assert bool(jnp.all(traj[..., 0] == 0.25)) and bool(jnp.all(traj[..., -1] == 0.25))
     # The noise is strong enough that the clip is actually exercised.
@@ -85,7 +86,7 @@ def test_states_stay_in_unit_interval_and_pinned_stay_pinned():
 def test_trajectory_ends_at_final_state(small_objective, jitted, mlp):
     final = jitted["simulate"](mlp, jr.key(5))
     traj = eqx.filter_jit(small_objective.simulate)(mlp, jr.key(5), save_every=10)
-    assert traj.shape == (16, 5, 5)
+    assert traj.shape == (16, 5, 5, 1)
     assert jnp.array_equal(traj[:, -1], final)
 
 
@@ -99,21 +100,21 @@ def test_virtual_tree_path_is_selectable():
     obj = diffgrn.Objective(dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05,
                                                       brownian="tree"), replicates=4)
     s = obj.simulate(diffgrn.TanhRegulator(), jr.key(0))
-    assert s.shape == (4, 7) and bool(jnp.all(jnp.isfinite(s)))
+    assert s.shape == (4, 7, 1) and bool(jnp.all(jnp.isfinite(s)))
 
 
 def test_reverse_mode_matches_finite_differences():
     # A tiny case where the clip never binds, so the loss is smooth.
     chain = diffgrn.Chain(3, "open")
     dyn = diffgrn.Dynamics(t_final=0.5, dt=0.05, sigma=0.05)
-    s0 = jnp.array([[0.45, 0.5, 0.55], [0.5, 0.6, 0.4]])
-    path = GridBrownianPath.sample((2, 3), jr.key(0), 0.0, 0.5, 0.05)
+    s0 = jnp.array([[0.45, 0.5, 0.55], [0.5, 0.6, 0.4]])[..., None]
+    path = GridBrownianPath.sample((2, 3, 1), jr.key(0), 0.0, 0.5, 0.05)
 
     def loss(theta):
         reg = diffgrn.TanhRegulator(1.0, 4.0, 0.5)
         reg = eqx.tree_at(lambda r: (r.a, r.b, r.c), reg, tuple(theta))
         s = dyn.solve(reg, chain, s0, path)
-        return jnp.sum((s - 0.3) ** 2 * jnp.arange(1, 4))
+        return jnp.sum((s[..., 0] - 0.3) ** 2 * jnp.arange(1, 4))
 
     theta = jnp.array([1.0, 4.0, 0.5])
     grad = jax.grad(loss)(theta)

@@ -47,7 +47,7 @@ def main(argv=None):
     def probe(reg):
         st = dg.stage_gradients(obj, reg, probe_key)
         sat = dg.saturation(obj, reg, probe_key)
-        z = obj.simulate(reg, probe_key) >= 0.5
+        z = obj.simulate(reg, probe_key)[..., 0] >= 0.5
         # The same probe with the clip removed (does the clip alone zero the gradient?)
         free = obj.replace(dynamics=obj.dynamics.replace(constraint="none"))
         g_free = dg.tree_norm(eqx.filter_grad(free.loss)(reg, probe_key))

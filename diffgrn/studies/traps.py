@@ -59,7 +59,7 @@ def line(obj, a, b, alphas, keys):
 
 
 def patterns(obj, reg, key, top=3):
-    z = np.asarray(eqx.filter_jit(obj.simulate)(reg, key)) >= 0.5
+    z = np.asarray(eqx.filter_jit(obj.simulate)(reg, key))[..., 0] >= 0.5
     count = collections.Counter("".join("1" if v else "0" for v in row) for row in z)
     return [(p, n / len(z)) for p, n in count.most_common(top)]
 
