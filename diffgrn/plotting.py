@@ -74,33 +74,43 @@ def fate_index(fates) -> np.ndarray:
     return np.sum(z * (1 << np.arange(z.shape[-1])), axis=-1)
 
 
+def plot_tissue(tissue, values, ax=None, **scatter):
+    """One value per cell drawn at the cell's place (`tissue.positions()`), as
+    hexagons touching their neighbours on a regular sheet. `scatter` goes to
+    `ax.scatter` (cmap, vmin, vmax, …). Returns the scatter's mappable."""
+    ax = ax or plt.figure(figsize=(4, 4)).gca()
+    pos = tissue.positions()
+    span = max(np.ptp(pos[:, 0]), np.ptp(pos[:, 1]), 1.0) + 1.0
+    width_pt = 72 * ax.get_position().width * ax.figure.get_figwidth()
+    scatter.setdefault("s", 0.75 * (width_pt / span) ** 2)
+    scatter.setdefault("marker", "h")
+    sc = ax.scatter(pos[:, 0], pos[:, 1], c=np.asarray(values), **scatter)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return sc
+
+
 def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
     """Fate maps of a few replicates on the tissue's layout, and the per-cell
     frequency of fate 1 (or, for more than two fates, of each cell's commonest fate)
     over all replicates. Returns the figure."""
     k = fate_index(fates)
-    pos = tissue.positions()
     n_maps = min(replicates, k.shape[0])
     fig, axes = plt.subplots(1, n_maps + 1, figsize=(3.2 * (n_maps + 1), 3.2))
-    size = max(4.0, 9000.0 / max(1, tissue.n_cells))
     cmap = plt.get_cmap("Greys" if n_fates == 2 else "tab10", n_fates)
     for r in range(n_maps):
-        axes[r].scatter(pos[:, 0], pos[:, 1], c=k[r], cmap=cmap, vmin=-0.5,
-                        vmax=n_fates - 0.5, s=size, marker="h", edgecolors="0.7",
-                        linewidths=0.3)
-        axes[r].set_title(f"replicate {r}", fontsize=9)
+        plot_tissue(tissue, k[r], axes[r], cmap=cmap, vmin=-0.5, vmax=n_fates - 0.5,
+                    edgecolors="0.6", linewidths=0.3)
+        axes[r].set_title(f"replicate {r} (black: fate 1)" if n_fates == 2
+                          else f"replicate {r}", fontsize=9)
     if n_fates == 2:
         freq, label = k.mean(axis=0), "fraction of replicates in fate 1"
     else:
         counts = np.stack([(k == f).mean(axis=0) for f in range(n_fates)])
         freq, label = counts.max(axis=0), "frequency of the cell's commonest fate"
-    sc = axes[-1].scatter(pos[:, 0], pos[:, 1], c=freq, cmap="viridis", vmin=0, vmax=1,
-                          s=size, marker="h")
+    sc = plot_tissue(tissue, freq, axes[-1], cmap="viridis", vmin=0, vmax=1)
     axes[-1].set_title("per-cell frequency", fontsize=9)
     fig.colorbar(sc, ax=axes[-1], label=label, shrink=0.8)
-    for ax in axes:
-        ax.set_aspect("equal")
-        ax.axis("off")
     return fig
 
 

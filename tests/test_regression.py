@@ -1,7 +1,11 @@
 """The default 1-gene chain gives the same numbers as before states became
-(replicates, cells, genes) and tissues neighbour tables (values recorded on main before
-that change, by the script in this file's docstring history: Objective at its defaults
-on each boundary, key 42 for utilities, key 7 and 25 replicates for the gradient)."""
+(replicates, cells, genes) and tissues neighbour tables.
+
+The values in tests/data were recorded with the code of commit fd6ce91 (before that
+change): `chain_regression.json` at the Objective's defaults (T = 20, dt = 0.01,
+R = 100), `chain_regression_quick.json` at T = 2, dt = 0.05, R = 16; utilities with
+key 42, the gradient norm of U_soft with key 7 and 25 replicates.
+"""
 
 import json
 from pathlib import Path
@@ -12,23 +16,37 @@ import pytest
 
 import diffgrn
 
-RECORDED = json.loads((Path(__file__).parent / "data" / "chain_regression.json").read_text())
+DATA = Path(__file__).parent / "data"
 REGULATORS = {
     "mlp_default": lambda: diffgrn.MLPRegulator(key=jr.key(0)),
     "tanh": lambda: diffgrn.TanhRegulator(1.0, 6.0, 0.4),
 }
 
 
-@pytest.mark.parametrize("boundary", ["open", "pinned", "periodic"])
-def test_default_chain_matches_recorded_values(boundary):
-    objective = diffgrn.Objective(tissue=diffgrn.Chain(7, boundary))
+def check(objective, recorded, boundary):
     for name, make in REGULATORS.items():
         reg = make()
         hard, soft = eqx.filter_jit(objective.evaluate)(reg, jr.key(42))
         grad = eqx.filter_grad(
             lambda r: objective.soft(r, jr.key(7), replicates=25).value)(reg)
-        want = RECORDED[f"{boundary}/{name}"]
+        want = recorded[f"{boundary}/{name}"]
         assert float(hard.value) == pytest.approx(want["hard"], abs=1e-6)
         assert float(soft.value) == pytest.approx(want["soft"], abs=1e-6)
         assert float(diffgrn.diagnostics.tree_norm(grad)) == pytest.approx(
             want["grad_norm"], rel=1e-4, abs=1e-7)
+
+
+@pytest.mark.parametrize("boundary", ["open", "pinned", "periodic"])
+def test_quick_chain_matches_recorded_values(boundary):
+    recorded = json.loads((DATA / "chain_regression_quick.json").read_text())
+    objective = diffgrn.Objective(tissue=diffgrn.Chain(7, boundary),
+                                  dynamics=diffgrn.Dynamics(t_final=2.0, dt=0.05),
+                                  replicates=16)
+    check(objective, recorded, boundary)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("boundary", ["open", "pinned", "periodic"])
+def test_default_chain_matches_recorded_values(boundary):
+    recorded = json.loads((DATA / "chain_regression.json").read_text())
+    check(diffgrn.Objective(tissue=diffgrn.Chain(7, boundary)), recorded, boundary)
