@@ -16,8 +16,8 @@ from .methods import (CMAES, Gradient, Hybrid, LinearSchedule, MuPlusLambdaES,
                       default_optimiser, openes)
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
-from .regulator import MLPRegulator, TanhRegulator
-from .tissue import Chain
+from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
+from .tissue import Chain, Lattice
 from .utility import hard_utility
 from .train import TrainResult, assess, train
 
@@ -27,11 +27,25 @@ QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
 
 def _add_model_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("model (defaults from model.md)")
-    g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open")
-    g.add_argument("--cells", type=int, default=7)
+    g.add_argument("--tissue", choices=("chain", "square", "hex"), default="chain",
+                   help="chain (model.md), or a square or hexagonal (odd-r offset) "
+                        "lattice (default chain)")
+    g.add_argument("--size", default=None,
+                   help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
+                        "a lattice (default: --cells for a chain, 10x10 for a lattice)")
+    g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open",
+                   help="default open")
+    g.add_argument("--cells", type=int, default=7, help="chain length (default 7)")
+    g.add_argument("--genes", type=int, default=1, help="genes per cell (default 1)")
+    g.add_argument("--inputs", choices=("neighbours", "both"), default="neighbours",
+                   help="mlp regulator: neighbours' mean only, or the cell's own state "
+                        "too (default neighbours)")
+    g.add_argument("--fate-genes", default="0",
+                   help="readout genes, e.g. 0,1: K = 2^m fates per cell (default 0)")
     g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
     g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
-    g.add_argument("--sigma", type=float, default=0.1)
+    g.add_argument("--sigma", default="0.1",
+                   help="noise σ, one number or one per gene (0.1,0.05; default 0.1)")
     g.add_argument("--constraint", choices=("clip", "reflect", "softclip", "none"),
                    default="clip",
                    help="state constraint after every step (default clip, as model.md)")
@@ -39,9 +53,11 @@ def _add_model_args(p: argparse.ArgumentParser):
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
     g.add_argument("--bandwidth", type=float, default=0.5,
                    help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)")
-    g.add_argument("--regulator", choices=("mlp", "tanh"), default="mlp",
-                   help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP (default); tanh: "
-                        "a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5")
+    g.add_argument("--regulator", choices=("mlp", "tanh", "transcriptional"),
+                   default="mlp",
+                   help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP for one gene (default); "
+                        "tanh: a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5 "
+                        "(one gene); transcriptional: sigmoid(W s + V s̄ + b) - k s")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
     p.add_argument("--quick", action="store_true",
@@ -50,7 +66,46 @@ def _add_model_args(p: argparse.ArgumentParser):
 
 
 def _regulator(args, key):
-    return MLPRegulator(key=key) if args.regulator == "mlp" else TanhRegulator()
+    if args.regulator == "mlp":
+        return MLPRegulator(key=key, genes=args.genes, inputs=args.inputs)
+    if args.regulator == "transcriptional":
+        return TranscriptionalRegulator(args.genes, key=key)
+    if args.genes != 1:
+        raise ValueError(f"--regulator tanh has one gene; got --genes {args.genes}")
+    return TanhRegulator()
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"{flag} must be comma-separated integers; got {text!r}") from None
+
+
+def _tissue(args):
+    if args.tissue == "chain":
+        n = args.cells if args.size is None else _ints(args.size, "--size")
+        if isinstance(n, tuple) and len(n) != 1:
+            raise ValueError(f"--size for a chain is one number of cells; got {args.size!r}")
+        return Chain(n if isinstance(n, int) else n[0], args.boundary)
+    text = (args.size or "10x10").lower()
+    try:
+        dims = [int(v) for v in text.split("x")]
+    except ValueError:
+        dims = []
+    if len(dims) == 1:
+        dims = dims * 2
+    if len(dims) != 2:
+        raise ValueError(f"--size for a lattice is ROWSxCOLS (e.g. 20x20) or one number; "
+                         f"got {args.size!r}")
+    return Lattice(dims[0], dims[1], args.tissue, args.boundary)
+
+
+def _tissue_label(args, objective) -> str:
+    t = objective.tissue
+    if args.tissue == "chain":
+        return args.boundary
+    return f"{args.tissue}{t.rows}x{t.cols}-{args.boundary}"
 
 
 def _objective(args) -> Objective:
@@ -59,11 +114,18 @@ def _objective(args) -> Objective:
     dt = args.dt if args.dt is not None else (QUICK["dt"] if q else 0.01)
     reps = args.replicates if args.replicates is not None else (
         QUICK["replicates"] if q else 100)
-    return Objective(tissue=Chain(args.cells, args.boundary),
-                     dynamics=Dynamics(t_final=t_final, dt=dt, sigma=args.sigma,
+    try:
+        sigma = tuple(float(v) for v in str(args.sigma).split(","))
+    except ValueError:
+        raise ValueError(f"--sigma must be a number or comma-separated numbers; got "
+                         f"{args.sigma!r}") from None
+    return Objective(tissue=_tissue(args),
+                     dynamics=Dynamics(t_final=t_final, dt=dt,
+                                       sigma=sigma[0] if len(sigma) == 1 else sigma,
                                        constraint=args.constraint),
                      readout=SoftReadout(args.temperature), bandwidth=args.bandwidth,
-                     replicates=reps)
+                     replicates=reps, genes=args.genes,
+                     fate_genes=_ints(args.fate_genes, "--fate-genes"))
 
 
 METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid")
@@ -127,9 +189,18 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
     key = jr.key(10_000 + seed)
     if len(result.history):
         states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
-        u = hard_utility(HardReadout()(states))
-        plotting.save_figure(plotting.plot_patterns(states), out / "patterns.png",
+        fates = objective.fates(states, HardReadout())
+        u = hard_utility(fates)
+        plotting.save_figure(plotting.plot_patterns(fates), out / "patterns.png",
                              f"fresh noise: U = {float(u.value):.3f}")
+        if not isinstance(objective.tissue, Chain):
+            fig = plotting.plot_tissue_fates(objective.tissue, fates,
+                                             n_fates=objective.n_fates)
+            fig.suptitle(f"fate maps on fresh noise (U = {float(u.value):.3f})",
+                         fontsize=10)
+            fig.tight_layout()
+            fig.savefig(out / "fate_map.png", dpi=110)
+            plotting.plt.close(fig)
         every = max(1, objective.dynamics.n_steps // 200)
         traj = eqx.filter_jit(objective.simulate)(result.best_regulator, key,
                                                 replicates=2, save_every=every)
@@ -142,15 +213,17 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
 def cmd_train(args) -> int:
     objective = _objective(args)
     method = _method(args.method, args)
-    out = args.out or Path("runs") / f"{args.method}-{args.boundary}-seed{args.seed}"
+    label = _tissue_label(args, objective)
+    out = args.out or Path("runs") / f"{args.method}-{label}-seed{args.seed}"
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = _regulator(args, k_init)
+    objective.check_regulator(regulator)
     result = train(objective, regulator, method, key=k_train,
                    iterations=_iterations(args.method, args),
                    progress=not args.no_progress)
     fresh = _write_run(out, objective, result, args.seed)
     h = result.history
-    print(f"{args.method} ({args.boundary}): best regulator (iteration "
+    print(f"{args.method} ({label}): best regulator (iteration "
           f"{result.best_iteration}, {result.best_utility:.4f} at selection) scores "
           f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
           f"({fresh['repeats']} × {fresh['replicates']} replicates); "
@@ -178,7 +251,7 @@ def cmd_compare(args) -> int:
     from .compare import Comparison, compare
 
     objective = _objective(args)
-    out = args.out or Path("runs") / f"compare-{args.boundary}"
+    out = args.out or Path("runs") / f"compare-{_tissue_label(args, objective)}"
     out.mkdir(parents=True, exist_ok=True)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in names:

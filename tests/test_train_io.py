@@ -268,3 +268,37 @@ def test_cli_rejects_bad_values(capsys):
         cli_main(["train", "--sigma", "-1", "--quick", "--no-progress"])
     assert e.value.code == 2
     assert "sigma" in capsys.readouterr().err
+
+
+def test_cli_lattice_with_two_genes(tmp_path):
+    # A hex sheet, two genes, own state as input, both readout genes: es and adam
+    # write their figures, the fate map included, and the run loads back.
+    small = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8",
+             "--tissue", "hex", "--size", "4x4", "--genes", "2", "--inputs", "both",
+             "--fate-genes", "0,1", "--sigma", "0.1,0.2", "--no-progress"]
+    for method, flag in (("es", "--generations"), ("adam", "--steps")):
+        out = tmp_path / method
+        assert cli_main(["train", "--method", method, flag, "2", "--out", str(out),
+                         *small]) == 0
+        for f in ("history.json", "fate_map.png", "patterns.png", "regulator.png",
+                  "training_curve.png"):
+            assert (out / f).is_file(), f"{method}/{f}"
+        saved = diffgrn.load(out / "best")
+        assert saved.regulator.genes == 2 and saved.regulator.inputs == "both"
+        objective = diffgrn.Objective.from_config(saved.config["objective"])
+        assert objective.tissue.geometry == "hex" and objective.fate_genes == (0, 1)
+        assert objective.dynamics.sigma == (0.1, 0.2)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--tissue", "square", "--size", "0x5"], "Lattice.rows"),
+    (["--tissue", "hex", "--size", "ax3"], "--size"),
+    (["--genes", "2", "--fate-genes", "2"], "Objective.fate_genes"),
+    (["--genes", "2", "--regulator", "tanh"], "--regulator tanh"),
+    (["--genes", "2", "--sigma", "0.1,0.1,0.1"], "Dynamics.sigma"),
+])
+def test_cli_rejects_bad_tissue_and_gene_options(argv, words, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train", "--quick", "--no-progress", *argv])
+    assert e.value.code == 2
+    assert words in capsys.readouterr().err
