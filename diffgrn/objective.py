@@ -44,7 +44,8 @@ class Objective(eqx.Module):
     match), `fate_genes` the readout genes (default `(0,)`): with m of them each cell
     has one of K = 2^m fates and U ≤ log₂ K bits per cell. `devices`: `None` splits
     the replicates over all local devices when there are several; an integer uses
-    the first `devices` of them, or pass a sequence of `jax.Device`s.
+    the first `devices` of them, or pass a sequence of `jax.Device`s (the replicates
+    are split over the largest number of them that divides R).
     """
 
     tissue: Tissue = eqx.field(default_factory=Chain)
@@ -119,10 +120,13 @@ class Objective(eqx.Module):
         return devs if self.devices is None else devs[: self.devices]
 
     def _shard(self, x, axis: int):
-        """Split axis `axis` (replicates) of `x` over the devices (when several)."""
+        """Split axis `axis` (replicates) of `x` over the devices (when several): over
+        the largest number of them that divides the number of replicates."""
         devs = self._device_list()
-        if len(devs) < 2:
+        n = max(d for d in range(1, len(devs) + 1) if x.shape[axis] % d == 0)
+        if n < 2:
             return x
+        devs = devs[:n]
         mesh = jax.sharding.Mesh(np.asarray(devs), ("replicates",))
         spec = [None] * x.ndim
         spec[axis] = "replicates"
