@@ -27,7 +27,7 @@ def plain_scan_simulate(objective, regulator, key):
     inc = path.increments
 
     def body(s, dw):
-        s = s + (regulator(tissue.neighbour_mean(s)) * dyn.dt + dyn.sigma * dw)
+        s = s + (regulator(s, tissue.neighbour_mean(s)) * dyn.dt + dyn.sigma * dw)
         return tissue.pin(jnp.clip(s, 0.0, 1.0)), None
 
     return jax.lax.scan(body, s0, inc)[0]

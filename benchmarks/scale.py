@@ -1,0 +1,165 @@
+"""Cost per cell-step and peak memory as the tissue grows, against a hand-written stencil.
+
+    python -m benchmarks.scale [--sizes 100,10000,1000000] [--steps 100] [--replicates 8]
+
+Square periodic lattices of N cells (R replicates, `--steps` Euler–Maruyama steps,
+the 3-parameter tanh regulator so that the drift is cheap and the neighbour mean,
+the solver and the noise dominate), and the chain. The baseline, in the same
+process, is a plain `lax.scan` of the same model whose neighbour mean is four
+`jnp.roll`s and whose noise is drawn inside each step. Then the horizon: peak memory
+of a forward solve and of a checkpointed gradient (`Dynamics(checkpoints=20)`) for
+N = 7, R = 100 at T = 20, 200, 2 000, with the grid and the counter Brownian path.
+
+Every configuration runs in its own subprocess, so its peak memory (`ru_maxrss`,
+the whole process, JAX runtime included) is its own. Prints tables; asserts nothing.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+
+import diffgrn
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def timed(fn, *args, repeats: int) -> float:
+    """Best wall time (s) of `repeats` calls after one compiling call."""
+    jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def stencil_simulate(reg, rows, cols, replicates, steps, dt, sigma, key):
+    """The square periodic lattice by hand: four rolls, noise drawn in each step."""
+    k0, kw = jr.split(key)
+    s0 = jr.uniform(k0, (replicates, rows, cols, 1), minval=0.4, maxval=0.6)
+
+    def body(s, k):
+        sbar = sum(jnp.roll(s, sh, ax) for sh in (1, -1) for ax in (1, 2)) / 4
+        dw = jr.normal(jr.fold_in(kw, k), s.shape) * jnp.sqrt(dt)
+        return jnp.clip(s + reg(s, sbar) * dt + sigma * dw, 0.0, 1.0), None
+
+    return jax.lax.scan(body, s0, jnp.arange(steps))[0]
+
+
+def one(spec: dict) -> dict:
+    """Measure one configuration (run in a subprocess)."""
+    reg = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
+    key, steps, r = jr.key(0), spec["steps"], spec["replicates"]
+    dt = spec.get("dt", 0.01)
+    kind = spec["kind"]
+    out = dict(spec)
+    if kind == "stencil":
+        side = int(round(spec["cells"] ** 0.5))
+        sim = lambda rg, k: stencil_simulate(rg, side, side, r, steps, dt, 0.1, k)
+    else:
+        tissue = (diffgrn.Chain(spec["cells"], "periodic") if kind == "chain"
+                  else diffgrn.Lattice(int(round(spec["cells"] ** 0.5)),
+                                       int(round(spec["cells"] ** 0.5)), "square",
+                                       "periodic"))
+        dyn = diffgrn.Dynamics(t_final=steps * dt, dt=dt, brownian=spec["brownian"],
+                               checkpoints=spec.get("checkpoints"))
+        obj = diffgrn.Objective(tissue=tissue, dynamics=dyn, replicates=r)
+        sim = obj.simulate
+    weights = None
+
+    def loss(rg, k):
+        s = sim(rg, k)
+        return jnp.mean(s * jnp.cos(jnp.arange(s.size).reshape(s.shape)))
+
+    repeats = spec.get("repeats", 3)
+    if spec.get("forward", True):
+        out["forward_s"] = timed(eqx.filter_jit(sim), reg, key, repeats=repeats)
+        out["forward_peak_gib"] = peak_gib()
+    if spec.get("backward", False):
+        out["gradient_s"] = timed(eqx.filter_jit(eqx.filter_grad(loss)), reg, key,
+                                  repeats=repeats)
+        out["gradient_peak_gib"] = peak_gib()
+    del weights
+    cell_steps = spec["cells"] * r * steps
+    for name in ("forward", "gradient"):
+        if f"{name}_s" in out:
+            out[f"{name}_ns_per_cell_step"] = out[f"{name}_s"] / cell_steps * 1e9
+    return out
+
+
+def run(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--one",
+                           json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode:
+        return dict(spec, error=proc.stderr.strip().splitlines()[-1][:200])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--sizes", default="100,10000,1000000")
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--replicates", type=int, default=8)
+    p.add_argument("--horizons", default="20,200,2000")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(one(json.loads(args.one))))
+        return
+    print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind}, "
+          f"jax {jax.__version__}; R = {args.replicates}, {args.steps} steps, "
+          "tanh regulator; best of 3 after compiling; peak = whole-process ru_maxrss")
+    base = dict(steps=args.steps, replicates=args.replicates)
+    head = (f"{'tissue':>22s} {'N':>8s} {'path':>8s} {'fwd ns':>8s} {'fwd GiB':>8s} "
+            f"{'grad ns':>8s} {'grad GiB':>8s} {'fwd / stencil':>13s}")
+    print("\nns per cell-step (R × N × steps), peak memory of the process")
+    print(head)
+    for n in (int(v) for v in args.sizes.split(",")):
+        rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n,
+                                               backward=True)))]
+        for path in ("grid", "counter"):
+            rows.append((f"diffgrn square lattice", run(dict(
+                base, kind="lattice", cells=n, brownian=path, backward=True))))
+        rows.append(("diffgrn chain", run(dict(base, kind="chain", cells=n,
+                                               brownian="counter"))))
+        ref = rows[0][1].get("forward_s")
+        for name, r in rows:
+            if "error" in r:
+                print(f"{name:>22s} {n:8d} {r.get('brownian', '-'):>8s}  error: {r['error']}")
+                continue
+            ratio = r["forward_s"] / ref if ref else float("nan")
+            print(f"{name:>22s} {n:8d} {r.get('brownian', '-'):>8s} "
+                  f"{r['forward_ns_per_cell_step']:8.2f} {r['forward_peak_gib']:8.2f} "
+                  f"{r.get('gradient_ns_per_cell_step', float('nan')):8.2f} "
+                  f"{r.get('gradient_peak_gib', float('nan')):8.2f} {ratio:13.2f}")
+    print("\nhorizon: chain N = 7, R = 100, dt = 0.01, checkpoints = 20; peak GiB")
+    print(f"{'path':>8s} {'T':>6s} {'forward':>8s} {'gradient':>9s} {'grad/fwd':>9s}")
+    for path in ("grid", "counter"):
+        for t in (float(v) for v in args.horizons.split(",")):
+            steps = int(round(t / 0.01))
+            spec = dict(kind="chain", cells=7, replicates=100, steps=steps,
+                        brownian=path, checkpoints=20, repeats=1)
+            f = run(dict(spec, forward=True))
+            g = run(dict(spec, forward=False, backward=True))
+            if "error" in f or "error" in g:
+                print(f"{path:>8s} {t:6g}  error: {f.get('error') or g.get('error')}")
+                continue
+            print(f"{path:>8s} {t:6g} {f['forward_peak_gib']:8.2f} "
+                  f"{g['gradient_peak_gib']:9.2f} "
+                  f"{g['gradient_peak_gib'] / f['forward_peak_gib']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
