@@ -20,4 +20,4 @@ from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, sof
 
 ES = MuPlusLambdaES
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
