@@ -23,17 +23,18 @@ REGULATORS = {
 }
 
 
-def check(objective, recorded, boundary):
+def check(objective, recorded, boundary, gradients=("mlp_default", "tanh")):
     for name, make in REGULATORS.items():
         reg = make()
         hard, soft = eqx.filter_jit(objective.evaluate)(reg, jr.key(42))
-        grad = eqx.filter_grad(
-            lambda r: objective.soft(r, jr.key(7), replicates=25).value)(reg)
         want = recorded[f"{boundary}/{name}"]
         assert float(hard.value) == pytest.approx(want["hard"], abs=1e-6)
         assert float(soft.value) == pytest.approx(want["soft"], abs=1e-6)
-        assert float(diffgrn.diagnostics.tree_norm(grad)) == pytest.approx(
-            want["grad_norm"], rel=1e-4, abs=1e-7)
+        if name in gradients:
+            grad = eqx.filter_grad(
+                lambda r: objective.soft(r, jr.key(7), replicates=25).value)(reg)
+            assert float(diffgrn.diagnostics.tree_norm(grad)) == pytest.approx(
+                want["grad_norm"], rel=1e-4, abs=1e-7)
 
 
 @pytest.mark.parametrize("boundary", ["open", "pinned", "periodic"])
@@ -42,7 +43,8 @@ def test_quick_chain_matches_recorded_values(boundary):
     objective = diffgrn.Objective(tissue=diffgrn.Chain(7, boundary),
                                   dynamics=diffgrn.Dynamics(t_final=2.0, dt=0.05),
                                   replicates=16)
-    check(objective, recorded, boundary)
+    # Gradients on one boundary here (compile time); all of them in the slow test.
+    check(objective, recorded, boundary, ("mlp_default",) if boundary == "pinned" else ())
 
 
 @pytest.mark.slow

@@ -115,7 +115,7 @@ def test_every_tissue_round_trips_through_its_config(tissue):
 
 def test_two_genes_with_own_state_and_noise_per_gene():
     obj = diffgrn.Objective(tissue=diffgrn.Lattice(4, 3, "hex", "periodic"),
-                            dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05,
+                            dynamics=diffgrn.Dynamics(t_final=0.2, dt=0.05,
                                                       sigma=(0.0, 0.3)),
                             replicates=6, genes=2, fate_genes=(0, 1))
     flat = ConstantRegulator(jnp.asarray(0.0), genes=2)
