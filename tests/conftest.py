@@ -1,3 +1,5 @@
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,11 +40,16 @@ class LinearRegulator(diffgrn.AbstractRegulator):
 
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
-    """A compilation cache fresh for this session: identical computations built by
-    different closures (each `train` call, each study) compile once."""
-    jax.config.update("jax_compilation_cache_dir",
-                      str(tmp_path_factory.mktemp("jax-cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    """A compilation cache fresh for this test run and shared by its pytest-xdist
+    workers: identical computations built by different closures (each `train` call,
+    each study) or in different workers compile once."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # gw0, gw1, …: share the run's folder
+        root = root.parent
+    cache = root / "jax-cache"
+    cache.mkdir(exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     yield
 

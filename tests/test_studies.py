@@ -26,6 +26,7 @@ def test_unknown_study_is_rejected(capsys):
     assert "usage" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 12-30 s each: CI runs them after the README suite
 def test_stage_attribution_quick(tmp_path):
     res = run("stage_attribution", tmp_path)
     stages = res["stages"]
@@ -45,18 +46,21 @@ def test_horizon_quick(tmp_path):
     assert all(r["sample_norm"] >= 0 for r in rows)
 
 
+@pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_noise_replicates_quick(tmp_path):
     res = run("noise_replicates", tmp_path)
     assert [r["sigma"] for r in res["sigma"]] == [0.01, 0.1]
     assert [r["replicates"] for r in res["replicates"]] == [32]
 
 
+@pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_bias_quick(tmp_path):
     res = run("bias", tmp_path)
     assert len(res["rows"]) == 1
     assert all(-1.0 <= r["cos_path_es"] <= 1.0 for r in res["rows"])
 
 
+@pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_landscape_quick(tmp_path):
     res = run("landscape", tmp_path)
     line = res["θ₀ → θ_ES"]
@@ -65,6 +69,7 @@ def test_landscape_quick(tmp_path):
     assert line["hard"][6] > line["hard"][2]
 
 
+@pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_first_version_quick(tmp_path):
     res = run("first_version", tmp_path)
     s = res["summary"]
@@ -72,6 +77,7 @@ def test_first_version_quick(tmp_path):
     assert len(res["probes"]) == 31
 
 
+@pytest.mark.slow  # 12-30 s each: CI runs them after the README suite
 def test_recipe_quick_pinned(tmp_path):
     out = tmp_path / "recipe"
     assert cli_main(["study", "recipe", "--quick", "--boundary", "pinned",
@@ -98,6 +104,7 @@ def test_recipe_variants_option(tmp_path, capsys):
     assert "unknown ['no such variant']" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_traps_quick(tmp_path):
     res = run("traps", tmp_path)
     trapped, escaped = res["trapped"]["clip"], res["escaped"]["clip"]
