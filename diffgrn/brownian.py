@@ -1,4 +1,6 @@
-"""A Brownian path for fixed-step Euler–Maruyama that supports reverse mode."""
+"""Brownian paths for fixed-step Euler–Maruyama that support reverse mode."""
+
+import abc
 
 import equinox as eqx
 import jax
@@ -8,7 +10,40 @@ import diffrax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
-class GridBrownianPath(diffrax.AbstractBrownianPath):
+class AbstractStepPath(diffrax.AbstractBrownianPath):
+    """A Brownian path known only on a step grid: `evaluate(t, t + dt)` at a grid
+    point returns that step's increment (`increment(k)`), any other interval NaN, so a
+    solver with another step fails loudly rather than using the wrong noise."""
+
+    t0: eqx.AbstractVar[float]
+    dt: eqx.AbstractVar[float]
+
+    @property
+    @abc.abstractmethod
+    def n_steps(self) -> int:
+        ...
+
+    @abc.abstractmethod
+    def increment(self, k) -> Array:
+        """The increments of grid step `k` (an integer, may be traced and may lie
+        outside the grid: then any value)."""
+
+    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+        del left
+        name = type(self).__name__
+        if use_levy:
+            raise ValueError(f"{name} provides no Lévy area")
+        if t1 is None:
+            raise ValueError(f"{name} only evaluates increments w(t1) - w(t0)")
+        t0 = jax.lax.stop_gradient(t0)
+        t1 = jax.lax.stop_gradient(t1)
+        k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
+        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
+            k < self.n_steps)
+        return jnp.where(one_step, self.increment(k), jnp.nan)
+
+
+class GridBrownianPath(AbstractStepPath):
     """Brownian increments drawn once on the step grid `t0, t0+dt, …, t1`.
 
     `evaluate(t, t + dt)` for a grid point `t` returns the stored increment, so
@@ -39,22 +74,11 @@ class GridBrownianPath(diffrax.AbstractBrownianPath):
     def n_steps(self) -> int:
         return self.increments.shape[0]
 
-    def evaluate(self, t0, t1=None, left=True, use_levy=False):
-        del left
-        if use_levy:
-            raise ValueError("GridBrownianPath provides no Lévy area")
-        if t1 is None:
-            raise ValueError("GridBrownianPath only evaluates increments w(t1) - w(t0)")
-        t0 = jax.lax.stop_gradient(t0)
-        t1 = jax.lax.stop_gradient(t1)
-        k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
-        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
-            k < self.n_steps)
-        inc = self.increments[jnp.clip(k, 0, self.n_steps - 1)]
-        return jnp.where(one_step, inc, jnp.nan)
+    def increment(self, k):
+        return self.increments[jnp.clip(k, 0, self.n_steps - 1)]
 
 
-class CounterBrownianPath(diffrax.AbstractBrownianPath):
+class CounterBrownianPath(AbstractStepPath):
     """Brownian increments drawn inside each step from a counter-based key.
 
     The increment of grid step `k` for replicate `r` is
@@ -62,7 +86,7 @@ class CounterBrownianPath(diffrax.AbstractBrownianPath):
     reproducible, independent across steps and replicates, and never stored, so a
     solve needs O(replicates · cells) memory for its noise whatever the horizon
     (`GridBrownianPath` stores steps × replicates × cells). Reverse mode recomputes
-    the increments it needs. Only intervals of one grid step are supported (else NaN).
+    the increments it needs.
     """
 
     t0: float = eqx.field(static=True)
@@ -80,16 +104,3 @@ class CounterBrownianPath(diffrax.AbstractBrownianPath):
         """The increments of grid step `k` (an integer, may be traced)."""
         draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
         return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))
-
-    def evaluate(self, t0, t1=None, left=True, use_levy=False):
-        del left
-        if use_levy:
-            raise ValueError("CounterBrownianPath provides no Lévy area")
-        if t1 is None:
-            raise ValueError("CounterBrownianPath only evaluates increments w(t1) - w(t0)")
-        t0 = jax.lax.stop_gradient(t0)
-        t1 = jax.lax.stop_gradient(t1)
-        k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
-        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
-            k < self.n_steps)
-        return jnp.where(one_step, self.increment(k), jnp.nan)
