@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -205,8 +206,9 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
         traj = eqx.filter_jit(objective.simulate)(result.best_regulator, key,
                                                 replicates=2, save_every=every)
         step = objective.dynamics.dt * max(1, objective.dynamics.n_steps // 200)
-        plotting.save_figure(plotting.plot_kymograph(traj[0], step), out / "kymograph.png",
-                             "one replicate")
+        gene = objective.fate_genes[0]
+        plotting.save_figure(plotting.plot_kymograph(traj[0], step, gene=gene),
+                             out / "kymograph.png", f"one replicate, gene {gene}")
     return fresh
 
 
@@ -229,6 +231,14 @@ def cmd_train(args) -> int:
           f"({fresh['repeats']} × {fresh['replicates']} replicates); "
           f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
           f"compile {result.compile_time:.1f} s; written to {out}")
+    print(f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
+          f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})")
+    bound = math.log2(objective.replicates) / objective.n_cells
+    if bound < 0.2:
+        print(f"  note: with R = {objective.replicates} replicates and N = "
+              f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
+              "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
+              "fate_map.png) to judge reproducibility")
     if result.error:
         print(f"error: {result.error} (best regulator saved in {out / 'best'})",
               file=sys.stderr)

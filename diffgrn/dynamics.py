@@ -192,13 +192,18 @@ class Dynamics(eqx.Module):
 
     def check_memory(self, tissue: Tissue, replicates: int, genes: int = 1,
                      save_every: int | None = None):
-        """Raise ValueError, before anything is built, when the solve's stored noise and
-        states would not fit in the memory available (`available_memory()`)."""
+        """Raise ValueError, before anything is built, when the forward solve's stored
+        noise and states would not fit in the memory available (`available_memory()`).
+
+        The estimate covers a forward solve (the grid path's increments at four times
+        their size, the peak measured while drawing them in docs/performance.md). A
+        gradient also stores one state per step (per checkpoint with `checkpoints`),
+        and an ES evaluates `population` such solves at once: leave room for them."""
         state = 4 * replicates * tissue.n_cells * genes
         need = 4 * state  # a few live copies of the state
         parts = []
-        if self.brownian == "grid":
-            need += state * self.n_steps
+        if self.brownian == "grid":  # drawing peaks at ~4x the increments' size
+            need += 4 * state * self.n_steps
             parts.append("the grid Brownian path stores steps x replicates x cells x "
                          "genes increments: lower t_final/dt, replicates or cells, or "
                          "use Dynamics(brownian='counter')")

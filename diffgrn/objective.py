@@ -27,6 +27,26 @@ def _as_tuple(x):
         return tuple(x)
 
 
+def _as_int(x):
+    """A whole float or an integer string becomes an int; anything else is left for
+    validation to name."""
+    try:
+        if not isinstance(x, bool) and float(x) == int(float(x)):
+            return int(float(x))
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return x
+
+
+def _as_devices(x):
+    if x is None or isinstance(x, (int, float, str, bool)):
+        return x
+    try:
+        return tuple(x)
+    except TypeError:
+        return x
+
+
 class Objective(eqx.Module):
     """Binds a tissue, its dynamics, a differentiable readout and the utility.
 
@@ -53,10 +73,11 @@ class Objective(eqx.Module):
     readout: AbstractReadout = eqx.field(default_factory=SoftReadout)
     bandwidth: float = 0.5
     replicates: int = eqx.field(static=True, default=100)
-    genes: int = eqx.field(static=True, default=1)
+    genes: int = eqx.field(static=True, default=1, converter=_as_int)
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,),
                                            converter=_as_tuple)
-    devices: int | tuple | None = eqx.field(static=True, default=None)
+    devices: int | tuple | None = eqx.field(static=True, default=None,
+                                            converter=_as_devices)
 
     def __check_init__(self):
         if not isinstance(self.tissue, Tissue):
@@ -79,7 +100,13 @@ class Objective(eqx.Module):
         if isinstance(sigma, tuple) and len(sigma) != self.genes:
             raise ValueError(f"Dynamics.sigma has {len(sigma)} values but Objective.genes "
                              f"is {self.genes}: give one σ per gene, or one number")
-        if self.devices is not None and not isinstance(self.devices, tuple):
+        if isinstance(self.devices, tuple):
+            if not self.devices or not all(isinstance(d, jax.Device)
+                                           for d in self.devices):
+                raise ValueError("Objective.devices must be None, a number of local "
+                                 "devices or a non-empty sequence of jax.Device; got "
+                                 f"{self.devices!r}")
+        elif self.devices is not None:
             check_range("Objective", "devices", self.devices, ge=1,
                         le=len(jax.local_devices()), integer=True)
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)

@@ -85,9 +85,19 @@ def plot_tissue(tissue, values, ax=None, **scatter):
     scatter.setdefault("s", 0.75 * (width_pt / span) ** 2)
     scatter.setdefault("marker", "h")
     sc = ax.scatter(pos[:, 0], pos[:, 1], c=np.asarray(values), **scatter)
+    ax.set_xlim(pos[:, 0].min() - 0.7, pos[:, 0].max() + 0.7)
+    ax.set_ylim(pos[:, 1].min() - 0.7, pos[:, 1].max() + 0.7)
     ax.set_aspect("equal")
     ax.axis("off")
     return sc
+
+
+def fate_colormap(n_fates: int):
+    """The fate colours every figure uses: grey scale for 2 fates (black = fate 1),
+    else one qualitative colour per fate."""
+    if n_fates == 2:
+        return plt.get_cmap("Greys", 2)
+    return plt.get_cmap("tab10" if n_fates <= 10 else "tab20", n_fates)
 
 
 def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
@@ -97,7 +107,7 @@ def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
     k = fate_index(fates)
     n_maps = min(replicates, k.shape[0])
     fig, axes = plt.subplots(1, n_maps + 1, figsize=(3.2 * (n_maps + 1), 3.2))
-    cmap = plt.get_cmap("Greys" if n_fates == 2 else "tab10", n_fates)
+    cmap = fate_colormap(n_fates)
     for r in range(n_maps):
         plot_tissue(tissue, k[r], axes[r], cmap=cmap, vmin=-0.5, vmax=n_fates - 0.5,
                     edgecolors="0.6", linewidths=0.3)
@@ -121,13 +131,14 @@ def plot_patterns(fates, ax=None, max_rows: int = 200):
     n_fates = 2 if np.asarray(fates).ndim == 2 else 2 ** np.asarray(fates).shape[-1]
     z = z[np.lexsort(z.T[::-1])][:max_rows]
     ax = ax or plt.figure(figsize=(4, 5)).gca()
-    ax.imshow(z, aspect="auto", cmap="Greys" if n_fates == 2 else "tab10",
-              interpolation="nearest", vmin=0 if n_fates == 2 else -0.5,
-              vmax=1 if n_fates == 2 else n_fates - 0.5)
+    im = ax.imshow(z, aspect="auto", cmap=fate_colormap(n_fates), interpolation="nearest",
+                   vmin=-0.5, vmax=n_fates - 0.5)
+    if n_fates > 2:
+        plt.colorbar(im, ax=ax, ticks=range(n_fates), label="fate")
     ax.set_xlabel("cell")
     ax.set_ylabel("replicate (sorted by pattern; black = fate 1)" if n_fates == 2
                   else f"replicate (sorted by pattern; colour = fate of {n_fates})")
-    if z.shape[1] <= 40:
+    if z.shape[1] <= 20:
         ax.set_xticks(range(z.shape[1]))
     return ax
 

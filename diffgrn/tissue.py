@@ -52,10 +52,8 @@ class Tissue(eqx.Module):
         self, s: Float[Array, "*batch cells genes"]
     ) -> Float[Array, "*batch cells genes"]:
         """s̄_i, the weighted mean state of cell i's neighbours (gene by gene)."""
-        out = s[..., self.neighbours[:, 0], :] * self.weights[:, 0, None]
-        for j in range(1, self.neighbours.shape[1]):
-            out = out + s[..., self.neighbours[:, j], :] * self.weights[:, j, None]
-        return out
+        gathered = s[..., self.neighbours, :]  # (*batch, cells, k, genes)
+        return jnp.sum(gathered * self.weights[:, :, None], axis=-2)
 
     def pin(self, s: Float[Array, "*batch cells genes"]) -> Float[Array, "*batch cells genes"]:
         """Reset pinned cells to `pinned_value` (identity when none are pinned)."""
@@ -161,7 +159,7 @@ class Lattice(Tissue):
                  boundary: Boundary = "periodic", pinned_value: float = 0.0):
         check_choice("Lattice", "geometry", geometry, GEOMETRIES)
         check_choice("Lattice", "boundary", boundary, BOUNDARIES)
-        least = 3 if boundary == "pinned" else 1
+        least = {"pinned": 3, "periodic": 2, "open": 1}[boundary]
         check_range("Lattice", "rows", rows, ge=least, integer=True)
         check_range("Lattice", "cols", cols, ge=least, integer=True)
         check_range("Lattice", "pinned_value", pinned_value, ge=0.0, le=1.0)
@@ -211,16 +209,24 @@ class Graph(Tissue):
     """Any neighbourhood: `edges` is a sequence of `(i, j)` cell pairs (or an
     `(edges, 2)` array). Each cell senses the equal-weight mean of its neighbours;
     an edge couples both ways unless `directed=True` (then cell `i` senses `j`).
-    `pinned` lists the indices of cells held at `pinned_value`. A cell with no
-    neighbour senses s̄ = 0."""
+    `pinned` lists the indices of cells held at `pinned_value` (or is a boolean mask
+    of length `n_cells`). A cell with no neighbour senses s̄ = 0. The table is as wide
+    as the largest degree: a hub sensing d cells costs n_cells × d memory."""
 
     def __init__(self, n_cells: int, edges, pinned: Sequence[int] = (),
                  pinned_value: float = 0.0, directed: bool = False):
         check_range("Graph", "n_cells", n_cells, ge=1, integer=True)
         check_range("Graph", "pinned_value", pinned_value, ge=0.0, le=1.0)
         n = int(n_cells)
-        e = np.asarray(edges, dtype=np.float64).reshape(-1, 2) if len(edges) else \
-            np.zeros((0, 2))
+        try:
+            e = np.asarray(edges if edges is not None else (), dtype=np.float64)
+            e = e.reshape(-1, 2) if e.size else np.zeros((0, 2))
+            if e.ndim != 2 or (np.asarray(edges).ndim == 2
+                               and np.asarray(edges).shape[1] != 2):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError("Graph.edges must be a sequence of (i, j) cell pairs or an "
+                             f"(edges, 2) array; got {edges!r}"[:300]) from None
         if e.size and (np.any(e != np.round(e)) or np.any(e < 0) or np.any(e >= n)):
             bad = e[(e != np.round(e)).any(1) | (e < 0).any(1) | (e >= n).any(1)][0]
             raise ValueError(f"Graph.edges must join cells 0..{n - 1}; got the edge "
@@ -229,7 +235,17 @@ class Graph(Tissue):
         if np.any(e[:, 0] == e[:, 1]):
             raise ValueError(f"Graph.edges must not join a cell to itself; got "
                              f"{tuple(e[e[:, 0] == e[:, 1]][0].tolist())}")
-        p = np.asarray(pinned, dtype=np.float64).ravel()
+        p = np.asarray(pinned)
+        if p.dtype == bool:
+            if p.shape != (n,):
+                raise ValueError(f"Graph.pinned as a mask must have {n} entries; got "
+                                 f"shape {p.shape}")
+            p = np.flatnonzero(p)
+        try:
+            p = np.asarray(p, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got "
+                             f"{pinned!r}") from None
         if p.size and (np.any(p != np.round(p)) or np.any(p < 0) or np.any(p >= n)):
             raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got "
                              f"{list(pinned)}")

@@ -21,6 +21,7 @@ U[0.4, 0.6] start, and writes `notch_delta.png`.
 import argparse
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -29,14 +30,15 @@ import diffgrn
 
 
 class NotchDelta(diffgrn.AbstractRegulator):
-    """Collier et al.'s model; `a`, `b` and `v` could be trained like any parameter."""
+    """Collier et al.'s model; `a`, `b` and `v` are arrays, so trainable like any
+    parameter (`diffgrn.train` with this regulator works as with the built-in ones)."""
 
-    a: float = 0.01   # Notch activation threshold (squared)
-    b: float = 100.0  # Delta repression strength
-    v: float = 1.0    # Delta's rate relative to Notch's
+    a: jax.Array  # Notch activation threshold (squared), 0.01
+    b: jax.Array  # Delta repression strength, 100
+    v: jax.Array  # Delta's rate relative to Notch's, 1
 
     def __init__(self, a=0.01, b=100.0, v=1.0):
-        self.a, self.b, self.v = a, b, v
+        self.a, self.b, self.v = (jnp.asarray(x, jnp.float32) for x in (a, b, v))
         self.genes = 2
 
     def __call__(self, s, sbar):  # s, sbar: (..., 2) = (Notch, Delta)
