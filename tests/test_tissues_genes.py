@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -65,6 +66,15 @@ def test_hex_lattice_is_symmetric_with_six_neighbours(boundary):
     assert (7, 1) in pairs and (7, 2) in pairs and (7, 0) not in pairs
 
 
+def test_graph_pinned_mask_and_objective_conversions():
+    mask = diffgrn.Graph(3, [(0, 1), (1, 2)], pinned=[True, False, False])
+    listed = diffgrn.Graph(3, [(0, 1), (1, 2)], pinned=[0])
+    assert np.array_equal(mask.pinned, listed.pinned)
+    obj = diffgrn.Objective(genes=2.0, fate_genes=(0, 1), devices=[jax.devices()[0]])
+    assert obj.genes == 2 and isinstance(obj.genes, int)
+    assert obj.devices == (jax.devices()[0],)
+
+
 def test_graph_of_a_path_is_the_open_chain():
     graph = diffgrn.Graph(6, [(i, i + 1) for i in range(5)])
     chain = diffgrn.Chain(6, "open")
@@ -79,6 +89,11 @@ def test_graph_of_a_path_is_the_open_chain():
     (lambda: diffgrn.Graph(3, [(0, 1), (1, 3)]), "Graph.edges"),
     (lambda: diffgrn.Graph(3, [(0, 0)]), "Graph.edges"),
     (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[5]), "Graph.pinned"),
+    (lambda: diffgrn.Graph(3, [(0, 1, 2)]), "Graph.edges"),
+    (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[True, False]), "Graph.pinned"),
+    (lambda: diffgrn.Lattice(1, 5, "square", "periodic"), "Lattice.rows"),
+    (lambda: diffgrn.Objective(genes="two"), "Objective.genes"),
+    (lambda: diffgrn.Objective(devices=["cpu"]), "Objective.devices"),
     (lambda: diffgrn.Objective(genes=2, fate_genes=(2,)), "Objective.fate_genes"),
     (lambda: diffgrn.Objective(genes=2, fate_genes=(1, 1)), "Objective.fate_genes"),
     (lambda: diffgrn.Objective(genes=2, dynamics=diffgrn.Dynamics(sigma=(0.1,))),
