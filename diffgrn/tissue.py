@@ -52,8 +52,16 @@ class Tissue(eqx.Module):
         self, s: Float[Array, "*batch cells genes"]
     ) -> Float[Array, "*batch cells genes"]:
         """s̄_i, the weighted mean state of cell i's neighbours (gene by gene)."""
-        gathered = s[..., self.neighbours, :]  # (*batch, cells, k, genes)
-        return jnp.sum(gathered * self.weights[:, :, None], axis=-2)
+        k = self.neighbours.shape[1]
+        if k > 8:  # wide tables (hubs in a graph): one gather, not k unrolled ones
+            gathered = s[..., self.neighbours, :]  # (*batch, cells, k, genes)
+            return jnp.sum(gathered * self.weights[:, :, None], axis=-2)
+        # Narrow tables (chains, lattices): one gather per column is ~3x faster than
+        # the single (…, cells, k, genes) gather inside the ES's vmapped population.
+        out = s[..., self.neighbours[:, 0], :] * self.weights[:, 0, None]
+        for j in range(1, k):
+            out = out + s[..., self.neighbours[:, j], :] * self.weights[:, j, None]
+        return out
 
     def pin(self, s: Float[Array, "*batch cells genes"]) -> Float[Array, "*batch cells genes"]:
         """Reset pinned cells to `pinned_value` (identity when none are pinned)."""

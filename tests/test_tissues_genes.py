@@ -75,6 +75,15 @@ def test_graph_pinned_mask_and_objective_conversions():
     assert obj.devices == (jax.devices()[0],)
 
 
+def test_graph_hub_uses_the_wide_table_path():
+    star = diffgrn.Graph(40, [(0, i) for i in range(1, 40)])
+    assert star.neighbours.shape == (40, 39)
+    s = jr.uniform(jr.key(0), (2, 40, 1))
+    got = star.neighbour_mean(s)
+    assert np.allclose(got[:, 0, 0], s[:, 1:, 0].mean(axis=1), atol=1e-6)
+    assert np.allclose(got[:, 1:, 0], s[:, :1, 0], atol=1e-6)  # leaves sense the hub
+
+
 def test_graph_of_a_path_is_the_open_chain():
     graph = diffgrn.Graph(6, [(i, i + 1) for i in range(5)])
     chain = diffgrn.Chain(6, "open")
