@@ -77,7 +77,6 @@ def one(spec: dict) -> dict:
                                checkpoints=spec.get("checkpoints"))
         obj = diffgrn.Objective(tissue=tissue, dynamics=dyn, replicates=r)
         sim = obj.simulate
-    weights = None
 
     def loss(rg, k):
         s = sim(rg, k)
@@ -91,7 +90,6 @@ def one(spec: dict) -> dict:
         out["gradient_s"] = timed(eqx.filter_jit(eqx.filter_grad(loss)), reg, key,
                                   repeats=repeats)
         out["gradient_peak_gib"] = peak_gib()
-    del weights
     cell_steps = spec["cells"] * r * steps
     for name in ("forward", "gradient"):
         if f"{name}_s" in out:
@@ -130,7 +128,7 @@ def main(argv=None):
         rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n,
                                                backward=True)))]
         for path in ("grid", "counter"):
-            rows.append((f"diffgrn square lattice", run(dict(
+            rows.append(("diffgrn square lattice", run(dict(
                 base, kind="lattice", cells=n, brownian=path, backward=True))))
         rows.append(("diffgrn chain", run(dict(base, kind="chain", cells=n,
                                                brownian="counter"))))

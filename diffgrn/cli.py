@@ -85,10 +85,11 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 
 def _tissue(args):
     if args.tissue == "chain":
-        n = args.cells if args.size is None else _ints(args.size, "--size")
-        if isinstance(n, tuple) and len(n) != 1:
+        if args.size is None:
+            return Chain(args.cells, args.boundary)
+        if not args.size.strip().isdigit():
             raise ValueError(f"--size for a chain is one number of cells; got {args.size!r}")
-        return Chain(n if isinstance(n, int) else n[0], args.boundary)
+        return Chain(int(args.size), args.boundary)
     text = (args.size or "10x10").lower()
     try:
         dims = [int(v) for v in text.split("x")]

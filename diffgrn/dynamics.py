@@ -225,12 +225,18 @@ class Dynamics(eqx.Module):
         keys: PRNGKeyArray,
         *,
         save_every: int | None = None,
+        shard: Callable | None = None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Simulate one replicate per key: final states `(R, cells, genes)`, or with
-        `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`."""
+        `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`. `shard`, if
+        given, maps the drawn `(s0, path)` before the solve (`Objective` places them
+        on its devices)."""
         if save_every is not None:
+            check_range("Dynamics.simulate", "save_every", save_every, ge=1, integer=True)
             self.check_memory(tissue, keys.shape[0], regulator.genes, save_every)
         s0, path = self.draw(tissue, keys, regulator.genes)
+        if shard is not None:
+            s0, path = shard(s0, path)
         out = self.solve(regulator, tissue, s0, path, save_every=save_every)
         return out if save_every is None else jnp.swapaxes(out, 0, 1)
 

@@ -172,25 +172,23 @@ class Objective(eqx.Module):
         *,
         replicates: int | None = None,
         save_every: int | None = None,
-    ) -> Float[Array, "replicates *time cells"]:
+    ) -> Float[Array, "replicates *time cells genes"]:
         """Final states `(R, N, G)`, or trajectories `(R, times, N, G)` with
         `save_every`."""
         self.check_regulator(regulator)
-        dyn = self.dynamics
-        if save_every is not None:
-            check_range("Objective.simulate", "save_every", save_every, ge=1,
-                        integer=True)
-            dyn.check_memory(self.tissue, self.replicates if replicates is None
-                             else replicates, self.genes, save_every)
-        s0, path = self.draw(key, replicates=replicates)
-        out = dyn.solve(regulator, self.tissue, s0, path, save_every=save_every)
-        return out if save_every is None else jnp.swapaxes(out, 0, 1)
+        r = self.replicates if replicates is None else replicates
+        return self.dynamics.simulate(regulator, self.tissue, jr.split(key, r),
+                                      save_every=save_every, shard=self._shard_draw)
 
     def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):
         """The initial states and Brownian path that `simulate(regulator, key)` uses
         (split over the devices along the replicate axis when there are several)."""
         r = self.replicates if replicates is None else replicates
-        s0, path = self.dynamics.draw(self.tissue, jr.split(key, r), self.genes)
+        return self._shard_draw(*self.dynamics.draw(self.tissue, jr.split(key, r),
+                                                    self.genes))
+
+    def _shard_draw(self, s0, path):
+        """Split a draw's initial states and noise over the devices (replicate axis)."""
         s0 = self._shard(s0, 0)
         if isinstance(path, GridBrownianPath):
             path = eqx.tree_at(lambda p: p.increments, path,
