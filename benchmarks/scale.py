@@ -69,12 +69,22 @@ def one(spec: dict) -> dict:
         side = int(round(spec["cells"] ** 0.5))
         sim = lambda rg, k: stencil_simulate(rg, side, side, r, steps, dt, 0.1, k)
     else:
-        tissue = (diffgrn.Chain(spec["cells"], "periodic") if kind == "chain"
-                  else diffgrn.Lattice(int(round(spec["cells"] ** 0.5)),
-                                       int(round(spec["cells"] ** 0.5)), "square",
-                                       "periodic"))
-        dyn = diffgrn.Dynamics(t_final=steps * dt, dt=dt, brownian=spec["brownian"],
-                               checkpoints=spec.get("checkpoints"))
+        tissue = (
+            diffgrn.Chain(spec["cells"], "periodic")
+            if kind == "chain"
+            else diffgrn.Lattice(
+                int(round(spec["cells"] ** 0.5)),
+                int(round(spec["cells"] ** 0.5)),
+                "square",
+                "periodic",
+            )
+        )
+        dyn = diffgrn.Dynamics(
+            t_final=steps * dt,
+            dt=dt,
+            brownian=spec["brownian"],
+            checkpoints=spec.get("checkpoints"),
+        )
         obj = diffgrn.Objective(tissue=tissue, dynamics=dyn, replicates=r)
         sim = obj.simulate
 
@@ -87,8 +97,7 @@ def one(spec: dict) -> dict:
         out["forward_s"] = timed(eqx.filter_jit(sim), reg, key, repeats=repeats)
         out["forward_peak_gib"] = peak_gib()
     if spec.get("backward", False):
-        out["gradient_s"] = timed(eqx.filter_jit(eqx.filter_grad(loss)), reg, key,
-                                  repeats=repeats)
+        out["gradient_s"] = timed(eqx.filter_jit(eqx.filter_grad(loss)), reg, key, repeats=repeats)
         out["gradient_peak_gib"] = peak_gib()
     cell_steps = spec["cells"] * r * steps
     for name in ("forward", "gradient"):
@@ -98,8 +107,11 @@ def one(spec: dict) -> dict:
 
 
 def run(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.scale", "--one",
-                           json.dumps(spec)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--one", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         return dict(spec, error=proc.stderr.strip().splitlines()[-1][:200])
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -116,47 +128,64 @@ def main(argv=None):
     if args.one is not None:
         print(json.dumps(one(json.loads(args.one))))
         return
-    print(f"machine: {platform.machine()}, {jax.devices()[0].device_kind}, "
-          f"jax {jax.__version__}; R = {args.replicates}, {args.steps} steps, "
-          "tanh regulator; best of 3 after compiling; peak = whole-process ru_maxrss")
+    print(
+        f"machine: {platform.machine()}, {jax.devices()[0].device_kind}, "
+        f"jax {jax.__version__}; R = {args.replicates}, {args.steps} steps, "
+        "tanh regulator; best of 3 after compiling; peak = whole-process ru_maxrss"
+    )
     base = dict(steps=args.steps, replicates=args.replicates)
-    head = (f"{'tissue':>22s} {'N':>8s} {'path':>8s} {'fwd ns':>8s} {'fwd GiB':>8s} "
-            f"{'grad ns':>8s} {'grad GiB':>8s} {'fwd / stencil':>13s}")
+    head = (
+        f"{'tissue':>22s} {'N':>8s} {'path':>8s} {'fwd ns':>8s} {'fwd GiB':>8s} "
+        f"{'grad ns':>8s} {'grad GiB':>8s} {'fwd / stencil':>13s}"
+    )
     print("\nns per cell-step (R × N × steps), peak memory of the process")
     print(head)
     for n in (int(v) for v in args.sizes.split(",")):
-        rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n,
-                                               backward=True)))]
+        rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n, backward=True)))]
         for path in ("grid", "counter"):
-            rows.append(("diffgrn square lattice", run(dict(
-                base, kind="lattice", cells=n, brownian=path, backward=True))))
-        rows.append(("diffgrn chain", run(dict(base, kind="chain", cells=n,
-                                               brownian="counter"))))
+            rows.append(
+                (
+                    "diffgrn square lattice",
+                    run(dict(base, kind="lattice", cells=n, brownian=path, backward=True)),
+                )
+            )
+        rows.append(("diffgrn chain", run(dict(base, kind="chain", cells=n, brownian="counter"))))
         ref = rows[0][1].get("forward_s")
         for name, r in rows:
             if "error" in r:
                 print(f"{name:>22s} {n:8d} {r.get('brownian', '-'):>8s}  error: {r['error']}")
                 continue
             ratio = r["forward_s"] / ref if ref else float("nan")
-            print(f"{name:>22s} {n:8d} {r.get('brownian', '-'):>8s} "
-                  f"{r['forward_ns_per_cell_step']:8.2f} {r['forward_peak_gib']:8.2f} "
-                  f"{r.get('gradient_ns_per_cell_step', float('nan')):8.2f} "
-                  f"{r.get('gradient_peak_gib', float('nan')):8.2f} {ratio:13.2f}")
+            print(
+                f"{name:>22s} {n:8d} {r.get('brownian', '-'):>8s} "
+                f"{r['forward_ns_per_cell_step']:8.2f} {r['forward_peak_gib']:8.2f} "
+                f"{r.get('gradient_ns_per_cell_step', float('nan')):8.2f} "
+                f"{r.get('gradient_peak_gib', float('nan')):8.2f} {ratio:13.2f}"
+            )
     print("\nhorizon: chain N = 7, R = 100, dt = 0.01, checkpoints = 20; peak GiB")
     print(f"{'path':>8s} {'T':>6s} {'forward':>8s} {'gradient':>9s} {'grad/fwd':>9s}")
     for path in ("grid", "counter"):
         for t in (float(v) for v in args.horizons.split(",")):
             steps = int(round(t / 0.01))
-            spec = dict(kind="chain", cells=7, replicates=100, steps=steps,
-                        brownian=path, checkpoints=20, repeats=1)
+            spec = dict(
+                kind="chain",
+                cells=7,
+                replicates=100,
+                steps=steps,
+                brownian=path,
+                checkpoints=20,
+                repeats=1,
+            )
             f = run(dict(spec, forward=True))
             g = run(dict(spec, forward=False, backward=True))
             if "error" in f or "error" in g:
                 print(f"{path:>8s} {t:6g}  error: {f.get('error') or g.get('error')}")
                 continue
-            print(f"{path:>8s} {t:6g} {f['forward_peak_gib']:8.2f} "
-                  f"{g['gradient_peak_gib']:9.2f} "
-                  f"{g['gradient_peak_gib'] / f['forward_peak_gib']:9.2f}")
+            print(
+                f"{path:>8s} {t:6g} {f['forward_peak_gib']:8.2f} "
+                f"{g['gradient_peak_gib']:9.2f} "
+                f"{g['gradient_peak_gib'] / f['forward_peak_gib']:9.2f}"
+            )
 
 
 if __name__ == "__main__":

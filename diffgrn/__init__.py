@@ -1,19 +1,37 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import diagnostics
+from . import diagnostics, estimators
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .dynamics import Dynamics, ProjectedSolver, available_memory
-from . import estimators
 from .estimators import AntitheticES, Mixture, Pathwise
 from .io import load, save
-from .methods import (CMAES, AbstractMethod, Gradient, Hybrid, LinearSchedule,
-                      MuPlusLambdaES, StepInfo, default_optimiser, openes)
+from .methods import (
+    CMAES,
+    AbstractMethod,
+    Gradient,
+    Hybrid,
+    LinearSchedule,
+    MuPlusLambdaES,
+    StepInfo,
+    default_optimiser,
+    openes,
+)
 from .objective import Objective
-from .readout import (AbstractReadout, ChainedReadout, HardReadout, SoftReadout,
-                      StraightThroughReadout)
-from .regulator import (AbstractRegulator, MLPRegulator, TanhRegulator,
-                        TranscriptionalRegulator, count_parameters)
+from .readout import (
+    AbstractReadout,
+    ChainedReadout,
+    HardReadout,
+    SoftReadout,
+    StraightThroughReadout,
+)
+from .regulator import (
+    AbstractRegulator,
+    MLPRegulator,
+    TanhRegulator,
+    TranscriptionalRegulator,
+    count_parameters,
+)
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, soft_utility
@@ -21,3 +39,54 @@ from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, sof
 ES = MuPlusLambdaES
 
 __version__ = "0.2.0"
+
+__all__ = [
+    "AbstractMethod",
+    "AbstractReadout",
+    "AbstractRegulator",
+    "AntitheticES",
+    "CMAES",
+    "Chain",
+    "ChainedReadout",
+    "Comparison",
+    "CounterBrownianPath",
+    "Dynamics",
+    "ES",
+    "Gradient",
+    "Graph",
+    "GridBrownianPath",
+    "HardReadout",
+    "History",
+    "Hybrid",
+    "Lattice",
+    "LinearSchedule",
+    "MLPRegulator",
+    "Mixture",
+    "MuPlusLambdaES",
+    "Objective",
+    "Pathwise",
+    "ProjectedSolver",
+    "SoftReadout",
+    "StepInfo",
+    "StraightThroughReadout",
+    "TanhRegulator",
+    "Tissue",
+    "TrainResult",
+    "TranscriptionalRegulator",
+    "Utility",
+    "assess",
+    "available_memory",
+    "binary_entropy",
+    "compare",
+    "count_parameters",
+    "default_optimiser",
+    "diagnostics",
+    "estimators",
+    "hard_utility",
+    "load",
+    "openes",
+    "pattern_entropy",
+    "save",
+    "soft_utility",
+    "train",
+]

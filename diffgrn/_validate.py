@@ -1,7 +1,7 @@
 """Construction-time checks that name the field and its allowed range."""
 
-from collections.abc import Iterable
 import math
+from collections.abc import Iterable
 
 
 def check_range(
@@ -53,6 +53,5 @@ def check_choice(owner: str, field: str, value, choices: Iterable[str]):
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(
-            f"{owner}.{field} must be one of {', '.join(map(repr, choices))}; "
-            f"got {value!r}"
+            f"{owner}.{field} must be one of {', '.join(map(repr, choices))}; got {value!r}"
         )

@@ -2,11 +2,11 @@
 
 import abc
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import diffrax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 
@@ -20,8 +20,7 @@ class AbstractStepPath(diffrax.AbstractBrownianPath):
 
     @property
     @abc.abstractmethod
-    def n_steps(self) -> int:
-        ...
+    def n_steps(self) -> int: ...
 
     @abc.abstractmethod
     def increment(self, k) -> Array:
@@ -38,8 +37,7 @@ class AbstractStepPath(diffrax.AbstractBrownianPath):
         t0 = jax.lax.stop_gradient(t0)
         t1 = jax.lax.stop_gradient(t1)
         k = jnp.round((t0 - self.t0) / self.dt).astype(jnp.int32)
-        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (
-            k < self.n_steps)
+        one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (k < self.n_steps)
         return jnp.where(one_step, self.increment(k), jnp.nan)
 
 
@@ -59,7 +57,7 @@ class GridBrownianPath(AbstractStepPath):
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    increments: Float[Array, "steps *shape"]
+    increments: Float[Array, "steps ..."]
     levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
 
     @classmethod
@@ -100,7 +98,7 @@ class CounterBrownianPath(AbstractStepPath):
     def n_steps(self) -> int:
         return int(round((self.t1 - self.t0) / self.dt))
 
-    def increment(self, k) -> Float[Array, "replicates *shape"]:
+    def increment(self, k) -> Float[Array, "replicates ..."]:
         """The increments of grid step `k` (an integer, may be traced)."""
         draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
         return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))

@@ -11,16 +11,23 @@ import jax.random as jr
 
 from . import plotting
 from .dynamics import Dynamics
-from .io import save
 from .estimators import Pathwise
-from .methods import (CMAES, Gradient, Hybrid, LinearSchedule, MuPlusLambdaES,
-                      default_optimiser, openes)
+from .io import save
+from .methods import (
+    CMAES,
+    Gradient,
+    Hybrid,
+    LinearSchedule,
+    MuPlusLambdaES,
+    default_optimiser,
+    openes,
+)
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
 from .tissue import Chain, Lattice
-from .utility import hard_utility
 from .train import TrainResult, assess, train
+from .utility import hard_utility
 
 # --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
 QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
@@ -28,41 +35,69 @@ QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
 
 def _add_model_args(p: argparse.ArgumentParser):
     g = p.add_argument_group("model (defaults from model.md)")
-    g.add_argument("--tissue", choices=("chain", "square", "hex"), default="chain",
-                   help="chain (model.md), or a square or hexagonal (odd-r offset) "
-                        "lattice (default chain)")
-    g.add_argument("--size", default=None,
-                   help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
-                        "a lattice (default: --cells for a chain, 10x10 for a lattice)")
-    g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open",
-                   help="default open")
+    g.add_argument(
+        "--tissue",
+        choices=("chain", "square", "hex"),
+        default="chain",
+        help="chain (model.md), or a square or hexagonal (odd-r offset) lattice (default chain)",
+    )
+    g.add_argument(
+        "--size",
+        default=None,
+        help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
+        "a lattice (default: --cells for a chain, 10x10 for a lattice)",
+    )
+    g.add_argument(
+        "--boundary", choices=("open", "pinned", "periodic"), default="open", help="default open"
+    )
     g.add_argument("--cells", type=int, default=7, help="chain length (default 7)")
     g.add_argument("--genes", type=int, default=1, help="genes per cell (default 1)")
-    g.add_argument("--inputs", choices=("neighbours", "both"), default="neighbours",
-                   help="mlp regulator: neighbours' mean only, or the cell's own state "
-                        "too (default neighbours)")
-    g.add_argument("--fate-genes", default="0",
-                   help="readout genes, e.g. 0,1: K = 2^m fates per cell (default 0)")
+    g.add_argument(
+        "--inputs",
+        choices=("neighbours", "both"),
+        default="neighbours",
+        help="mlp regulator: neighbours' mean only, or the cell's own state "
+        "too (default neighbours)",
+    )
+    g.add_argument(
+        "--fate-genes",
+        default="0",
+        help="readout genes, e.g. 0,1: K = 2^m fates per cell (default 0)",
+    )
     g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
     g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
-    g.add_argument("--sigma", default="0.1",
-                   help="noise σ, one number or one per gene (0.1,0.05; default 0.1)")
-    g.add_argument("--constraint", choices=("clip", "reflect", "softclip", "none"),
-                   default="clip",
-                   help="state constraint after every step (default clip, as model.md)")
+    g.add_argument(
+        "--sigma", default="0.1", help="noise σ, one number or one per gene (0.1,0.05; default 0.1)"
+    )
+    g.add_argument(
+        "--constraint",
+        choices=("clip", "reflect", "softclip", "none"),
+        default="clip",
+        help="state constraint after every step (default clip, as model.md)",
+    )
     g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
-    g.add_argument("--bandwidth", type=float, default=0.5,
-                   help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)")
-    g.add_argument("--regulator", choices=("mlp", "tanh", "transcriptional"),
-                   default="mlp",
-                   help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP for one gene (default); "
-                        "tanh: a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5 "
-                        "(one gene); transcriptional: sigmoid(W s + V s̄ + b) - k s")
+    g.add_argument(
+        "--bandwidth",
+        type=float,
+        default=0.5,
+        help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)",
+    )
+    g.add_argument(
+        "--regulator",
+        choices=("mlp", "tanh", "transcriptional"),
+        default="mlp",
+        help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP for one gene (default); "
+        "tanh: a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5 "
+        "(one gene); transcriptional: sigmoid(W s + V s̄ + b) - k s",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
-    p.add_argument("--quick", action="store_true",
-                   help="T=5, dt=0.02, R=32, 25 iterations: a smoke run under a minute")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="T=5, dt=0.02, R=32, 25 iterations: a smoke run under a minute",
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -98,8 +133,9 @@ def _tissue(args):
     if len(dims) == 1:
         dims = dims * 2
     if len(dims) != 2:
-        raise ValueError(f"--size for a lattice is ROWSxCOLS (e.g. 20x20) or one number; "
-                         f"got {args.size!r}")
+        raise ValueError(
+            f"--size for a lattice is ROWSxCOLS (e.g. 20x20) or one number; got {args.size!r}"
+        )
     return Lattice(dims[0], dims[1], args.tissue, args.boundary)
 
 
@@ -114,20 +150,27 @@ def _objective(args) -> Objective:
     q = args.quick
     t_final = args.t_final if args.t_final is not None else (QUICK["t_final"] if q else 20.0)
     dt = args.dt if args.dt is not None else (QUICK["dt"] if q else 0.01)
-    reps = args.replicates if args.replicates is not None else (
-        QUICK["replicates"] if q else 100)
+    reps = args.replicates if args.replicates is not None else (QUICK["replicates"] if q else 100)
     try:
         sigma = tuple(float(v) for v in str(args.sigma).split(","))
     except ValueError:
-        raise ValueError(f"--sigma must be a number or comma-separated numbers; got "
-                         f"{args.sigma!r}") from None
-    return Objective(tissue=_tissue(args),
-                     dynamics=Dynamics(t_final=t_final, dt=dt,
-                                       sigma=sigma[0] if len(sigma) == 1 else sigma,
-                                       constraint=args.constraint),
-                     readout=SoftReadout(args.temperature), bandwidth=args.bandwidth,
-                     replicates=reps, genes=args.genes,
-                     fate_genes=_ints(args.fate_genes, "--fate-genes"))
+        raise ValueError(
+            f"--sigma must be a number or comma-separated numbers; got {args.sigma!r}"
+        ) from None
+    return Objective(
+        tissue=_tissue(args),
+        dynamics=Dynamics(
+            t_final=t_final,
+            dt=dt,
+            sigma=sigma[0] if len(sigma) == 1 else sigma,
+            constraint=args.constraint,
+        ),
+        readout=SoftReadout(args.temperature),
+        bandwidth=args.bandwidth,
+        replicates=reps,
+        genes=args.genes,
+        fate_genes=_ints(args.fate_genes, "--fate-genes"),
+    )
 
 
 METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid")
@@ -135,30 +178,35 @@ METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid")
 
 def _method(name: str, args):
     if name == "es":
-        return MuPlusLambdaES(population=args.population, parents=args.parents,
-                              mutation=args.mutation)
+        return MuPlusLambdaES(
+            population=args.population, parents=args.parents, mutation=args.mutation
+        )
     if name == "cmaes":
         return CMAES(population=args.population, sigma=args.cma_sigma)
     if name == "openes":
         return openes(default_optimiser(args.lr, args.clip))
     steps = _iterations("adam", args) - (args.switch if name == "hybrid" else 0)
 
-    for flag, end in (("--bandwidth-to", args.bandwidth_to),
-                      ("--temperature-to", args.temperature_to)):
+    for flag, end in (
+        ("--bandwidth-to", args.bandwidth_to),
+        ("--temperature-to", args.temperature_to),
+    ):
         if end is not None and not end > 0:
             raise ValueError(f"{flag} must be > 0; got {end}")
 
     def anneal(start, end):  # linear over the first three quarters of the Adam steps
         return None if end is None else LinearSchedule(start, end, max(1, 3 * steps // 4))
 
-    adam = Gradient(default_optimiser(args.lr, args.clip),
-                    Pathwise(replicates=args.grad_replicates,
-                             backprop_steps=args.backprop_steps),
-                    temperature=anneal(args.temperature, args.temperature_to),
-                    bandwidth=anneal(args.bandwidth, args.bandwidth_to))
+    adam = Gradient(
+        default_optimiser(args.lr, args.clip),
+        Pathwise(replicates=args.grad_replicates, backprop_steps=args.backprop_steps),
+        temperature=anneal(args.temperature, args.temperature_to),
+        bandwidth=anneal(args.bandwidth, args.bandwidth_to),
+    )
     if name == "hybrid":
-        return Hybrid(CMAES(population=args.population, sigma=args.cma_sigma), adam,
-                      switch=args.switch)
+        return Hybrid(
+            CMAES(population=args.population, sigma=args.cma_sigma), adam, switch=args.switch
+        )
     return adam
 
 
@@ -169,8 +217,9 @@ def _iterations(name: str, args) -> int:
     return QUICK["iterations"] if args.quick else 200
 
 
-def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
-               fresh: dict | None = None) -> dict:
+def _write_run(
+    out: Path, objective: Objective, result: TrainResult, seed: int, fresh: dict | None = None
+) -> dict:
     """Save regulators, history and figures; return the fresh-noise assessment
     (`fresh`, or a new one)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -178,38 +227,53 @@ def _write_run(out: Path, objective: Objective, result: TrainResult, seed: int,
     save(out / "final", result.final_regulator, result.config, result.history)
     if fresh is None:  # fresh noise: keys from a stream that training never uses
         fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
-    summary = dict(best_utility=result.best_utility, selection=result.selection,
-                   best_iteration=result.best_iteration, fresh_noise=fresh,
-                   compile_time=result.compile_time, error=result.error,
-                   config=result.config, history=result.history.to_dict())
+    summary = dict(
+        best_utility=result.best_utility,
+        selection=result.selection,
+        best_iteration=result.best_iteration,
+        fresh_noise=fresh,
+        compile_time=result.compile_time,
+        error=result.error,
+        config=result.config,
+        history=result.history.to_dict(),
+    )
     (out / "history.json").write_text(json.dumps(summary, indent=1, default=str))
     name = result.config["method"]["method"]
-    plotting.save_figure(plotting.plot_histories({name: result.history}),
-                         out / "training_curve.png", f"{name}: training")
-    plotting.save_figure(plotting.plot_regulator(result.best_regulator),
-                         out / "regulator.png", "best regulator")
+    plotting.save_figure(
+        plotting.plot_histories({name: result.history}),
+        out / "training_curve.png",
+        f"{name}: training",
+    )
+    plotting.save_figure(
+        plotting.plot_regulator(result.best_regulator), out / "regulator.png", "best regulator"
+    )
     key = jr.key(10_000 + seed)
     if len(result.history):
         states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
         fates = objective.fates(states, HardReadout())
         u = hard_utility(fates)
-        plotting.save_figure(plotting.plot_patterns(fates), out / "patterns.png",
-                             f"fresh noise: U = {float(u.value):.3f}")
+        plotting.save_figure(
+            plotting.plot_patterns(fates),
+            out / "patterns.png",
+            f"fresh noise: U = {float(u.value):.3f}",
+        )
         if not isinstance(objective.tissue, Chain):
-            fig = plotting.plot_tissue_fates(objective.tissue, fates,
-                                             n_fates=objective.n_fates)
-            fig.suptitle(f"fate maps on fresh noise (U = {float(u.value):.3f})",
-                         fontsize=10)
+            fig = plotting.plot_tissue_fates(objective.tissue, fates, n_fates=objective.n_fates)
+            fig.suptitle(f"fate maps on fresh noise (U = {float(u.value):.3f})", fontsize=10)
             fig.tight_layout()
             fig.savefig(out / "fate_map.png", dpi=110)
             plotting.plt.close(fig)
         every = max(1, objective.dynamics.n_steps // 200)
-        traj = eqx.filter_jit(objective.simulate)(result.best_regulator, key,
-                                                replicates=2, save_every=every)
+        traj = eqx.filter_jit(objective.simulate)(
+            result.best_regulator, key, replicates=2, save_every=every
+        )
         step = objective.dynamics.dt * max(1, objective.dynamics.n_steps // 200)
         gene = objective.fate_genes[0]
-        plotting.save_figure(plotting.plot_kymograph(traj[0], step, gene=gene),
-                             out / "kymograph.png", f"one replicate, gene {gene}")
+        plotting.save_figure(
+            plotting.plot_kymograph(traj[0], step, gene=gene),
+            out / "kymograph.png",
+            f"one replicate, gene {gene}",
+        )
     return fresh
 
 
@@ -221,28 +285,38 @@ def cmd_train(args) -> int:
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = _regulator(args, k_init)
     objective.check_regulator(regulator)
-    result = train(objective, regulator, method, key=k_train,
-                   iterations=_iterations(args.method, args),
-                   progress=not args.no_progress)
+    result = train(
+        objective,
+        regulator,
+        method,
+        key=k_train,
+        iterations=_iterations(args.method, args),
+        progress=not args.no_progress,
+    )
     fresh = _write_run(out, objective, result, args.seed)
     h = result.history
-    print(f"{args.method} ({label}): best regulator (iteration "
-          f"{result.best_iteration}, {result.best_utility:.4f} at selection) scores "
-          f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
-          f"({fresh['repeats']} × {fresh['replicates']} replicates); "
-          f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
-          f"compile {result.compile_time:.1f} s; written to {out}")
-    print(f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
-          f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})")
+    print(
+        f"{args.method} ({label}): best regulator (iteration "
+        f"{result.best_iteration}, {result.best_utility:.4f} at selection) scores "
+        f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
+        f"({fresh['repeats']} × {fresh['replicates']} replicates); "
+        f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
+        f"compile {result.compile_time:.1f} s; written to {out}"
+    )
+    print(
+        f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
+        f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
+    )
     bound = math.log2(objective.replicates) / objective.n_cells
     if bound < 0.2:
-        print(f"  note: with R = {objective.replicates} replicates and N = "
-              f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
-              "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
-              "fate_map.png) to judge reproducibility")
+        print(
+            f"  note: with R = {objective.replicates} replicates and N = "
+            f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
+            "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
+            "fate_map.png) to judge reproducibility"
+        )
     if result.error:
-        print(f"error: {result.error} (best regulator saved in {out / 'best'})",
-              file=sys.stderr)
+        print(f"error: {result.error} (best regulator saved in {out / 'best'})", file=sys.stderr)
         return 1
     return 0
 
@@ -254,8 +328,10 @@ def _seeds(text: str):
             return [int(s) for s in text.split(",") if s.strip()]
         return int(text)
     except ValueError:
-        raise ValueError(f"compare --seeds must be a count or a comma-separated list of "
-                         f"seed indices; got {text!r}") from None
+        raise ValueError(
+            f"compare --seeds must be a count or a comma-separated list of "
+            f"seed indices; got {text!r}"
+        ) from None
 
 
 def cmd_compare(args) -> int:
@@ -267,8 +343,9 @@ def cmd_compare(args) -> int:
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     for name in names:
         if name not in METHOD_NAMES:
-            raise ValueError(f"compare --methods: unknown method {name!r}; expected "
-                             f"{', '.join(METHOD_NAMES)}")
+            raise ValueError(
+                f"compare --methods: unknown method {name!r}; expected {', '.join(METHOD_NAMES)}"
+            )
     errors = []
     if args.collect:
         comparison = Comparison.collect(out, args.target)
@@ -277,17 +354,24 @@ def cmd_compare(args) -> int:
     def on_run(name, seed, res, fresh):
         _write_run(out / f"{name}-seed{seed}", objective, res, seed, fresh)
         errors.extend([res.error] if res.error else [])
-        print(f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
-              f"{fresh['std']:.4f}, {res.history.wall_time[-1] if len(res.history) else 0:.1f}"
-              f" s in steps" + (f" [error: {res.error}]" if res.error else ""))
+        print(
+            f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
+            f"{fresh['std']:.4f}, {res.history.wall_time[-1] if len(res.history) else 0:.1f}"
+            f" s in steps" + (f" [error: {res.error}]" if res.error else "")
+        )
 
-    comparison = compare(objective, {n: _method(n, args) for n in names},
-                         key=jr.key(args.seed), seeds=_seeds(args.seeds),
-                         iterations={n: _iterations(n, args) for n in names},
-                         target=args.target, progress=not args.no_progress,
-                         make_regulator=lambda k: _regulator(args, k), on_run=on_run)
-    return _write_comparison(out, comparison, names, objective, args) or (
-        1 if errors else 0)
+    comparison = compare(
+        objective,
+        {n: _method(n, args) for n in names},
+        key=jr.key(args.seed),
+        seeds=_seeds(args.seeds),
+        iterations={n: _iterations(n, args) for n in names},
+        target=args.target,
+        progress=not args.no_progress,
+        make_regulator=lambda k: _regulator(args, k),
+        on_run=on_run,
+    )
+    return _write_comparison(out, comparison, names, objective, args) or (1 if errors else 0)
 
 
 def _write_comparison(out, comparison, names, objective, args) -> int:
@@ -297,16 +381,27 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     plotting.plot_comparison(comparison, "wall_time", axes[0])
     plotting.plot_comparison(comparison, "replicate_steps", axes[1])
     seeds = max(len(r) for r in comparison.runs.values())
-    plotting.save_figure(axes[0], out / "compare.png",
-                         f"{' vs '.join(names)}, {seeds} seed(s), same objective")
+    plotting.save_figure(
+        axes[0], out / "compare.png", f"{' vs '.join(names)}, {seeds} seed(s), same objective"
+    )
     baseline = "es" if "es" in comparison.runs else None
     table = comparison.to_markdown(baseline)
     (out / "compare.md").write_text(table + "\n")
-    (out / "compare.json").write_text(json.dumps(dict(
-        table=comparison.table(), fresh=comparison.fresh, target=args.target,
-        speedups=comparison.speedups(baseline) if baseline and args.target is not None
-        else None,
-        config=objective.config()), indent=1, default=str))
+    (out / "compare.json").write_text(
+        json.dumps(
+            dict(
+                table=comparison.table(),
+                fresh=comparison.fresh,
+                target=args.target,
+                speedups=comparison.speedups(baseline)
+                if baseline and args.target is not None
+                else None,
+                config=objective.config(),
+            ),
+            indent=1,
+            default=str,
+        )
+    )
     print(table)
     return 0
 
@@ -317,8 +412,10 @@ def cmd_study(argv) -> int:
     from .studies import STUDIES
 
     if not argv or argv[0] not in STUDIES:
-        print(f"usage: diffgrn study {{{','.join(STUDIES)}}} [--quick] [--out DIR] "
-              "[--seed S]", file=sys.stderr)
+        print(
+            f"usage: diffgrn study {{{','.join(STUDIES)}}} [--quick] [--out DIR] [--seed S]",
+            file=sys.stderr,
+        )
         return 2
     importlib.import_module(f"diffgrn.studies.{argv[0]}").main(argv[1:])
     return 0
@@ -331,51 +428,88 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="diffgrn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study NAME -h)")
-    for name, helptext in (("train", "train one method"),
-                           ("compare", "train several methods from the same starts "
-                                       "over seeds on one objective")):
+    for name, helptext in (
+        ("train", "train one method"),
+        ("compare", "train several methods from the same starts over seeds on one objective"),
+    ):
         p = sub.add_parser(name, help=helptext)
         if name == "train":
             p.add_argument("--method", choices=METHOD_NAMES, default="es")
         else:
-            p.add_argument("--methods", default="es,adam",
-                           help=f"comma-separated: {', '.join(METHOD_NAMES)} "
-                                "(default es,adam)")
-            p.add_argument("--seeds", default="1",
-                           help="seeds per method, a count or a list such as 0,3 (same "
-                                "starting regulator per seed)")
-            p.add_argument("--target", type=float, default=None,
-                           help="utility target for time-to-target and success rate")
-            p.add_argument("--collect", action="store_true",
-                           help="train nothing: tabulate the METHOD-seedK runs already "
-                                "in --out (e.g. seeds run as separate processes)")
+            p.add_argument(
+                "--methods",
+                default="es,adam",
+                help=f"comma-separated: {', '.join(METHOD_NAMES)} (default es,adam)",
+            )
+            p.add_argument(
+                "--seeds",
+                default="1",
+                help="seeds per method, a count or a list such as 0,3 (same "
+                "starting regulator per seed)",
+            )
+            p.add_argument(
+                "--target",
+                type=float,
+                default=None,
+                help="utility target for time-to-target and success rate",
+            )
+            p.add_argument(
+                "--collect",
+                action="store_true",
+                help="train nothing: tabulate the METHOD-seedK runs already "
+                "in --out (e.g. seeds run as separate processes)",
+            )
         _add_model_args(p)
         g = p.add_argument_group("methods")
-        g.add_argument("--generations", type=int, default=None,
-                       help="es and cmaes generations (default 200)")
-        g.add_argument("--steps", type=int, default=None,
-                       help="adam, openes and hybrid iterations (default 200)")
+        g.add_argument(
+            "--generations", type=int, default=None, help="es and cmaes generations (default 200)"
+        )
+        g.add_argument(
+            "--steps",
+            type=int,
+            default=None,
+            help="adam, openes and hybrid iterations (default 200)",
+        )
         g.add_argument("--population", type=int, default=20, help="es and cmaes")
         g.add_argument("--parents", type=int, default=5, help="es")
         g.add_argument("--mutation", type=float, default=0.1, help="es")
-        g.add_argument("--cma-sigma", type=float, default=0.3,
-                       help="cmaes initial step size (default 0.3)")
+        g.add_argument(
+            "--cma-sigma", type=float, default=0.3, help="cmaes initial step size (default 0.3)"
+        )
         g.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate")
         g.add_argument("--clip", type=float, default=1.0, help="global-norm clip")
-        g.add_argument("--grad-replicates", type=int, default=25,
-                       help="replicates per pathwise gradient estimate (adam, hybrid; "
-                            "default 25)")
-        g.add_argument("--backprop-steps", type=int, default=None,
-                       help="adam, hybrid: backpropagate through the last K steps only "
-                            "(truncated BPTT; default: all steps)")
-        g.add_argument("--bandwidth-to", type=float, default=None,
-                       help="adam, hybrid: anneal h linearly from --bandwidth to this "
-                            "over the first 3/4 of the steps (default: constant)")
-        g.add_argument("--temperature-to", type=float, default=None,
-                       help="adam, hybrid: anneal τ likewise from --temperature")
-        g.add_argument("--switch", type=int, default=10,
-                       help="hybrid: cmaes generations before Adam takes over "
-                            "(default 10)")
+        g.add_argument(
+            "--grad-replicates",
+            type=int,
+            default=25,
+            help="replicates per pathwise gradient estimate (adam, hybrid; default 25)",
+        )
+        g.add_argument(
+            "--backprop-steps",
+            type=int,
+            default=None,
+            help="adam, hybrid: backpropagate through the last K steps only "
+            "(truncated BPTT; default: all steps)",
+        )
+        g.add_argument(
+            "--bandwidth-to",
+            type=float,
+            default=None,
+            help="adam, hybrid: anneal h linearly from --bandwidth to this "
+            "over the first 3/4 of the steps (default: constant)",
+        )
+        g.add_argument(
+            "--temperature-to",
+            type=float,
+            default=None,
+            help="adam, hybrid: anneal τ likewise from --temperature",
+        )
+        g.add_argument(
+            "--switch",
+            type=int,
+            default=10,
+            help="hybrid: cmaes generations before Adam takes over (default 10)",
+        )
     args = parser.parse_args(argv)
     try:
         return cmd_train(args) if args.command == "train" else cmd_compare(args)

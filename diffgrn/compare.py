@@ -36,19 +36,26 @@ class Comparison:
         rows = []
         for name, runs in self.runs.items():
             finals = [f["mean"] for f in self.fresh[name]]
-            row = dict(method=name, seeds=len(runs),
-                       fresh_median=statistics.median(finals), fresh_min=min(finals),
-                       fresh_max=max(finals))
+            row = dict(
+                method=name,
+                seeds=len(runs),
+                fresh_median=statistics.median(finals),
+                fresh_min=min(finals),
+                fresh_max=max(finals),
+            )
             if self.target is not None:
                 hits = [_first_hit(r.history, self.target) for r in runs]
                 hits = [h for h in hits if h is not None]
                 row.update(
                     success_rate=sum(f >= self.target for f in finals) / len(finals),
                     reached_target=len(hits),
-                    median_wall_time_to_target=(statistics.median(h[0] for h in hits)
-                                                if hits else math.nan),
+                    median_wall_time_to_target=(
+                        statistics.median(h[0] for h in hits) if hits else math.nan
+                    ),
                     median_replicate_steps_to_target=(
-                        statistics.median(h[1] for h in hits) if hits else math.nan))
+                        statistics.median(h[1] for h in hits) if hits else math.nan
+                    ),
+                )
             rows.append(row)
         return rows
 
@@ -59,10 +66,19 @@ class Comparison:
         if self.target is None:
             raise ValueError("Comparison.speedups needs a target")
         if baseline not in self.runs:
-            raise ValueError(f"Comparison.speedups: unknown baseline {baseline!r}; "
-                             f"expected one of {', '.join(self.runs)}")
-        ratio = lambda b, m: (math.nan if b is None and m is None else
-                              math.inf if b is None else 0.0 if m is None else b / m)
+            raise ValueError(
+                f"Comparison.speedups: unknown baseline {baseline!r}; "
+                f"expected one of {', '.join(self.runs)}"
+            )
+        ratio = lambda b, m: (
+            math.nan
+            if b is None and m is None
+            else math.inf
+            if b is None
+            else 0.0
+            if m is None
+            else b / m
+        )
         rows = []
         for name, runs in self.runs.items():
             if name == baseline:
@@ -73,10 +89,15 @@ class Comparison:
                 m = _first_hit(run.history, self.target)
                 wall.append(ratio(b and b[0], m and m[0]))
                 steps.append(ratio(b and b[1], m and m[1]))
-            rows.append(dict(method=name, baseline=baseline, wall_time_ratio=wall,
-                             replicate_steps_ratio=steps,
-                             seeds_at_least_5x_both=sum(
-                                 w >= 5 and n >= 5 for w, n in zip(wall, steps))))
+            rows.append(
+                dict(
+                    method=name,
+                    baseline=baseline,
+                    wall_time_ratio=wall,
+                    replicate_steps_ratio=steps,
+                    seeds_at_least_5x_both=sum(w >= 5 and n >= 5 for w, n in zip(wall, steps)),
+                )
+            )
         return rows
 
     @classmethod
@@ -86,19 +107,31 @@ class Comparison:
         and be tabulated together). Regulators are not loaded (`None`)."""
         runs: dict[str, list] = {}
         fresh: dict[str, list] = {}
-        found = sorted(Path(folder).glob("*-seed*/history.json"),
-                       key=lambda p: (p.parent.name.rsplit("-seed", 1)[0],
-                                      int(p.parent.name.rsplit("-seed", 1)[1])))
+        found = sorted(
+            Path(folder).glob("*-seed*/history.json"),
+            key=lambda p: (
+                p.parent.name.rsplit("-seed", 1)[0],
+                int(p.parent.name.rsplit("-seed", 1)[1]),
+            ),
+        )
         if not found:
-            raise ValueError(f"compare --collect: no METHOD-seedK/history.json under "
-                             f"{folder}")
+            raise ValueError(f"compare --collect: no METHOD-seedK/history.json under {folder}")
         for path in found:
             name = path.parent.name.rsplit("-seed", 1)[0]
             summary = json.loads(path.read_text())
             history = History.from_dict(summary["history"])
-            runs.setdefault(name, []).append(TrainResult(
-                None, None, summary["best_utility"], summary["best_iteration"],
-                summary["config"], history, summary["compile_time"], summary["error"]))
+            runs.setdefault(name, []).append(
+                TrainResult(
+                    None,
+                    None,
+                    summary["best_utility"],
+                    summary["best_iteration"],
+                    summary["config"],
+                    history,
+                    summary["compile_time"],
+                    summary["error"],
+                )
+            )
             fresh.setdefault(name, []).append(summary["fresh_noise"])
         return cls(runs, fresh, target)
 
@@ -107,13 +140,20 @@ class Comparison:
         speed-ups to the target against it."""
         text = _markdown(self.table())
         if baseline is not None and self.target is not None and baseline in self.runs:
-            rows = [dict(r, wall_time_ratio=_fmt_list(r["wall_time_ratio"]),
-                         replicate_steps_ratio=_fmt_list(r["replicate_steps_ratio"]))
-                    for r in self.speedups(baseline)]
+            rows = [
+                dict(
+                    r,
+                    wall_time_ratio=_fmt_list(r["wall_time_ratio"]),
+                    replicate_steps_ratio=_fmt_list(r["replicate_steps_ratio"]),
+                )
+                for r in self.speedups(baseline)
+            ]
             if rows:
-                text += (f"\n\nSpeed-up to U ≥ {self.target} against {baseline}, per "
-                         "seed (baseline's wall time or replicate-steps ÷ the method's):"
-                         "\n\n" + _markdown(rows))
+                text += (
+                    f"\n\nSpeed-up to U ≥ {self.target} against {baseline}, per "
+                    "seed (baseline's wall time or replicate-steps ÷ the method's):"
+                    "\n\n" + _markdown(rows)
+                )
         return text
 
 
@@ -162,8 +202,10 @@ def compare(
     """
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list or any(not isinstance(s, int) or s < 0 for s in seed_list):
-        raise ValueError("compare.seeds must be an integer >= 1 or a non-empty list of "
-                         f"integers >= 0; got {seeds!r}")
+        raise ValueError(
+            "compare.seeds must be an integer >= 1 or a non-empty list of "
+            f"integers >= 0; got {seeds!r}"
+        )
     make = make_regulator or (lambda k: MLPRegulator(key=k))
     resolved = {name: get_method(m) for name, m in methods.items()}
     runs = {name: [] for name in resolved}
@@ -174,10 +216,8 @@ def compare(
         regulator = make(k_init)
         for name, method in resolved.items():
             n = iterations.get(name) if isinstance(iterations, Mapping) else iterations
-            res = train(objective, regulator, method, key=k_train, iterations=n,
-                        progress=progress)
-            f = assess(objective, res.best_regulator, key=k_assess,
-                       repeats=assess_repeats)
+            res = train(objective, regulator, method, key=k_train, iterations=n, progress=progress)
+            f = assess(objective, res.best_regulator, key=k_assess, repeats=assess_repeats)
             runs[name].append(res)
             fresh[name].append(f)
             if on_run is not None:

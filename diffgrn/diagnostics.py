@@ -66,15 +66,18 @@ def gradient_snr(samples: PyTree) -> dict[str, Scalar]:
     ratio for a *single* estimate (for g ~ N(μ, s² I_d), snr = ‖μ‖ / (s √d)). Also
     returns the mean norm, the noise norm and the mean of per-sample norms.
     """
-    flat = jax.vmap(lambda t: jax.flatten_util.ravel_pytree(
-        eqx.filter(t, eqx.is_inexact_array))[0])(samples)
+    flat = jax.vmap(
+        lambda t: jax.flatten_util.ravel_pytree(eqx.filter(t, eqx.is_inexact_array))[0]
+    )(samples)
     mean = jnp.mean(flat, axis=0)
     noise = jnp.sqrt(jnp.sum(jnp.var(flat, axis=0, ddof=1)))
     signal = jnp.linalg.norm(mean)
-    return dict(snr=jnp.where(noise > 0, signal / jnp.where(noise > 0, noise, 1.0),
-                              jnp.inf),
-                mean_norm=signal, noise_norm=noise,
-                sample_norm=jnp.mean(jnp.linalg.norm(flat, axis=1)))
+    return dict(
+        snr=jnp.where(noise > 0, signal / jnp.where(noise > 0, noise, 1.0), jnp.inf),
+        mean_norm=signal,
+        noise_norm=noise,
+        sample_norm=jnp.mean(jnp.linalg.norm(flat, axis=1)),
+    )
 
 
 def _flat_fn(fn: ScalarFn, params: PyTree):
@@ -134,15 +137,15 @@ def tangent_map(
     return jax.jacrev(flat)(s0.ravel()).reshape(size, size)
 
 
-def tangent_growth(objective: Objective, regulator: AbstractRegulator,
-                   key: PRNGKeyArray) -> Scalar:
+def tangent_growth(objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
     """‖∂s(T)/∂s(0)‖₂: how much the dynamics amplify (> 1) or forget (< 1) a
     perturbation of the initial state over the horizon T."""
     return jnp.linalg.norm(tangent_map(objective, regulator, key), ord=2)
 
 
-def lyapunov_exponent(objective: Objective, regulator: AbstractRegulator,
-                      key: PRNGKeyArray) -> Scalar:
+def lyapunov_exponent(
+    objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+) -> Scalar:
     """Finite-time largest Lyapunov exponent, log ‖∂s(T)/∂s(0)‖₂ / T (−inf when the
     tangent map is exactly zero, e.g. every cell clipped)."""
     return jnp.log(tangent_growth(objective, regulator, key)) / objective.dynamics.t_final
@@ -194,17 +197,23 @@ def stage_gradients(
     util, util_vjp = jax.vjp(lambda f: soft_utility(f, objective.bandwidth), fates)
     one = jnp.ones(())
     zero = jnp.zeros(())
-    g_fates, = util_vjp(type(util)(one, zero, zero))
-    g_state, = readout_vjp(g_fates)
+    (g_fates,) = util_vjp(type(util)(one, zero, zero))
+    (g_state,) = readout_vjp(g_fates)
     _, dyn_vjp = jax.vjp(final, params, s0)
     g_params, g_s0 = dyn_vjp(g_state)
     parts = {}
     for name, cot in (("s_pat", (zero, one, zero)), ("s_rep", (zero, zero, one))):
-        gf, = util_vjp(type(util)(*cot))
+        (gf,) = util_vjp(type(util)(*cot))
         parts[name] = tree_norm(dyn_vjp(readout_vjp(gf)[0])[0])
-    return dict(utility=util.value, fates=tree_norm(g_fates), final_state=tree_norm(g_state),
-                initial_state=tree_norm(g_s0), params=tree_norm(g_params),
-                params_s_pat=parts["s_pat"], params_s_rep=parts["s_rep"])
+    return dict(
+        utility=util.value,
+        fates=tree_norm(g_fates),
+        final_state=tree_norm(g_state),
+        initial_state=tree_norm(g_s0),
+        params=tree_norm(g_params),
+        params_s_pat=parts["s_pat"],
+        params_s_rep=parts["s_rep"],
+    )
 
 
 def saturation(
@@ -231,8 +240,7 @@ def saturation(
     return dict(
         final_at_bound=jnp.sum(at_bound[:, -1]) / (n_free * genes * final.shape[0]),
         steps_clipped=jnp.mean(jnp.any(at_bound, axis=(-2, -1))),
-        cells_clipped=jnp.sum(at_bound)
-        / (n_free * genes * traj.shape[0] * traj.shape[1]),
+        cells_clipped=jnp.sum(at_bound) / (n_free * genes * traj.shape[0] * traj.shape[1]),
         fates_saturated=jnp.sum(((fates < eps) | (fates > 1 - eps)) & free)
         / (n_free * m * final.shape[0]),
     )
@@ -244,7 +252,7 @@ def utility_part_gradients(
     """θ-gradients of U_soft and of its two parts S_pat and S_rep (∇U = ∇S_pat − ∇S_rep)."""
     out = {}
     for name, pick in (("value", 0), ("s_pat", 1), ("s_rep", 2)):
-        out[name] = eqx.filter_grad(lambda r: objective.soft(r, key)[pick])(regulator)
+        out[name] = eqx.filter_grad(lambda r, pick=pick: objective.soft(r, key)[pick])(regulator)
     return out
 
 

@@ -5,7 +5,6 @@ States are `(replicates, cells, genes)`."""
 import dataclasses
 import os
 from collections.abc import Callable
-from typing import Literal
 
 import diffrax
 import equinox as eqx
@@ -53,7 +52,8 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         y1, err, dense_info, solver_state, result = self.solver.step(
-            terms, t0, t1, y0, args, solver_state, made_jump)
+            terms, t0, t1, y0, args, solver_state, made_jump
+        )
         y1 = self.projection(y1, t1)
         dense_info = dict(dense_info, y1=y1)
         return y1, err, dense_info, solver_state, result
@@ -64,6 +64,7 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
 
 def _as_sigma(sigma):
     """A list or array of per-gene σ becomes a tuple (hashable, JSON-able)."""
+
     def number(s):
         try:
             return float(s)
@@ -112,8 +113,7 @@ class Dynamics(eqx.Module):
 
     t_final: float = eqx.field(static=True, default=20.0)
     dt: float = eqx.field(static=True, default=0.01)
-    sigma: float | tuple[float, ...] = eqx.field(static=True, default=0.1,
-                                                 converter=_as_sigma)
+    sigma: float | tuple[float, ...] = eqx.field(static=True, default=0.1, converter=_as_sigma)
     brownian: str = eqx.field(static=True, default="grid")
     init_low: float = eqx.field(static=True, default=0.4)
     init_high: float = eqx.field(static=True, default=0.6)
@@ -129,8 +129,10 @@ class Dynamics(eqx.Module):
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
         if isinstance(self.sigma, (tuple, list)):
             if len(self.sigma) < 1:
-                raise ValueError("Dynamics.sigma must be a number or a non-empty tuple "
-                                 "of numbers (one per gene); got ()")
+                raise ValueError(
+                    "Dynamics.sigma must be a number or a non-empty tuple "
+                    "of numbers (one per gene); got ()"
+                )
             for s in self.sigma:
                 check_range("Dynamics", "sigma", s, ge=0.0)
         else:
@@ -139,25 +141,25 @@ class Dynamics(eqx.Module):
         check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
         check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
         if self.backprop_steps is not None:
-            check_range("Dynamics", "backprop_steps", self.backprop_steps, ge=1,
-                        integer=True)
+            check_range("Dynamics", "backprop_steps", self.backprop_steps, ge=1, integer=True)
         if self.checkpoints is not None:
             check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
         steps = self.t_final / self.dt
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             raise ValueError(
                 f"Dynamics.t_final / Dynamics.dt must be a whole number of steps; got "
-                f"{self.t_final} / {self.dt} = {steps}")
+                f"{self.t_final} / {self.dt} = {steps}"
+            )
 
     @property
     def n_steps(self) -> int:
         return int(round(self.t_final / self.dt))
 
-    def initial_state(self, tissue: Tissue, key: PRNGKeyArray,
-                      genes: int = 1) -> Float[Array, "cells genes"]:
+    def initial_state(
+        self, tissue: Tissue, key: PRNGKeyArray, genes: int = 1
+    ) -> Float[Array, "cells genes"]:
         """One replicate's initial state: uniform in [init_low, init_high], pinned."""
-        s0 = jr.uniform(key, (tissue.n_cells, genes), minval=self.init_low,
-                        maxval=self.init_high)
+        s0 = jr.uniform(key, (tissue.n_cells, genes), minval=self.init_low, maxval=self.init_high)
         return tissue.pin(s0)
 
     def brownian_path(
@@ -170,15 +172,17 @@ class Dynamics(eqx.Module):
         """
         shape = (tissue.n_cells, genes)
         if self.brownian == "grid":
-            sample = lambda k: GridBrownianPath.sample(
-                shape, k, 0.0, self.t_final, self.dt).increments
+            sample = lambda k: (
+                GridBrownianPath.sample(shape, k, 0.0, self.t_final, self.dt).increments
+            )
             inc = jax.vmap(sample)(keys)
             return GridBrownianPath(0.0, self.t_final, self.dt, jnp.swapaxes(inc, 0, 1))
         if self.brownian == "counter":
             return CounterBrownianPath(0.0, self.t_final, self.dt, keys, shape)
         key = jr.fold_in(keys[0], keys.shape[0])
-        return diffrax.VirtualBrownianTree(0.0, self.t_final, tol=self.dt / 2,
-                                           shape=(keys.shape[0], *shape), key=key)
+        return diffrax.VirtualBrownianTree(
+            0.0, self.t_final, tol=self.dt / 2, shape=(keys.shape[0], *shape), key=key
+        )
 
     def draw(
         self, tissue: Tissue, keys: PRNGKeyArray, genes: int = 1
@@ -190,8 +194,9 @@ class Dynamics(eqx.Module):
         s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
         return s0, self.brownian_path(tissue, split[:, 1], genes)
 
-    def check_memory(self, tissue: Tissue, replicates: int, genes: int = 1,
-                     save_every: int | None = None):
+    def check_memory(
+        self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
+    ):
         """Raise ValueError, before anything is built, when the forward solve's stored
         noise and states would not fit in the memory available (`available_memory()`).
 
@@ -204,9 +209,11 @@ class Dynamics(eqx.Module):
         parts = []
         if self.brownian == "grid":  # drawing peaks at ~4x the increments' size
             need += 4 * state * self.n_steps
-            parts.append("the grid Brownian path stores steps x replicates x cells x "
-                         "genes increments: lower t_final/dt, replicates or cells, or "
-                         "use Dynamics(brownian='counter')")
+            parts.append(
+                "the grid Brownian path stores steps x replicates x cells x "
+                "genes increments: lower t_final/dt, replicates or cells, or "
+                "use Dynamics(brownian='counter')"
+            )
         if save_every is not None:
             need += state * (self.n_steps // save_every + 1)
             parts.append("saved trajectories: raise save_every")
@@ -216,7 +223,8 @@ class Dynamics(eqx.Module):
                 f"Dynamics: this solve needs about {need / 2**30:.3g} GiB "
                 f"({self.n_steps} steps, {replicates} replicates, {tissue.n_cells} cells, "
                 f"{genes} genes) but about {have / 2**30:.3g} GiB are available; "
-                + "; ".join(parts or ["lower replicates or cells"]))
+                + "; ".join(parts or ["lower replicates or cells"])
+            )
 
     def simulate(
         self,
@@ -262,15 +270,18 @@ class Dynamics(eqx.Module):
             if isinstance(self.sigma, tuple):  # one σ per gene (the last axis)
                 sigma = jnp.asarray(self.sigma, s.dtype)
                 if sigma.shape[0] != s.shape[-1]:
-                    raise ValueError(f"Dynamics.sigma has {sigma.shape[0]} values but "
-                                     f"the state has {s.shape[-1]} genes")
+                    raise ValueError(
+                        f"Dynamics.sigma has {sigma.shape[0]} values but "
+                        f"the state has {s.shape[-1]} genes"
+                    )
                 return lx.DiagonalLinearOperator(jnp.broadcast_to(sigma, s.shape))
             return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
 
         def terms_of(f):  # drift f(s, s̄) dt plus diagonal noise σ dW on `path`
             return diffrax.MultiTerm(
                 diffrax.ODETerm(lambda t, s, args: f(s, tissue.neighbour_mean(s))),
-                diffrax.ControlTerm(diffusion, path))
+                diffrax.ControlTerm(diffusion, path),
+            )
 
         terms = terms_of(regulator)
         n = self.n_steps
@@ -284,8 +295,7 @@ class Dynamics(eqx.Module):
         # them; only the last k steps are differentiated.
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
         frozen = eqx.combine(jax.lax.stop_gradient(params), static)
-        head = self._segment(terms_of(frozen), tissue, jax.lax.stop_gradient(s0), 0,
-                             n - k, save)
+        head = self._segment(terms_of(frozen), tissue, jax.lax.stop_gradient(s0), 0, n - k, save)
         if not save:
             return self._segment(terms, tissue, head, n - k, n, False)
         tail = self._segment(terms, tissue, head[-1], n - k, n, True)
@@ -294,15 +304,20 @@ class Dynamics(eqx.Module):
     def _segment(self, terms, tissue, s0, first, last, save):
         """Grid steps `first` to `last` from `s0`: the final state, or with `save`
         all states from the start on, stacked on axis 0."""
-        solver = ProjectedSolver(diffrax.Euler(),
-                                 lambda s, t: tissue.pin(self.constrain(s)))
+        solver = ProjectedSolver(diffrax.Euler(), lambda s, t: tissue.pin(self.constrain(s)))
         steps = last - first
         sol = diffrax.diffeqsolve(
-            terms, solver, first * self.dt, last * self.dt, self.dt, s0,
+            terms,
+            solver,
+            first * self.dt,
+            last * self.dt,
+            self.dt,
+            s0,
             saveat=diffrax.SaveAt(t0=True, steps=True) if save else diffrax.SaveAt(t1=True),
             max_steps=steps,
             adjoint=diffrax.RecursiveCheckpointAdjoint(
-                steps if self.checkpoints is None else min(self.checkpoints, steps)),
+                steps if self.checkpoints is None else min(self.checkpoints, steps)
+            ),
         )
         return sol.ys[: steps + 1] if save else sol.ys[-1]
 
@@ -326,11 +341,18 @@ class Dynamics(eqx.Module):
         return s
 
     def config(self) -> dict:
-        return dict(t_final=self.t_final, dt=self.dt, sigma=self.sigma,
-                    brownian=self.brownian, init_low=self.init_low,
-                    init_high=self.init_high, checkpoints=self.checkpoints,
-                    constraint=self.constraint, backprop_steps=self.backprop_steps,
-                    sharpness=self.sharpness)
+        return dict(
+            t_final=self.t_final,
+            dt=self.dt,
+            sigma=self.sigma,
+            brownian=self.brownian,
+            init_low=self.init_low,
+            init_high=self.init_high,
+            checkpoints=self.checkpoints,
+            constraint=self.constraint,
+            backprop_steps=self.backprop_steps,
+            sharpness=self.sharpness,
+        )
 
 
 def available_memory() -> int:

@@ -21,12 +21,10 @@ class AbstractEstimator(eqx.Module):
         """Return (gradient of U as a pytree like `regulator`, U_soft or NaN)."""
 
     @abc.abstractmethod
-    def cost(self, objective: Objective) -> int:
-        ...
+    def cost(self, objective: Objective) -> int: ...
 
     @abc.abstractmethod
-    def config(self) -> dict:
-        ...
+    def config(self) -> dict: ...
 
 
 class Pathwise(AbstractEstimator):
@@ -45,19 +43,22 @@ class Pathwise(AbstractEstimator):
         if self.replicates is not None:
             check_range("Pathwise", "replicates", self.replicates, ge=2, integer=True)
         if self.backprop_steps is not None:
-            check_range("Pathwise", "backprop_steps", self.backprop_steps, ge=1,
-                        integer=True)
+            check_range("Pathwise", "backprop_steps", self.backprop_steps, ge=1, integer=True)
 
     def __call__(self, objective, regulator, key):
         if self.backprop_steps is not None:
             # `tree_at`, not `objective.replace`: the objective may carry a traced
             # (annealed) bandwidth that construction-time validation cannot check.
             dyn = objective.dynamics
-            objective = eqx.tree_at(lambda o: o.dynamics, objective,
-                                    dyn.replace(backprop_steps=self.backprop_steps),
-                                    is_leaf=lambda x: x is dyn)
+            objective = eqx.tree_at(
+                lambda o: o.dynamics,
+                objective,
+                dyn.replace(backprop_steps=self.backprop_steps),
+                is_leaf=lambda x: x is dyn,
+            )
         util, grads = eqx.filter_value_and_grad(
-            lambda r: objective.soft(r, key, replicates=self.replicates).value)(regulator)
+            lambda r: objective.soft(r, key, replicates=self.replicates).value
+        )(regulator)
         return grads, util
 
     def cost(self, objective):
@@ -65,8 +66,7 @@ class Pathwise(AbstractEstimator):
         return r * objective.dynamics.n_steps
 
     def config(self):
-        return dict(type="Pathwise", replicates=self.replicates,
-                    backprop_steps=self.backprop_steps)
+        return dict(type="Pathwise", replicates=self.replicates, backprop_steps=self.backprop_steps)
 
 
 class AntitheticES(AbstractEstimator):
@@ -84,16 +84,16 @@ class AntitheticES(AbstractEstimator):
 
     def __call__(self, objective, regulator, key):
         fn = objective.hard if self.utility == "hard" else objective.soft
-        grads = diagnostics.es_gradient(lambda r, k: fn(r, k).value, regulator, key,
-                                        sigma=self.sigma, pairs=self.pairs)
+        grads = diagnostics.es_gradient(
+            lambda r, k: fn(r, k).value, regulator, key, sigma=self.sigma, pairs=self.pairs
+        )
         return grads, jax.numpy.nan
 
     def cost(self, objective):
         return 2 * self.pairs * objective.replicate_steps
 
     def config(self):
-        return dict(type="AntitheticES", sigma=self.sigma, pairs=self.pairs,
-                    utility=self.utility)
+        return dict(type="AntitheticES", sigma=self.sigma, pairs=self.pairs, utility=self.utility)
 
 
 class Mixture(AbstractEstimator):
@@ -115,13 +115,12 @@ class Mixture(AbstractEstimator):
         nb = diagnostics.tree_norm(gb)
         safe = lambda n: jax.numpy.where(n > 0, n, 1.0)
         mix = jax.tree_util.tree_map(
-            lambda x, y: (1 - self.weight) * x / safe(na) + self.weight * y / safe(nb),
-            ga, gb)
+            lambda x, y: (1 - self.weight) * x / safe(na) + self.weight * y / safe(nb), ga, gb
+        )
         return mix, ua
 
     def cost(self, objective):
         return self.a.cost(objective) + self.b.cost(objective)
 
     def config(self):
-        return dict(type="Mixture", a=self.a.config(), b=self.b.config(),
-                    weight=self.weight)
+        return dict(type="Mixture", a=self.a.config(), b=self.b.config(), weight=self.weight)

@@ -56,10 +56,14 @@ def save(
     tmp = path / "regulator.eqx.tmp"
     eqx.tree_serialise_leaves(tmp, regulator)
     os.replace(tmp, leaves_file)
-    meta = dict(format=FORMAT, regulator=regulator.config(), shapes=_shapes(regulator),
-                sha256=hashlib.sha256(leaves_file.read_bytes()).hexdigest(),
-                config=config or {},
-                history=None if history is None else history.to_dict())
+    meta = dict(
+        format=FORMAT,
+        regulator=regulator.config(),
+        shapes=_shapes(regulator),
+        sha256=hashlib.sha256(leaves_file.read_bytes()).hexdigest(),
+        config=config or {},
+        history=None if history is None else history.to_dict(),
+    )
     tmp = path / "meta.json.tmp"
     tmp.write_text(json.dumps(_clean(meta), indent=1))
     os.replace(tmp, path / "meta.json")
@@ -73,23 +77,27 @@ def load(path: str | os.PathLike) -> Saved:
     meta_file, leaves_file = path / "meta.json", path / "regulator.eqx"
     for f in (meta_file, leaves_file):
         if not f.is_file():
-            raise FileNotFoundError(f"diffgrn.load: {f} is missing (expected a folder "
-                                    "written by diffgrn.save)")
+            raise FileNotFoundError(
+                f"diffgrn.load: {f} is missing (expected a folder written by diffgrn.save)"
+            )
     try:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as e:
-        raise ValueError(f"diffgrn.load: {meta_file} is not valid JSON "
-                         f"(truncated?): {e}") from None
+        raise ValueError(f"diffgrn.load: {meta_file} is not valid JSON (truncated?): {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"diffgrn.load: {meta_file} is not a {FORMAT} file")
     digest = hashlib.sha256(leaves_file.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
-        raise ValueError(f"diffgrn.load: {leaves_file} does not match {meta_file} "
-                         "(truncated, or from another save)")
+        raise ValueError(
+            f"diffgrn.load: {leaves_file} does not match {meta_file} "
+            "(truncated, or from another save)"
+        )
     skeleton = regulator_from_config(meta["regulator"])
     if _shapes(skeleton) != meta.get("shapes"):
-        raise ValueError(f"diffgrn.load: regulator config {meta['regulator']} does not "
-                         f"match the saved parameter shapes {meta.get('shapes')}")
+        raise ValueError(
+            f"diffgrn.load: regulator config {meta['regulator']} does not "
+            f"match the saved parameter shapes {meta.get('shapes')}"
+        )
     try:
         regulator = eqx.tree_deserialise_leaves(leaves_file, skeleton)
     except Exception as e:  # equinox raises several types for bad files

@@ -15,7 +15,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
+from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
 
 from ._validate import check_range
 from .estimators import AbstractEstimator, AntitheticES, Pathwise
@@ -44,12 +44,10 @@ class AbstractMethod(eqx.Module):
     default_iterations: int = eqx.field(static=True, default=200, kw_only=True)
 
     @abc.abstractmethod
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
-        ...
+    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer: ...
 
     @abc.abstractmethod
-    def config(self) -> dict:
-        ...
+    def config(self) -> dict: ...
 
     def stages(self, iterations: int) -> list[tuple["AbstractMethod", int]]:
         """The (method, iterations) phases `train` runs in turn; one for most methods."""
@@ -57,8 +55,9 @@ class AbstractMethod(eqx.Module):
 
 
 def _all_finite(tree) -> Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)
-              if eqx.is_inexact_array(x)]
+    leaves = [
+        jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
@@ -78,8 +77,7 @@ class MuPlusLambdaES(AbstractMethod):
 
     def __check_init__(self):
         check_range("MuPlusLambdaES", "parents", self.parents, ge=1, integer=True)
-        check_range("MuPlusLambdaES", "population", self.population,
-                    gt=self.parents, integer=True)
+        check_range("MuPlusLambdaES", "population", self.population, gt=self.parents, integer=True)
         check_range("MuPlusLambdaES", "mutation", self.mutation, gt=0.0)
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
@@ -99,8 +97,7 @@ class MuPlusLambdaES(AbstractMethod):
             k_pick, k_mut, k_eval = jr.split(key, 3)
             parents = state["parents"]
             pick = jr.randint(k_pick, (lam,), 0, mu)
-            children = parents[pick] + self.mutation * jr.normal(
-                k_mut, (lam, flat0.size))
+            children = parents[pick] + self.mutation * jr.normal(k_mut, (lam, flat0.size))
             pop = jnp.concatenate([parents, children])
             fit = jax.vmap(fitness, in_axes=(0, None))(pop, k_eval)
             order = jnp.argsort(-jnp.where(jnp.isnan(fit), -jnp.inf, fit))
@@ -111,12 +108,12 @@ class MuPlusLambdaES(AbstractMethod):
         def candidate(state):
             return eqx.combine(unravel(state["parents"][0]), static)
 
-        return Trainer(init, step, candidate,
-                       self.population * objective.replicate_steps)
+        return Trainer(init, step, candidate, self.population * objective.replicate_steps)
 
     def config(self) -> dict:
-        return dict(method="es", population=self.population, parents=self.parents,
-                    mutation=self.mutation)
+        return dict(
+            method="es", population=self.population, parents=self.parents, mutation=self.mutation
+        )
 
 
 class CMAES(AbstractMethod):
@@ -157,9 +154,14 @@ class CMAES(AbstractMethod):
 
         def init(key):
             del key
-            return dict(mean=m0, sigma=jnp.asarray(self.sigma, m0.dtype),
-                        cov=jnp.eye(n, dtype=m0.dtype), p_s=jnp.zeros_like(m0),
-                        p_c=jnp.zeros_like(m0), gen=jnp.zeros((), jnp.int32))
+            return dict(
+                mean=m0,
+                sigma=jnp.asarray(self.sigma, m0.dtype),
+                cov=jnp.eye(n, dtype=m0.dtype),
+                p_s=jnp.zeros_like(m0),
+                p_c=jnp.zeros_like(m0),
+                gen=jnp.zeros((), jnp.int32),
+            )
 
         def step(state, key):
             k_z, k_eval = jr.split(key)
@@ -172,22 +174,23 @@ class CMAES(AbstractMethod):
             y_sel = y[order[:mu]]
             y_w = w @ y_sel
             inv_sqrt_c = (b / d) @ b.T
-            p_s = (1 - c_s) * state["p_s"] + jnp.sqrt(c_s * (2 - c_s) * mu_eff) * (
-                inv_sqrt_c @ y_w)
+            p_s = (1 - c_s) * state["p_s"] + jnp.sqrt(c_s * (2 - c_s) * mu_eff) * (inv_sqrt_c @ y_w)
             gen = state["gen"] + 1
             norm_ps = jnp.linalg.norm(p_s)
-            h_s = (norm_ps / jnp.sqrt(1 - (1 - c_s) ** (2 * gen))
-                   < (1.4 + 2 / (n + 1)) * chi_n).astype(m.dtype)
+            h_s = (
+                norm_ps / jnp.sqrt(1 - (1 - c_s) ** (2 * gen)) < (1.4 + 2 / (n + 1)) * chi_n
+            ).astype(m.dtype)
             p_c = (1 - c_c) * state["p_c"] + h_s * jnp.sqrt(c_c * (2 - c_c) * mu_eff) * y_w
             rank_mu = (y_sel * w[:, None]).T @ y_sel
-            cov = ((1 - c_1 - c_mu) * cov
-                   + c_1 * (jnp.outer(p_c, p_c) + (1 - h_s) * c_c * (2 - c_c) * cov)
-                   + c_mu * rank_mu)
+            cov = (
+                (1 - c_1 - c_mu) * cov
+                + c_1 * (jnp.outer(p_c, p_c) + (1 - h_s) * c_c * (2 - c_c) * cov)
+                + c_mu * rank_mu
+            )
             cov = (cov + cov.T) / 2
             sig = sig * jnp.exp((c_s / d_s) * (norm_ps / chi_n - 1))
             nan = jnp.asarray(jnp.nan, jnp.float32)
-            new = dict(mean=m + state["sigma"] * y_w, sigma=sig, cov=cov,
-                       p_s=p_s, p_c=p_c, gen=gen)
+            new = dict(mean=m + state["sigma"] * y_w, sigma=sig, cov=cov, p_s=p_s, p_c=p_c, gen=gen)
             info = StepInfo(nan, nan, _all_finite((fit, new)))
             return new, info
 
@@ -220,13 +223,19 @@ class Hybrid(AbstractMethod):
 
     def stages(self, iterations):
         if iterations <= self.switch:
-            raise ValueError(f"train.iterations must be > Hybrid.switch = {self.switch} "
-                             f"for a hybrid; got {iterations}")
+            raise ValueError(
+                f"train.iterations must be > Hybrid.switch = {self.switch} "
+                f"for a hybrid; got {iterations}"
+            )
         return [(self.first, self.switch), (self.second, iterations - self.switch)]
 
     def config(self) -> dict:
-        return dict(method="hybrid", first=self.first.config(),
-                    second=self.second.config(), switch=self.switch)
+        return dict(
+            method="hybrid",
+            first=self.first.config(),
+            second=self.second.config(),
+            switch=self.switch,
+        )
 
 
 def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0):
@@ -275,25 +284,33 @@ class Gradient(AbstractMethod):
 
     optimiser: Any = None
     estimator: AbstractEstimator = eqx.field(
-        default_factory=lambda: Pathwise(replicates=GRADIENT_REPLICATES))
+        default_factory=lambda: Pathwise(replicates=GRADIENT_REPLICATES)
+    )
     name: str = eqx.field(static=True, default="adam")
     temperature: Callable | None = eqx.field(static=True, default=None)
     bandwidth: Callable | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if self.optimiser is not None and not isinstance(
-                self.optimiser, optax.GradientTransformation):
-            raise ValueError("Gradient.optimiser must be an optax.GradientTransformation;"
-                             f" got {type(self.optimiser).__name__}")
+            self.optimiser, optax.GradientTransformation
+        ):
+            raise ValueError(
+                "Gradient.optimiser must be an optax.GradientTransformation;"
+                f" got {type(self.optimiser).__name__}"
+            )
         if not isinstance(self.estimator, AbstractEstimator):
-            raise ValueError("Gradient.estimator must be a diffgrn estimator (Pathwise, "
-                             f"AntitheticES, Mixture); got {type(self.estimator).__name__}")
+            raise ValueError(
+                "Gradient.estimator must be a diffgrn estimator (Pathwise, "
+                f"AntitheticES, Mixture); got {type(self.estimator).__name__}"
+            )
         for field in ("temperature", "bandwidth"):
             value = getattr(self, field)
             if value is not None and not callable(value):
-                raise ValueError(f"Gradient.{field} must be a schedule (a callable of the "
-                                 f"step count, e.g. an optax schedule) or None; got "
-                                 f"{value!r}")
+                raise ValueError(
+                    f"Gradient.{field} must be a schedule (a callable of the "
+                    f"step count, e.g. an optax schedule) or None; got "
+                    f"{value!r}"
+                )
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         opt = self.optimiser if self.optimiser is not None else default_optimiser()
@@ -301,17 +318,16 @@ class Gradient(AbstractMethod):
 
         def init(key):
             del key
-            return dict(params=params, opt_state=opt.init(params),
-                        count=jnp.zeros((), jnp.int32))
+            return dict(params=params, opt_state=opt.init(params), count=jnp.zeros((), jnp.int32))
 
         def step(state, key):
             p, count = state["params"], state["count"]
             obj = objective.anneal(
                 temperature=None if self.temperature is None else self.temperature(count),
-                bandwidth=None if self.bandwidth is None else self.bandwidth(count))
+                bandwidth=None if self.bandwidth is None else self.bandwidth(count),
+            )
             ascent, util = self.estimator(obj, eqx.combine(p, static), key)
-            grads = jax.tree_util.tree_map(lambda g: -g,
-                                           eqx.filter(ascent, eqx.is_inexact_array))
+            grads = jax.tree_util.tree_map(lambda g: -g, eqx.filter(ascent, eqx.is_inexact_array))
             updates, opt_state = opt.update(grads, state["opt_state"], p)
             new = optax.apply_updates(p, updates)
             finite = _all_finite((grads, new)) & ~jnp.isinf(util)
@@ -325,11 +341,15 @@ class Gradient(AbstractMethod):
 
     def config(self) -> dict:
         schedule = lambda f: None if f is None else getattr(f, "description", "custom")
-        return dict(method=self.name, estimator=self.estimator.config(),
-                    optimiser="default: clip_by_global_norm(1.0) + adam(3e-2)"
-                    if self.optimiser is None else "custom",
-                    temperature=schedule(self.temperature),
-                    bandwidth=schedule(self.bandwidth))
+        return dict(
+            method=self.name,
+            estimator=self.estimator.config(),
+            optimiser="default: clip_by_global_norm(1.0) + adam(3e-2)"
+            if self.optimiser is None
+            else "custom",
+            temperature=schedule(self.temperature),
+            bandwidth=schedule(self.bandwidth),
+        )
 
 
 def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
@@ -347,8 +367,10 @@ def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod
             raise ValueError("optimiser= is only used with method='adam' or 'openes'")
         return method
     if method not in METHODS:
-        raise ValueError(f"train.method must be one of {', '.join(map(repr, METHODS))} "
-                         f"or a diffgrn method object; got {method!r}")
+        raise ValueError(
+            f"train.method must be one of {', '.join(map(repr, METHODS))} "
+            f"or a diffgrn method object; got {method!r}"
+        )
     if method == "adam":
         return Gradient(optimiser)
     if method == "openes":

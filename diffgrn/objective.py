@@ -4,16 +4,16 @@ import dataclasses
 
 import equinox as eqx
 import jax
-import numpy as np
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._validate import check_range
-from .regulator import AbstractRegulator
 from .brownian import GridBrownianPath
 from .dynamics import Dynamics
 from .readout import AbstractReadout, HardReadout, SoftReadout, readout_from_config
+from .regulator import AbstractRegulator
 from .tissue import Chain, Tissue, tissue_from_config
 from .utility import Utility, hard_utility, soft_utility
 
@@ -74,47 +74,60 @@ class Objective(eqx.Module):
     bandwidth: float = 0.5
     replicates: int = eqx.field(static=True, default=100)
     genes: int = eqx.field(static=True, default=1, converter=_as_int)
-    fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,),
-                                           converter=_as_tuple)
-    devices: int | tuple | None = eqx.field(static=True, default=None,
-                                            converter=_as_devices)
+    fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)
+    devices: int | tuple | None = eqx.field(static=True, default=None, converter=_as_devices)
 
     def __check_init__(self):
         if not isinstance(self.tissue, Tissue):
-            raise ValueError("Objective.tissue must be a diffgrn tissue (Chain, Lattice, "
-                             f"Graph); got {self.tissue!r}")
+            raise ValueError(
+                "Objective.tissue must be a diffgrn tissue (Chain, Lattice, "
+                f"Graph); got {self.tissue!r}"
+            )
         if not isinstance(self.dynamics, Dynamics):
-            raise ValueError("Objective.dynamics must be a diffgrn.Dynamics; got "
-                             f"{self.dynamics!r}")
+            raise ValueError(
+                f"Objective.dynamics must be a diffgrn.Dynamics; got {self.dynamics!r}"
+            )
         check_range("Objective", "genes", self.genes, ge=1, integer=True)
         if not 1 <= len(self.fate_genes) <= 8:
-            raise ValueError("Objective.fate_genes must list 1 to 8 readout genes; got "
-                             f"{self.fate_genes!r}")
+            raise ValueError(
+                f"Objective.fate_genes must list 1 to 8 readout genes; got {self.fate_genes!r}"
+            )
         for g in self.fate_genes:
-            check_range("Objective", "fate_genes", g, ge=0, le=self.genes - 1,
-                        integer=True)
+            check_range("Objective", "fate_genes", g, ge=0, le=self.genes - 1, integer=True)
         if len(set(self.fate_genes)) != len(self.fate_genes):
-            raise ValueError(f"Objective.fate_genes must not repeat a gene; got "
-                             f"{self.fate_genes!r}")
+            raise ValueError(
+                f"Objective.fate_genes must not repeat a gene; got {self.fate_genes!r}"
+            )
         sigma = self.dynamics.sigma
         if isinstance(sigma, tuple) and len(sigma) != self.genes:
-            raise ValueError(f"Dynamics.sigma has {len(sigma)} values but Objective.genes "
-                             f"is {self.genes}: give one σ per gene, or one number")
+            raise ValueError(
+                f"Dynamics.sigma has {len(sigma)} values but Objective.genes "
+                f"is {self.genes}: give one σ per gene, or one number"
+            )
         if isinstance(self.devices, tuple):
-            if not self.devices or not all(isinstance(d, jax.Device)
-                                           for d in self.devices):
-                raise ValueError("Objective.devices must be None, a number of local "
-                                 "devices or a non-empty sequence of jax.Device; got "
-                                 f"{self.devices!r}")
+            if not self.devices or not all(isinstance(d, jax.Device) for d in self.devices):
+                raise ValueError(
+                    "Objective.devices must be None, a number of local "
+                    "devices or a non-empty sequence of jax.Device; got "
+                    f"{self.devices!r}"
+                )
         elif self.devices is not None:
-            check_range("Objective", "devices", self.devices, ge=1,
-                        le=len(jax.local_devices()), integer=True)
+            check_range(
+                "Objective",
+                "devices",
+                self.devices,
+                ge=1,
+                le=len(jax.local_devices()),
+                integer=True,
+            )
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
         check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
         if not isinstance(self.readout, AbstractReadout):
-            raise ValueError("Objective.readout must be a diffgrn readout "
-                             f"(HardReadout, SoftReadout, StraightThroughReadout); got "
-                             f"{type(self.readout).__name__}")
+            raise ValueError(
+                "Objective.readout must be a diffgrn readout "
+                f"(HardReadout, SoftReadout, StraightThroughReadout); got "
+                f"{type(self.readout).__name__}"
+            )
 
     @property
     def n_cells(self) -> int:
@@ -128,11 +141,14 @@ class Objective(eqx.Module):
     def check_regulator(self, regulator: AbstractRegulator):
         """Raise ValueError unless `regulator` is a diffgrn regulator with our genes."""
         if not isinstance(regulator, AbstractRegulator):
-            raise ValueError("regulator must be a diffgrn regulator (an AbstractRegulator "
-                             f"subclass); got {type(regulator).__name__}")
+            raise ValueError(
+                "regulator must be a diffgrn regulator (an AbstractRegulator "
+                f"subclass); got {type(regulator).__name__}"
+            )
         if regulator.genes != self.genes:
-            raise ValueError(f"the regulator has genes={regulator.genes} but "
-                             f"Objective.genes is {self.genes}")
+            raise ValueError(
+                f"the regulator has genes={regulator.genes} but Objective.genes is {self.genes}"
+            )
 
     def fates(self, states: Float[Array, "*batch cells genes"], readout=None):
         """The readout genes of `states` through `readout` (default: the objective's
@@ -158,7 +174,8 @@ class Objective(eqx.Module):
         spec = [None] * x.ndim
         spec[axis] = "replicates"
         return jax.lax.with_sharding_constraint(
-            x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec)))
+            x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+        )
 
     @property
     def replicate_steps(self) -> int:
@@ -177,31 +194,32 @@ class Objective(eqx.Module):
         `save_every`."""
         self.check_regulator(regulator)
         r = self.replicates if replicates is None else replicates
-        return self.dynamics.simulate(regulator, self.tissue, jr.split(key, r),
-                                      save_every=save_every, shard=self._shard_draw)
+        return self.dynamics.simulate(
+            regulator, self.tissue, jr.split(key, r), save_every=save_every, shard=self._shard_draw
+        )
 
     def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):
         """The initial states and Brownian path that `simulate(regulator, key)` uses
         (split over the devices along the replicate axis when there are several)."""
         r = self.replicates if replicates is None else replicates
-        return self._shard_draw(*self.dynamics.draw(self.tissue, jr.split(key, r),
-                                                    self.genes))
+        return self._shard_draw(*self.dynamics.draw(self.tissue, jr.split(key, r), self.genes))
 
     def _shard_draw(self, s0, path):
         """Split a draw's initial states and noise over the devices (replicate axis)."""
         s0 = self._shard(s0, 0)
         if isinstance(path, GridBrownianPath):
-            path = eqx.tree_at(lambda p: p.increments, path,
-                               self._shard(path.increments, 1))
+            path = eqx.tree_at(lambda p: p.increments, path, self._shard(path.increments, 1))
         return s0, path
 
-    def hard(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
-             replicates: int | None = None) -> Utility:
+    def hard(
+        self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
+    ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
         return hard_utility(self.fates(s, HardReadout()))
 
-    def soft(self, regulator: AbstractRegulator, key: PRNGKeyArray, *,
-             replicates: int | None = None) -> Utility:
+    def soft(
+        self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
+    ) -> Utility:
         """`replicates` overrides the objective's R for this evaluation."""
         s = self.simulate(regulator, key, replicates=replicates)
         return soft_utility(self.fates(s), self.bandwidth)
@@ -209,8 +227,10 @@ class Objective(eqx.Module):
     def evaluate(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> tuple[Utility, Utility]:
         """(hard, soft) utilities of one simulation."""
         s = self.simulate(regulator, key)
-        return (hard_utility(self.fates(s, HardReadout())),
-                soft_utility(self.fates(s), self.bandwidth))
+        return (
+            hard_utility(self.fates(s, HardReadout())),
+            soft_utility(self.fates(s), self.bandwidth),
+        )
 
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
         """−U_soft: the quantity gradient methods minimise."""
@@ -224,8 +244,7 @@ class Objective(eqx.Module):
         """
         out = self
         if temperature is not None:
-            out = eqx.tree_at(lambda o: o.readout, out,
-                              self.readout.with_temperature(temperature))
+            out = eqx.tree_at(lambda o: o.readout, out, self.readout.with_temperature(temperature))
         if bandwidth is not None:
             out = eqx.tree_at(lambda o: o.bandwidth, out, bandwidth)
         return out
@@ -235,16 +254,24 @@ class Objective(eqx.Module):
         return dataclasses.replace(self, **changes)
 
     def config(self) -> dict:
-        return dict(tissue=self.tissue.config(), dynamics=self.dynamics.config(),
-                    readout=self.readout.config(), bandwidth=self.bandwidth,
-                    replicates=self.replicates, genes=self.genes,
-                    fate_genes=list(self.fate_genes))
+        return dict(
+            tissue=self.tissue.config(),
+            dynamics=self.dynamics.config(),
+            readout=self.readout.config(),
+            bandwidth=self.bandwidth,
+            replicates=self.replicates,
+            genes=self.genes,
+            fate_genes=list(self.fate_genes),
+        )
 
     @classmethod
     def from_config(cls, config: dict) -> "Objective":
-        return cls(tissue=tissue_from_config(config["tissue"]),
-                   dynamics=Dynamics(**config["dynamics"]),
-                   readout=readout_from_config(config["readout"]),
-                   bandwidth=config["bandwidth"], replicates=config["replicates"],
-                   genes=config.get("genes", 1),
-                   fate_genes=tuple(config.get("fate_genes", (0,))))
+        return cls(
+            tissue=tissue_from_config(config["tissue"]),
+            dynamics=Dynamics(**config["dynamics"]),
+            readout=readout_from_config(config["readout"]),
+            bandwidth=config["bandwidth"],
+            replicates=config["replicates"],
+            genes=config.get("genes", 1),
+            fate_genes=tuple(config.get("fate_genes", (0,))),
+        )

@@ -12,8 +12,11 @@ import numpy as np  # noqa: E402
 from .regulator import AbstractRegulator, TanhRegulator  # noqa: E402
 from .train import History  # noqa: E402
 
-X_LABELS = dict(iteration="iteration", wall_time="wall time in method steps (s)",
-                replicate_steps="simulated replicate-steps")
+X_LABELS = dict(
+    iteration="iteration",
+    wall_time="wall time in method steps (s)",
+    replicate_steps="simulated replicate-steps",
+)
 
 
 def plot_histories(histories: Mapping[str, History], x: str = "iteration", ax=None):
@@ -23,11 +26,17 @@ def plot_histories(histories: Mapping[str, History], x: str = "iteration", ax=No
     ax = ax or plt.figure(figsize=(6, 4)).gca()
     for name, h in histories.items():
         xs = np.asarray(getattr(h, x), float)
-        line, = ax.plot(xs, h.hard_utility, label=f"{name}: hard U (fresh noise)")
+        (line,) = ax.plot(xs, h.hard_utility, label=f"{name}: hard U (fresh noise)")
         soft = np.asarray(h.soft_utility, float)
         if np.isfinite(soft).any():
-            ax.plot(xs, soft, "--", color=line.get_color(), alpha=0.6,
-                    label=f"{name}: soft U (training draw)")
+            ax.plot(
+                xs,
+                soft,
+                "--",
+                color=line.get_color(),
+                alpha=0.6,
+                label=f"{name}: soft U (training draw)",
+            )
     return _finish(ax, x, "utility (bits per cell)")
 
 
@@ -58,8 +67,11 @@ def plot_regulator(regulator: AbstractRegulator, ax=None, b_reference: float = 1
         ax.plot(x, ref, "--", label=f"{a:.2g}·tanh(−{b_reference:g}(s̄ − ½))")
     ax.axhline(0, color="k", lw=0.5)
     ax.axvline(0.5, color="k", lw=0.5)
-    ax.set_xlabel("neighbour mean s̄" if getattr(regulator, "inputs", "") == "neighbours"
-                  else "homogeneous state s = s̄")
+    ax.set_xlabel(
+        "neighbour mean s̄"
+        if getattr(regulator, "inputs", "") == "neighbours"
+        else "homogeneous state s = s̄"
+    )
     ax.set_ylabel("ds/dt")
     ax.legend(fontsize=8)
     return ax
@@ -109,10 +121,19 @@ def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
     fig, axes = plt.subplots(1, n_maps + 1, figsize=(3.2 * (n_maps + 1), 3.2))
     cmap = fate_colormap(n_fates)
     for r in range(n_maps):
-        plot_tissue(tissue, k[r], axes[r], cmap=cmap, vmin=-0.5, vmax=n_fates - 0.5,
-                    edgecolors="0.6", linewidths=0.3)
-        axes[r].set_title(f"replicate {r} (black: fate 1)" if n_fates == 2
-                          else f"replicate {r}", fontsize=9)
+        plot_tissue(
+            tissue,
+            k[r],
+            axes[r],
+            cmap=cmap,
+            vmin=-0.5,
+            vmax=n_fates - 0.5,
+            edgecolors="0.6",
+            linewidths=0.3,
+        )
+        axes[r].set_title(
+            f"replicate {r} (black: fate 1)" if n_fates == 2 else f"replicate {r}", fontsize=9
+        )
     if n_fates == 2:
         freq, label = k.mean(axis=0), "fraction of replicates in fate 1"
     else:
@@ -131,13 +152,22 @@ def plot_patterns(fates, ax=None, max_rows: int = 200):
     n_fates = 2 if np.asarray(fates).ndim == 2 else 2 ** np.asarray(fates).shape[-1]
     z = z[np.lexsort(z.T[::-1])][:max_rows]
     ax = ax or plt.figure(figsize=(4, 5)).gca()
-    im = ax.imshow(z, aspect="auto", cmap=fate_colormap(n_fates), interpolation="nearest",
-                   vmin=-0.5, vmax=n_fates - 0.5)
+    im = ax.imshow(
+        z,
+        aspect="auto",
+        cmap=fate_colormap(n_fates),
+        interpolation="nearest",
+        vmin=-0.5,
+        vmax=n_fates - 0.5,
+    )
     if n_fates > 2:
         plt.colorbar(im, ax=ax, ticks=range(n_fates), label="fate")
     ax.set_xlabel("cell")
-    ax.set_ylabel("replicate (sorted by pattern; black = fate 1)" if n_fates == 2
-                  else f"replicate (sorted by pattern; colour = fate of {n_fates})")
+    ax.set_ylabel(
+        "replicate (sorted by pattern; black = fate 1)"
+        if n_fates == 2
+        else f"replicate (sorted by pattern; colour = fate of {n_fates})"
+    )
     if z.shape[1] <= 20:
         ax.set_xticks(range(z.shape[1]))
     return ax
@@ -150,9 +180,16 @@ def plot_kymograph(trajectory, dt: float, ax=None, gene: int = 0):
     if traj.ndim == 3:
         traj = traj[..., gene]
     ax = ax or plt.figure(figsize=(5, 4)).gca()
-    im = ax.imshow(traj, aspect="auto", cmap="viridis", vmin=0, vmax=1,
-                   interpolation="nearest", origin="lower",
-                   extent=(-0.5, traj.shape[1] - 0.5, 0, dt * (traj.shape[0] - 1)))
+    im = ax.imshow(
+        traj,
+        aspect="auto",
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+        origin="lower",
+        extent=(-0.5, traj.shape[1] - 0.5, 0, dt * (traj.shape[0] - 1)),
+    )
     ax.set_xlabel("cell")
     ax.set_ylabel("time")
     plt.colorbar(im, ax=ax, label=f"state s (gene {gene})")
@@ -180,8 +217,7 @@ def plot_comparison(comparison, x: str = "wall_time", ax=None):
         if n == 0:
             continue
         for r in runs:
-            ax.plot(getattr(r.history, x), r.history.hard_utility, color=color, lw=0.6,
-                    alpha=0.35)
+            ax.plot(getattr(r.history, x), r.history.hard_utility, color=color, lw=0.6, alpha=0.35)
         xs = np.median([np.asarray(getattr(r.history, x))[:n] for r in runs], axis=0)
         ys = np.median([np.asarray(r.history.hard_utility)[:n] for r in runs], axis=0)
         ax.plot(xs, ys, color=color, lw=2, label=f"{name} (median of {len(runs)})")

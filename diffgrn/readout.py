@@ -1,11 +1,9 @@
 """Readouts: final states s(T) ∈ [0, 1] to fates (hard 0/1 or soft in [0, 1])."""
 
 import abc
-from typing import Literal
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._validate import check_choice, check_range
@@ -21,12 +19,10 @@ class AbstractReadout(eqx.Module):
         raise ValueError(f"{type(self).__name__} has no temperature to schedule")
 
     @abc.abstractmethod
-    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        ...
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
     @abc.abstractmethod
-    def config(self) -> dict:
-        ...
+    def config(self) -> dict: ...
 
 
 class HardReadout(AbstractReadout):
@@ -68,8 +64,7 @@ class StraightThroughReadout(AbstractReadout):
     temperature: float = 20.0
 
     def __check_init__(self):
-        check_choice("StraightThroughReadout", "surrogate", self.surrogate,
-                     ("identity", "sigmoid"))
+        check_choice("StraightThroughReadout", "surrogate", self.surrogate, ("identity", "sigmoid"))
         check_range("StraightThroughReadout", "temperature", self.temperature, gt=0.0)
 
     def with_temperature(self, temperature):
@@ -84,8 +79,9 @@ class StraightThroughReadout(AbstractReadout):
         return soft + jax.lax.stop_gradient(hard - soft)
 
     def config(self) -> dict:
-        return dict(type="StraightThroughReadout", surrogate=self.surrogate,
-                    temperature=self.temperature)
+        return dict(
+            type="StraightThroughReadout", surrogate=self.surrogate, temperature=self.temperature
+        )
 
 
 class ChainedReadout(AbstractReadout):
@@ -106,25 +102,27 @@ class ChainedReadout(AbstractReadout):
                 stage = getattr(self, name).with_temperature(temperature)
             except ValueError:
                 continue
-            out, found = eqx.tree_at(lambda r: getattr(r, name), out, stage), True
+            out, found = eqx.tree_at(lambda r, name=name: getattr(r, name), out, stage), True
         if not found:
             raise ValueError("ChainedReadout has no stage with a temperature to schedule")
         return out
 
     def config(self) -> dict:
-        return dict(type="ChainedReadout", first=self.first.config(),
-                    second=self.second.config())
+        return dict(type="ChainedReadout", first=self.first.config(), second=self.second.config())
 
 
 def readout_from_config(config: dict) -> AbstractReadout:
     kind = config.get("type")
     kwargs = {k: v for k, v in config.items() if k != "type"}
     if kind == "ChainedReadout":
-        return ChainedReadout(readout_from_config(kwargs["first"]),
-                              readout_from_config(kwargs["second"]))
-    classes = dict(HardReadout=HardReadout, SoftReadout=SoftReadout,
-                   StraightThroughReadout=StraightThroughReadout)
+        return ChainedReadout(
+            readout_from_config(kwargs["first"]), readout_from_config(kwargs["second"])
+        )
+    classes = dict(
+        HardReadout=HardReadout,
+        SoftReadout=SoftReadout,
+        StraightThroughReadout=StraightThroughReadout,
+    )
     if kind not in classes:
-        raise ValueError(f"unknown readout type {kind!r}; expected one of "
-                         f"{', '.join(classes)}")
+        raise ValueError(f"unknown readout type {kind!r}; expected one of {', '.join(classes)}")
     return classes[kind](**kwargs)

@@ -43,8 +43,7 @@ class AbstractRegulator(eqx.Module):
     @abc.abstractmethod
     def __call__(
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
-    ) -> Float[Array, "*batch genes"]:
-        ...
+    ) -> Float[Array, "*batch genes"]: ...
 
     @abc.abstractmethod
     def config(self) -> dict:
@@ -70,9 +69,15 @@ class MLPRegulator(AbstractRegulator):
     widths: tuple[int, ...] = eqx.field(static=True)
     inputs: str = eqx.field(static=True)
 
-    def __init__(self, widths: Sequence[int] = (8, 8), *, key: PRNGKeyArray,
-                 output_scale: float = 0.01, genes: int = 1,
-                 inputs: Literal["neighbours", "both"] = "neighbours"):
+    def __init__(
+        self,
+        widths: Sequence[int] = (8, 8),
+        *,
+        key: PRNGKeyArray,
+        output_scale: float = 0.01,
+        genes: int = 1,
+        inputs: Literal["neighbours", "both"] = "neighbours",
+    ):
         check_range("MLPRegulator", "output_scale", output_scale, ge=0.0)
         check_range("MLPRegulator", "genes", genes, ge=1, integer=True)
         check_choice("MLPRegulator", "inputs", inputs, INPUTS)
@@ -85,21 +90,22 @@ class MLPRegulator(AbstractRegulator):
         genes = int(genes)
         n_in = genes * (2 if inputs == "both" else 1)
         if len(set(widths)) == 1:
-            self.mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths),
-                                  activation=jnp.tanh, key=key)
+            self.mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths), activation=jnp.tanh, key=key)
         else:  # eqx.nn.MLP has one width; build it and swap in the layers we want.
             sizes = (n_in, *widths, genes)
             keys = jr.split(key, len(sizes) - 1)
-            layers = tuple(eqx.nn.Linear(a, b, key=k)
-                           for a, b, k in zip(sizes[:-1], sizes[1:], keys))
-            mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths), activation=jnp.tanh,
-                             key=key)
+            layers = tuple(
+                eqx.nn.Linear(a, b, key=k) for a, b, k in zip(sizes[:-1], sizes[1:], keys)
+            )
+            mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths), activation=jnp.tanh, key=key)
             self.mlp = eqx.tree_at(lambda m: m.layers, mlp, layers)
         if output_scale != 1.0:
             last = self.mlp.layers[-1]
-            self.mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias),
-                                   self.mlp, (last.weight * output_scale,
-                                              last.bias * output_scale))
+            self.mlp = eqx.tree_at(
+                lambda m: (m.layers[-1].weight, m.layers[-1].bias),
+                self.mlp,
+                (last.weight * output_scale, last.bias * output_scale),
+            )
         self.widths = widths
         self.genes = genes
         self.inputs = inputs
@@ -112,8 +118,9 @@ class MLPRegulator(AbstractRegulator):
         return self.mlp.final_activation(h @ last.weight.T + last.bias)
 
     def config(self) -> dict:
-        return dict(type="MLPRegulator", widths=list(self.widths), genes=self.genes,
-                    inputs=self.inputs)
+        return dict(
+            type="MLPRegulator", widths=list(self.widths), genes=self.genes, inputs=self.inputs
+        )
 
 
 class TanhRegulator(AbstractRegulator):
@@ -179,15 +186,20 @@ def regulator_from_config(config: dict) -> AbstractRegulator:
     """Rebuild a regulator skeleton (parameters arbitrary) from `config()`."""
     kind = config.get("type")
     if kind == "MLPRegulator":
-        return MLPRegulator(config["widths"], key=jr.key(0),
-                            genes=config.get("genes", 1),
-                            inputs=config.get("inputs", "neighbours"))
+        return MLPRegulator(
+            config["widths"],
+            key=jr.key(0),
+            genes=config.get("genes", 1),
+            inputs=config.get("inputs", "neighbours"),
+        )
     if kind == "TanhRegulator":
         return TanhRegulator()
     if kind == "TranscriptionalRegulator":
         return TranscriptionalRegulator(config.get("genes", 2), key=jr.key(0))
-    raise ValueError(f"unknown regulator type {kind!r}; expected 'MLPRegulator', "
-                     "'TanhRegulator' or 'TranscriptionalRegulator'")
+    raise ValueError(
+        f"unknown regulator type {kind!r}; expected 'MLPRegulator', "
+        "'TanhRegulator' or 'TranscriptionalRegulator'"
+    )
 
 
 def count_parameters(regulator: AbstractRegulator) -> int:

@@ -69,8 +69,7 @@ class Tissue(eqx.Module):
 
     def positions(self) -> np.ndarray:
         """`(cells, 2)` plotting coordinates (x, y) of the cells."""
-        return np.stack([np.arange(self.n_cells, dtype=float),
-                         np.zeros(self.n_cells)], axis=1)
+        return np.stack([np.arange(self.n_cells, dtype=float), np.zeros(self.n_cells)], axis=1)
 
     def neighbour_pairs(self) -> np.ndarray:
         """`(pairs, 2)` the (i, j) with j listed (with positive weight) as i's neighbour."""
@@ -80,8 +79,9 @@ class Tissue(eqx.Module):
         return np.stack([i[keep], nb.ravel()[keep]], axis=1)
 
     def config(self) -> dict:
-        raise NotImplementedError(f"{type(self).__name__} cannot describe itself for "
-                                  "saving; use Chain, Lattice or Graph")
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot describe itself for saving; use Chain, Lattice or Graph"
+        )
 
 
 def _table(n: int, rows: np.ndarray, cols: np.ndarray, pinned: np.ndarray):
@@ -116,12 +116,9 @@ class Chain(Tissue):
 
     boundary: str = eqx.field(static=True)
 
-    def __init__(
-        self, n_cells: int = 7, boundary: Boundary = "open", pinned_value: float = 0.0
-    ):
+    def __init__(self, n_cells: int = 7, boundary: Boundary = "open", pinned_value: float = 0.0):
         check_choice("Chain", "boundary", boundary, BOUNDARIES)
-        check_range("Chain", "n_cells", n_cells, ge=3 if boundary == "pinned" else 2,
-                    integer=True)
+        check_range("Chain", "n_cells", n_cells, ge=3 if boundary == "pinned" else 2, integer=True)
         check_range("Chain", "pinned_value", pinned_value, ge=0.0, le=1.0)
         n = int(n_cells)
         i = np.arange(n)
@@ -140,8 +137,12 @@ class Chain(Tissue):
         self.boundary = boundary
 
     def config(self) -> dict:
-        return dict(type="Chain", n_cells=self.n_cells, boundary=self.boundary,
-                    pinned_value=self.pinned_value)
+        return dict(
+            type="Chain",
+            n_cells=self.n_cells,
+            boundary=self.boundary,
+            pinned_value=self.pinned_value,
+        )
 
 
 class Lattice(Tissue):
@@ -163,8 +164,14 @@ class Lattice(Tissue):
     geometry: str = eqx.field(static=True)
     boundary: str = eqx.field(static=True)
 
-    def __init__(self, rows: int, cols: int, geometry: Literal["square", "hex"] = "square",
-                 boundary: Boundary = "periodic", pinned_value: float = 0.0):
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        geometry: Literal["square", "hex"] = "square",
+        boundary: Boundary = "periodic",
+        pinned_value: float = 0.0,
+    ):
         check_choice("Lattice", "geometry", geometry, GEOMETRIES)
         check_choice("Lattice", "boundary", boundary, BOUNDARIES)
         least = {"pinned": 3, "periodic": 2, "open": 1}[boundary]
@@ -175,14 +182,15 @@ class Lattice(Tissue):
         if rows * cols < 2:
             raise ValueError(f"Lattice must have at least 2 cells; got {rows} x {cols}")
         if geometry == "hex" and boundary == "periodic" and rows % 2:
-            raise ValueError(f"Lattice.rows must be even for a periodic hex sheet (odd-r "
-                             f"offset rows pair up across the wrap); got {rows}")
+            raise ValueError(
+                f"Lattice.rows must be even for a periodic hex sheet (odd-r "
+                f"offset rows pair up across the wrap); got {rows}"
+            )
         r, c = np.divmod(np.arange(rows * cols), cols)
         if geometry == "square":
             offsets = [(-1, 0, 0), (1, 0, 0), (0, -1, -1), (0, 1, 1)]
         else:  # (dr, dc on even rows, dc on odd rows)
-            offsets = [(0, -1, -1), (0, 1, 1), (-1, -1, 0), (-1, 0, 1), (1, -1, 0),
-                       (1, 0, 1)]
+            offsets = [(0, -1, -1), (0, 1, 1), (-1, -1, 0), (-1, 0, 1), (1, -1, 0), (1, 0, 1)]
         src, dst = [], []
         for dr, dc_even, dc_odd in offsets:
             rr, cc = r + dr, c + np.where(r % 2 == 0, dc_even, dc_odd)
@@ -195,8 +203,9 @@ class Lattice(Tissue):
             dst.append((rr * cols + cc)[ok])
         border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
         pinned = border if boundary == "pinned" else np.zeros(rows * cols, bool)
-        self.neighbours, self.weights = _table(rows * cols, np.concatenate(src),
-                                               np.concatenate(dst), pinned)
+        self.neighbours, self.weights = _table(
+            rows * cols, np.concatenate(src), np.concatenate(dst), pinned
+        )
         self.pinned = jnp.asarray(pinned)
         self.pinned_value = float(pinned_value)
         self.rows, self.cols, self.geometry, self.boundary = rows, cols, geometry, boundary
@@ -208,9 +217,14 @@ class Lattice(Tissue):
         return np.stack([c.astype(float), -r.astype(float)], axis=1)
 
     def config(self) -> dict:
-        return dict(type="Lattice", rows=self.rows, cols=self.cols,
-                    geometry=self.geometry, boundary=self.boundary,
-                    pinned_value=self.pinned_value)
+        return dict(
+            type="Lattice",
+            rows=self.rows,
+            cols=self.cols,
+            geometry=self.geometry,
+            boundary=self.boundary,
+            pinned_value=self.pinned_value,
+        )
 
 
 class Graph(Tissue):
@@ -221,42 +235,51 @@ class Graph(Tissue):
     of length `n_cells`). A cell with no neighbour senses s̄ = 0. The table is as wide
     as the largest degree: a hub sensing d cells costs n_cells × d memory."""
 
-    def __init__(self, n_cells: int, edges, pinned: Sequence[int] = (),
-                 pinned_value: float = 0.0, directed: bool = False):
+    def __init__(
+        self,
+        n_cells: int,
+        edges,
+        pinned: Sequence[int] = (),
+        pinned_value: float = 0.0,
+        directed: bool = False,
+    ):
         check_range("Graph", "n_cells", n_cells, ge=1, integer=True)
         check_range("Graph", "pinned_value", pinned_value, ge=0.0, le=1.0)
         n = int(n_cells)
         try:
             e = np.asarray(edges if edges is not None else (), dtype=np.float64)
             e = e.reshape(-1, 2) if e.size else np.zeros((0, 2))
-            if e.ndim != 2 or (np.asarray(edges).ndim == 2
-                               and np.asarray(edges).shape[1] != 2):
+            if e.ndim != 2 or (np.asarray(edges).ndim == 2 and np.asarray(edges).shape[1] != 2):
                 raise ValueError
         except (TypeError, ValueError):
-            raise ValueError("Graph.edges must be a sequence of (i, j) cell pairs or an "
-                             f"(edges, 2) array; got {edges!r}"[:300]) from None
+            raise ValueError(
+                "Graph.edges must be a sequence of (i, j) cell pairs or an "
+                f"(edges, 2) array; got {edges!r}"[:300]
+            ) from None
         if e.size and (np.any(e != np.round(e)) or np.any(e < 0) or np.any(e >= n)):
             bad = e[(e != np.round(e)).any(1) | (e < 0).any(1) | (e >= n).any(1)][0]
-            raise ValueError(f"Graph.edges must join cells 0..{n - 1}; got the edge "
-                             f"{tuple(bad.tolist())}")
+            raise ValueError(
+                f"Graph.edges must join cells 0..{n - 1}; got the edge {tuple(bad.tolist())}"
+            )
         e = e.astype(np.int64)
         if np.any(e[:, 0] == e[:, 1]):
-            raise ValueError(f"Graph.edges must not join a cell to itself; got "
-                             f"{tuple(e[e[:, 0] == e[:, 1]][0].tolist())}")
+            raise ValueError(
+                f"Graph.edges must not join a cell to itself; got "
+                f"{tuple(e[e[:, 0] == e[:, 1]][0].tolist())}"
+            )
         p = np.asarray(pinned)
         if p.dtype == bool:
             if p.shape != (n,):
-                raise ValueError(f"Graph.pinned as a mask must have {n} entries; got "
-                                 f"shape {p.shape}")
+                raise ValueError(
+                    f"Graph.pinned as a mask must have {n} entries; got shape {p.shape}"
+                )
             p = np.flatnonzero(p)
         try:
             p = np.asarray(p, dtype=np.float64).ravel()
         except (TypeError, ValueError):
-            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got "
-                             f"{pinned!r}") from None
+            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got {pinned!r}") from None
         if p.size and (np.any(p != np.round(p)) or np.any(p < 0) or np.any(p >= n)):
-            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got "
-                             f"{list(pinned)}")
+            raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got {list(pinned)}")
         mask = np.zeros(n, bool)
         mask[p.astype(np.int64)] = True
         rows, cols = e[:, 0], e[:, 1]
@@ -268,10 +291,14 @@ class Graph(Tissue):
 
     def config(self) -> dict:
         # The directed pairs of the table, in table order: rebuilds the same table.
-        return dict(type="Graph", n_cells=self.n_cells,
-                    edges=self.neighbour_pairs().tolist(),
-                    pinned=np.flatnonzero(np.asarray(self.pinned)).tolist(),
-                    pinned_value=self.pinned_value, directed=True)
+        return dict(
+            type="Graph",
+            n_cells=self.n_cells,
+            edges=self.neighbour_pairs().tolist(),
+            pinned=np.flatnonzero(np.asarray(self.pinned)).tolist(),
+            pinned_value=self.pinned_value,
+            directed=True,
+        )
 
 
 def tissue_from_config(config: dict) -> Tissue:
@@ -280,6 +307,5 @@ def tissue_from_config(config: dict) -> Tissue:
     kind = kwargs.pop("type", "Chain")
     classes = dict(Chain=Chain, Lattice=Lattice, Graph=Graph)
     if kind not in classes:
-        raise ValueError(f"unknown tissue type {kind!r}; expected one of "
-                         f"{', '.join(classes)}")
+        raise ValueError(f"unknown tissue type {kind!r}; expected one of {', '.join(classes)}")
     return classes[kind](**kwargs)

@@ -17,8 +17,16 @@ from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
 
-HISTORY_FIELDS = ("iteration", "hard_utility", "hard_s_pat", "hard_s_rep",
-                  "soft_utility", "grad_norm", "wall_time", "replicate_steps")
+HISTORY_FIELDS = (
+    "iteration",
+    "hard_utility",
+    "hard_s_pat",
+    "hard_s_rep",
+    "soft_utility",
+    "grad_norm",
+    "wall_time",
+    "replicate_steps",
+)
 
 
 @dataclasses.dataclass
@@ -46,16 +54,20 @@ class History:
         return len(self.iteration)
 
     def to_dict(self) -> dict:
-        return {k: [None if isinstance(v, float) and not math.isfinite(v) else v
-                    for v in getattr(self, k)] for k in HISTORY_FIELDS}
+        return {
+            k: [
+                None if isinstance(v, float) and not math.isfinite(v) else v
+                for v in getattr(self, k)
+            ]
+            for k in HISTORY_FIELDS
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         missing = [k for k in HISTORY_FIELDS if k not in d]
         if missing:
             raise ValueError(f"history is missing fields {missing}")
-        return cls(**{k: [math.nan if v is None else v for v in d[k]]
-                      for k in HISTORY_FIELDS})
+        return cls(**{k: [math.nan if v is None else v for v in d[k]] for k in HISTORY_FIELDS})
 
 
 @dataclasses.dataclass
@@ -66,8 +78,9 @@ class TrainResult:
     highest hard utility on fresh noise during training are re-assessed on
     `select_repeats` further independent draws, and the best mean wins (a single noisy
     maximum over many iterations is biased upward: the winner's curse).
-    `best_utility` is that mean, `selection` records the re-assessment. `error` is set (and training stopped early) when states,
-    utilities or gradients became non-finite or the run was interrupted.
+    `best_utility` is that mean, `selection` records the re-assessment. `error` is set (and
+    training stopped early) when states, utilities or gradients became non-finite or the
+    run was interrupted.
     """
 
     best_regulator: AbstractRegulator
@@ -112,13 +125,18 @@ def train(
     check_range("train", "select_repeats", select_repeats, ge=1, integer=True)
     if eval_replicates is not None:
         check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
-    monitor_obj = (objective if eval_replicates is None
-                   else objective.replace(replicates=eval_replicates))
+    monitor_obj = (
+        objective if eval_replicates is None else objective.replace(replicates=eval_replicates)
+    )
 
     stages = method.stages(n_iter)
-    config = dict(objective=objective.config(), method=method.config(),
-                  regulator=regulator.config(), iterations=n_iter,
-                  eval_replicates=monitor_obj.replicates)
+    config = dict(
+        objective=objective.config(),
+        method=method.config(),
+        regulator=regulator.config(),
+        iterations=n_iter,
+        eval_replicates=monitor_obj.replicates,
+    )
     history = History()
     result = TrainResult(regulator, regulator, -math.inf, -1, config, history, 0.0)
     bar = _progress(n_iter, method.config()["method"], progress)
@@ -129,14 +147,25 @@ def train(
         for n_stage, (stage, stage_iter) in enumerate(stages):
             if n_stage:  # a later phase starts from the previous phase's candidate
                 k_init, k_loop = jr.split(jr.fold_in(key, n_stage))
-            done = _run_stage(stage, objective, monitor_obj, start, stage_iter, k_init,
-                              k_loop, result, pool, select_top, bar, callback)
+            done = _run_stage(
+                stage,
+                objective,
+                monitor_obj,
+                start,
+                stage_iter,
+                k_init,
+                k_loop,
+                result,
+                pool,
+                select_top,
+                bar,
+                callback,
+            )
             if not done:
                 break
             start = result.final_regulator
     except KeyboardInterrupt:
-        result.error = (f"interrupted at iteration {len(history)}; best regulator so far "
-                        "kept")
+        result.error = f"interrupted at iteration {len(history)}; best regulator so far kept"
     finally:
         if bar is not None:
             bar.close()
@@ -147,8 +176,20 @@ def train(
     return result
 
 
-def _run_stage(method, objective, monitor_obj, regulator, n_iter, k_init, k_loop,
-               result, pool, select_top, bar, callback) -> bool:
+def _run_stage(
+    method,
+    objective,
+    monitor_obj,
+    regulator,
+    n_iter,
+    k_init,
+    k_loop,
+    result,
+    pool,
+    select_top,
+    bar,
+    callback,
+) -> bool:
     """Run one method for `n_iter` iterations, appending to `result` in place.
     Returns False when training must stop (non-finite values)."""
     history = result.history
@@ -178,30 +219,37 @@ def _run_stage(method, objective, monitor_obj, regulator, n_iter, k_init, k_loop
         wall += time.perf_counter() - t
         rsteps += trainer.replicate_steps
         if not bool(info.finite):
-            result.error = (f"non-finite state, utility or gradient at iteration {i} "
-                            f"({name}); stopped, best regulator so far kept (iteration "
-                            f"{result.best_iteration})")
+            result.error = (
+                f"non-finite state, utility or gradient at iteration {i} "
+                f"({name}); stopped, best regulator so far kept (iteration "
+                f"{result.best_iteration})"
+            )
             return False
         state = new_state
         util, ok = monitor(state, k_eval)
         if not bool(ok):
-            result.error = (f"non-finite hard utility at iteration {i}; stopped, best "
-                            f"regulator so far kept (iteration {result.best_iteration})")
+            result.error = (
+                f"non-finite hard utility at iteration {i}; stopped, best "
+                f"regulator so far kept (iteration {result.best_iteration})"
+            )
             return False
         u = float(util.value)
-        for field, val in (("iteration", i), ("hard_utility", u),
-                           ("hard_s_pat", float(util.s_pat)),
-                           ("hard_s_rep", float(util.s_rep)),
-                           ("soft_utility", float(info.soft_utility)),
-                           ("grad_norm", float(info.grad_norm)),
-                           ("wall_time", wall), ("replicate_steps", rsteps)):
+        for field, val in (
+            ("iteration", i),
+            ("hard_utility", u),
+            ("hard_s_pat", float(util.s_pat)),
+            ("hard_s_rep", float(util.s_rep)),
+            ("soft_utility", float(info.soft_utility)),
+            ("grad_norm", float(info.grad_norm)),
+            ("wall_time", wall),
+            ("replicate_steps", rsteps),
+        ):
             getattr(history, field).append(val)
         result.final_regulator = trainer.candidate(state)
         if u > result.best_utility:
             result.best_utility, result.best_iteration = u, i
             result.best_regulator = result.final_regulator
-        pool[:] = sorted(pool + [(u, i, result.final_regulator)],
-                         key=lambda c: -c[0])[:select_top]
+        pool[:] = sorted(pool + [(u, i, result.final_regulator)], key=lambda c: -c[0])[:select_top]
         if bar is not None:
             bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
             bar.update(1)
@@ -228,9 +276,15 @@ def assess(
     values = [float(v) for v in util.value]
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
-    return dict(mean=mean, std=math.sqrt(var), values=values,
-                s_pat=float(jnp.mean(util.s_pat)), s_rep=float(jnp.mean(util.s_rep)),
-                replicates=objective.replicates, repeats=repeats)
+    return dict(
+        mean=mean,
+        std=math.sqrt(var),
+        values=values,
+        s_pat=float(jnp.mean(util.s_pat)),
+        s_rep=float(jnp.mean(util.s_rep)),
+        replicates=objective.replicates,
+        repeats=repeats,
+    )
 
 
 def _reselect(result: TrainResult, pool, objective, key, repeats: int):
@@ -245,9 +299,12 @@ def _reselect(result: TrainResult, pool, objective, key, repeats: int):
     result.best_regulator = pool[j][2]
     result.best_iteration = pool[j][1]
     result.best_utility = means[j]
-    result.selection = dict(iterations=[c[1] for c in pool],
-                            training_utilities=[c[0] for c in pool],
-                            reassessed_means=means, repeats=repeats)
+    result.selection = dict(
+        iterations=[c[1] for c in pool],
+        training_utilities=[c[0] for c in pool],
+        reassessed_means=means,
+        repeats=repeats,
+    )
 
 
 @eqx.filter_jit

@@ -45,8 +45,9 @@ def pattern_entropy(patterns: Float[Array, "replicates cells"]) -> Scalar:
     words = _pack_rows(patterns >= 0.5)
     order = jnp.lexsort(tuple(words[:, i] for i in reversed(range(words.shape[1]))))
     sorted_words = words[order]
-    new = jnp.concatenate([jnp.ones((1,), bool),
-                           jnp.any(sorted_words[1:] != sorted_words[:-1], axis=1)])
+    new = jnp.concatenate(
+        [jnp.ones((1,), bool), jnp.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
+    )
     group = jnp.cumsum(new) - 1
     counts = jnp.zeros((r,), jnp.float32).at[group].add(1.0)
     freq = counts / r
@@ -59,8 +60,10 @@ def _as_fates(fates: Array) -> Array:
     if fates.ndim == 2:
         return fates[..., None]
     if fates.ndim != 3:
-        raise ValueError(f"fates must be (replicates, cells) or (replicates, cells, "
-                         f"readout genes); got shape {fates.shape}")
+        raise ValueError(
+            f"fates must be (replicates, cells) or (replicates, cells, "
+            f"readout genes); got shape {fates.shape}"
+        )
     return fates
 
 

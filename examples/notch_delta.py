@@ -51,21 +51,27 @@ class NotchDelta(diffgrn.AbstractRegulator):
         return dict(type="NotchDelta")
 
 
-def run(rows=12, cols=12, sigma=0.0, init=(0.49, 0.51), t_final=150.0, dt=0.02,
-        replicates=4, seed=0):
+def run(
+    rows=12, cols=12, sigma=0.0, init=(0.49, 0.51), t_final=150.0, dt=0.02, replicates=4, seed=0
+):
     """Simulate the sheet; return the final states, the tissue and the pattern stats."""
     tissue = diffgrn.Lattice(rows, cols, geometry="hex", boundary="periodic")
     objective = diffgrn.Objective(
         tissue=tissue,
-        dynamics=diffgrn.Dynamics(t_final=t_final, dt=dt, sigma=sigma,
-                                  init_low=init[0], init_high=init[1]),
-        replicates=replicates, genes=2, fate_genes=(1,))
+        dynamics=diffgrn.Dynamics(
+            t_final=t_final, dt=dt, sigma=sigma, init_low=init[0], init_high=init[1]
+        ),
+        replicates=replicates,
+        genes=2,
+        fate_genes=(1,),
+    )
     states = eqx.filter_jit(objective.simulate)(NotchDelta(), jr.key(seed))
     high = np.asarray(states[..., 1]) >= 0.5  # (replicates, cells)
     pairs = tissue.neighbour_pairs()
     touching = (high[:, pairs[:, 0]] & high[:, pairs[:, 1]]).any(axis=1)
-    return dict(states=np.asarray(states), tissue=tissue,
-                fraction=high.mean(axis=1), touching=touching)
+    return dict(
+        states=np.asarray(states), tissue=tissue, fraction=high.mean(axis=1), touching=touching
+    )
 
 
 def main(argv=None):
@@ -74,20 +80,24 @@ def main(argv=None):
     p.add_argument("--out", default="notch_delta.png")
     args = p.parse_args(argv)
     size = dict(rows=6, cols=6) if args.quick else {}
-    runs = {"σ = 0, start 0.5 ± 0.01": run(**size),
-            "σ = 0.01, start U[0.4, 0.6]": run(**size, sigma=0.01, init=(0.4, 0.6))}
+    runs = {
+        "σ = 0, start 0.5 ± 0.01": run(**size),
+        "σ = 0.01, start U[0.4, 0.6]": run(**size, sigma=0.01, init=(0.4, 0.6)),
+    }
     for name, r in runs.items():
-        print(f"{name}: high-Delta fraction per replicate "
-              f"{np.round(r['fraction'], 4).tolist()}; two high-Delta cells touch: "
-              f"{bool(r['touching'].any())}")
+        print(
+            f"{name}: high-Delta fraction per replicate "
+            f"{np.round(r['fraction'], 4).tolist()}; two high-Delta cells touch: "
+            f"{bool(r['touching'].any())}"
+        )
     import matplotlib.pyplot as plt
+
     from diffgrn.plotting import plot_tissue
 
     fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
     for ax, (name, r) in zip(axes, runs.items()):
         plot_tissue(r["tissue"], r["states"][0, :, 1], ax, cmap="magma", vmin=0, vmax=1)
-        ax.set_title(f"{name}\nDelta (bright: high); {r['fraction'][0]:.3f} high",
-                     fontsize=9)
+        ax.set_title(f"{name}\nDelta (bright: high); {r['fraction'][0]:.3f} high", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"figure: {args.out}")

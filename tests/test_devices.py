@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json
     import jax, jax.random as jr, equinox as eqx, diffgrn
     assert len(jax.devices()) == 4, jax.devices()
@@ -38,15 +38,17 @@ SCRIPT = textwrap.dedent('''
                 es=es.history.hard_utility,
                 sharded=f"f32[{obj.replicates // 4 if name == 'chain' else 3}," in hlo)
     print(json.dumps(out))
-''')
+""")
 
 
 @pytest.mark.slow
 def test_four_devices_give_the_same_utilities_as_one():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     for name in ("chain", "hex"):

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import LinearRegulator
 
 import diffgrn
 from diffgrn import diagnostics as dg
-from conftest import LinearRegulator
 
 
 class Vector(eqx.Module):
@@ -56,22 +56,25 @@ def test_lyapunov_exponent_of_linear_system():
     # Euler's tangent map is (I + k·dt·W)^n, whose largest singular value is
     # (1 + dt)^n, so λ = log(1 + dt)/dt ≈ 1 (the alternating mode grows).
     dt = 0.01
-    obj = diffgrn.Objective(tissue=diffgrn.Chain(6, "periodic"),
-                            dynamics=diffgrn.Dynamics(t_final=1.0, dt=dt, sigma=0.0),
-                            replicates=2)
+    obj = diffgrn.Objective(
+        tissue=diffgrn.Chain(6, "periodic"),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=dt, sigma=0.0),
+        replicates=2,
+    )
     reg = LinearRegulator(jnp.asarray(-1.0))
     lam = float(dg.lyapunov_exponent(obj, reg, jr.key(0)))
     assert lam == pytest.approx(math.log(1 + dt) / dt, rel=1e-4)
     # k = +1: the uniform mode grows at rate 1 too; k = +0.5 gives 0.5.
-    lam_half = float(dg.lyapunov_exponent(obj, LinearRegulator(jnp.asarray(0.5)),
-                                          jr.key(0)))
+    lam_half = float(dg.lyapunov_exponent(obj, LinearRegulator(jnp.asarray(0.5)), jr.key(0)))
     assert lam_half == pytest.approx(math.log(1 + 0.5 * dt) / dt, rel=1e-4)
 
 
 def test_clip_zeroes_the_tangent_map():
-    obj = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
-                            dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.0),
-                            replicates=2)
+    obj = diffgrn.Objective(
+        tissue=diffgrn.Chain(4, "open"),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.0),
+        replicates=2,
+    )
     # Strong positive feedback drives every cell to a bound well before T.
     reg = LinearRegulator(jnp.asarray(20.0))
     assert float(dg.tangent_growth(obj, reg, jr.key(0))) == 0.0
@@ -80,9 +83,11 @@ def test_clip_zeroes_the_tangent_map():
 
 
 def test_saturation_zero_when_nothing_moves():
-    obj = diffgrn.Objective(tissue=diffgrn.Chain(5, "pinned", pinned_value=1.0),
-                            dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, sigma=0.0),
-                            replicates=4)
+    obj = diffgrn.Objective(
+        tissue=diffgrn.Chain(5, "pinned", pinned_value=1.0),
+        dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, sigma=0.0),
+        replicates=4,
+    )
     sat = dg.saturation(obj, LinearRegulator(jnp.asarray(0.0)), jr.key(0))
     # Pinned cells (at the bound 1.0) are excluded; free cells stay in [0.4, 0.6].
     assert float(sat["final_at_bound"]) == 0.0 and float(sat["steps_clipped"]) == 0.0
@@ -92,10 +97,13 @@ def test_saturation_zero_when_nothing_moves():
 @pytest.fixture(scope="module")
 def smooth_objective():
     # Short horizon, small noise: no clipping, so every stage is differentiable.
-    return diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
-                             dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, sigma=0.05),
-                             readout=diffgrn.SoftReadout(5.0), bandwidth=0.3,
-                             replicates=8)
+    return diffgrn.Objective(
+        tissue=diffgrn.Chain(4, "open"),
+        dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, sigma=0.05),
+        readout=diffgrn.SoftReadout(5.0),
+        bandwidth=0.3,
+        replicates=8,
+    )
 
 
 def test_stage_gradients_agree_with_direct_gradient(smooth_objective):
@@ -104,11 +112,11 @@ def test_stage_gradients_agree_with_direct_gradient(smooth_objective):
     direct = eqx.filter_grad(lambda r: smooth_objective.soft(r, jr.key(0)).value)(reg)
     assert float(st["params"]) == pytest.approx(float(dg.tree_norm(direct)), rel=1e-5)
     parts = dg.utility_part_gradients(smooth_objective, reg, jr.key(0))
-    diff = jax.tree_util.tree_map(lambda u, p, r: u - (p - r), parts["value"],
-                                  parts["s_pat"], parts["s_rep"])
+    diff = jax.tree_util.tree_map(
+        lambda u, p, r: u - (p - r), parts["value"], parts["s_pat"], parts["s_rep"]
+    )
     assert float(dg.tree_norm(diff)) < 1e-5
-    assert float(st["params_s_pat"]) == pytest.approx(
-        float(dg.tree_norm(parts["s_pat"])), rel=1e-5)
+    assert float(st["params_s_pat"]) == pytest.approx(float(dg.tree_norm(parts["s_pat"])), rel=1e-5)
 
 
 def test_adjoint_at_last_step_is_sigma_times_state_gradient(smooth_objective):

@@ -4,24 +4,28 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import LinearRegulator
 
 import diffgrn
 from diffgrn import diagnostics as dg
 from diffgrn.estimators import AntitheticES, Mixture, Pathwise
-from conftest import LinearRegulator
 
 
 def _tangents_under(constraint, feedback):
     """Tangent growth with the clip and with `constraint` under positive feedback
     f = feedback·(s̄ − ½), and the trajectory under `constraint`."""
     reg = LinearRegulator(jnp.asarray(feedback))
-    base = diffgrn.Objective(tissue=diffgrn.Chain(4, "open"),
-                             dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
-                             replicates=4)
+    base = diffgrn.Objective(
+        tissue=diffgrn.Chain(4, "open"),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
+        replicates=4,
+    )
     other = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
-    return (float(dg.tangent_growth(base, reg, jr.key(0))),
-            float(dg.tangent_growth(other, reg, jr.key(0))),
-            other.simulate(reg, jr.key(0), save_every=1))
+    return (
+        float(dg.tangent_growth(base, reg, jr.key(0))),
+        float(dg.tangent_growth(other, reg, jr.key(0))),
+        other.simulate(reg, jr.key(0), save_every=1),
+    )
 
 
 def test_reflect_keeps_states_in_unit_interval_and_gradient_alive():
@@ -69,16 +73,14 @@ def test_pathwise_estimator_is_gradient_of_soft(small_objective, mlp):
 
 def test_truncated_pathwise_is_gradient_of_truncated_dynamics(small_objective, mlp):
     k = 5
-    cut = small_objective.replace(
-        dynamics=small_objective.dynamics.replace(backprop_steps=k))
+    cut = small_objective.replace(dynamics=small_objective.dynamics.replace(backprop_steps=k))
     g, u = Pathwise(backprop_steps=k)(small_objective, mlp, jr.key(0))
     want = eqx.filter_grad(lambda r: cut.soft(r, jr.key(0)).value)(mlp)
     full, _ = Pathwise()(small_objective, mlp, jr.key(0))
     diff = lambda a, b: float(dg.tree_norm(jax.tree_util.tree_map(jnp.subtract, a, b)))
     assert diff(g, want) < 1e-6
     assert diff(g, full) > 1e-3 * float(dg.tree_norm(full))
-    assert float(u) == pytest.approx(float(small_objective.soft(mlp, jr.key(0)).value),
-                                     abs=1e-5)
+    assert float(u) == pytest.approx(float(small_objective.soft(mlp, jr.key(0)).value), abs=1e-5)
     assert Pathwise(backprop_steps=k).config()["backprop_steps"] == k
 
 
@@ -89,29 +91,36 @@ def test_mixture_endpoints_are_normalised_components(small_objective, mlp):
     g0, _ = Mixture(Pathwise(), AntitheticES(pairs=2), 0.0)(small_objective, mlp, key)
     assert float(dg.cosine_similarity(g0, ga)) == pytest.approx(1.0, abs=1e-5)
     assert float(dg.tree_norm(g0)) == pytest.approx(1.0, abs=1e-5)
-    assert Mixture(Pathwise(), AntitheticES(pairs=2)).cost(small_objective) == \
-        5 * small_objective.replicate_steps
+    assert (
+        Mixture(Pathwise(), AntitheticES(pairs=2)).cost(small_objective)
+        == 5 * small_objective.replicate_steps
+    )
 
 
 def test_openes_improves_hard_utility(small_objective, mlp, jitted):
-    res = diffgrn.train(small_objective, mlp, "openes", key=jr.key(0), iterations=25,
-                        progress=False)
+    res = diffgrn.train(
+        small_objective, mlp, "openes", key=jr.key(0), iterations=25, progress=False
+    )
     assert res.history.replicate_steps[0] == 32 * small_objective.replicate_steps
-    mean = lambda r: float(np.mean([float(jitted["hard"](r, jr.key(1000 + i)).value)
-                                    for i in range(6)]))
+    mean = lambda r: float(
+        np.mean([float(jitted["hard"](r, jr.key(1000 + i)).value) for i in range(6)])
+    )
     before, after = mean(mlp), mean(res.best_regulator)
     # Standard errors over the 6 keys are about 0.006 and 0.008.
     assert after > before + 0.04, (before, after)
 
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: AntitheticES(sigma=0.0), "sigma"),
-    (lambda: AntitheticES(pairs=0), "pairs"),
-    (lambda: AntitheticES(utility="x"), "utility"),
-    (lambda: Mixture(Pathwise(), Pathwise(), 1.5), "weight"),
-    (lambda: Pathwise(backprop_steps=0), "Pathwise.backprop_steps"),
-    (lambda: diffgrn.Gradient(estimator="pathwise"), "estimator"),
-])
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: AntitheticES(sigma=0.0), "sigma"),
+        (lambda: AntitheticES(pairs=0), "pairs"),
+        (lambda: AntitheticES(utility="x"), "utility"),
+        (lambda: Mixture(Pathwise(), Pathwise(), 1.5), "weight"),
+        (lambda: Pathwise(backprop_steps=0), "Pathwise.backprop_steps"),
+        (lambda: diffgrn.Gradient(estimator="pathwise"), "estimator"),
+    ],
+)
 def test_estimator_validation(make, field):
     with pytest.raises(ValueError, match=field):
         make()

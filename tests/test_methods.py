@@ -34,8 +34,8 @@ def test_cmaes_converges_on_a_sphere():
         state, info = step(state, jr.key(i))
         assert bool(info.finite)
     dist = jnp.linalg.norm(state["mean"] - 1.0)
-    assert dist < 1e-3, dist          # linear convergence, from distance √3
-    assert state["sigma"] < 0.05      # the step size adapted down
+    assert dist < 1e-3, dist  # linear convergence, from distance √3
+    assert state["sigma"] < 0.05  # the step size adapted down
 
 
 def test_cmaes_validation():
@@ -46,10 +46,12 @@ def test_cmaes_validation():
 
 
 def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
-    method = diffgrn.Hybrid(diffgrn.CMAES(population=6),
-                            diffgrn.Gradient(estimator=diffgrn.Pathwise()), switch=2)
-    res = diffgrn.train(small_objective, mlp, method, key=jr.key(0), iterations=4,
-                        progress=False, select_top=1)
+    method = diffgrn.Hybrid(
+        diffgrn.CMAES(population=6), diffgrn.Gradient(estimator=diffgrn.Pathwise()), switch=2
+    )
+    res = diffgrn.train(
+        small_objective, mlp, method, key=jr.key(0), iterations=4, progress=False, select_top=1
+    )
     h = res.history
     assert h.iteration == [0, 1, 2, 3]
     steps = jnp.diff(jnp.asarray([0] + h.replicate_steps))
@@ -63,8 +65,7 @@ def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
 
 
 def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
-    obj = small_objective.replace(
-        dynamics=small_objective.dynamics.replace(constraint="reflect"))
+    obj = small_objective.replace(dynamics=small_objective.dynamics.replace(constraint="reflect"))
     reg = diffgrn.TanhRegulator(1.0, 3.0, 0.5)
     k = 7
     s0, path = obj.draw(jr.key(3))
@@ -77,19 +78,21 @@ def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
     g_trunc = eqx.filter_grad(lambda r: loss(cut, r, s0, path))(reg)
     # The same gradient, by hand: run to step n - k, then differentiate k steps.
     traj = obj.dynamics.solve(reg, obj.tissue, s0, path, save_every=1)
-    tail = GridBrownianPath(0.0, k * obj.dynamics.dt, obj.dynamics.dt,
-                            path.increments[n - k:])
+    tail = GridBrownianPath(0.0, k * obj.dynamics.dt, obj.dynamics.dt, path.increments[n - k :])
     short = obj.dynamics.replace(t_final=k * obj.dynamics.dt)
     g_hand = eqx.filter_grad(lambda r: loss(short, r, traj[n - k], tail))(reg)
     g_full = eqx.filter_grad(lambda r: loss(obj.dynamics, r, s0, path))(reg)
-    for a, b, c in zip(jax.tree.leaves(g_trunc), jax.tree.leaves(g_hand),
-                       jax.tree.leaves(g_full)):
+    for a, b, c in zip(jax.tree.leaves(g_trunc), jax.tree.leaves(g_hand), jax.tree.leaves(g_full)):
         assert jnp.allclose(a, b, rtol=1e-4, atol=1e-6)
         assert not jnp.allclose(a, c, rtol=1e-2)
     # The forward solve is the same up to float32 rounding of the step times (the
     # tail segment's clock starts at (n - k)·dt instead of summing n - k steps).
-    assert jnp.allclose(cut.solve(reg, obj.tissue, s0, path),
-                        obj.dynamics.solve(reg, obj.tissue, s0, path), rtol=0, atol=1e-6)
+    assert jnp.allclose(
+        cut.solve(reg, obj.tissue, s0, path),
+        obj.dynamics.solve(reg, obj.tissue, s0, path),
+        rtol=0,
+        atol=1e-6,
+    )
     traj_cut = cut.solve(reg, obj.tissue, s0, path, save_every=3)
     assert traj_cut.shape == traj[::3].shape
     assert jnp.allclose(traj_cut, traj[::3], rtol=0, atol=1e-6)
@@ -99,15 +102,18 @@ def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
 
 def test_schedules_set_temperature_and_bandwidth(small_objective, mlp):
     target = small_objective.replace(readout=diffgrn.SoftReadout(3.0), bandwidth=0.4)
-    method = diffgrn.Gradient(estimator=diffgrn.Pathwise(),
-                              temperature=optax.constant_schedule(3.0),
-                              bandwidth=lambda n: 0.4 + 0.0 * n)
+    method = diffgrn.Gradient(
+        estimator=diffgrn.Pathwise(),
+        temperature=optax.constant_schedule(3.0),
+        bandwidth=lambda n: 0.4 + 0.0 * n,
+    )
     trainer = method.build(small_objective, mlp)
     _, info = jax.jit(trainer.step)(trainer.init(jr.key(0)), jr.key(5))
     want = diffgrn.Pathwise()(target, mlp, jr.key(5))[1]
     assert jnp.allclose(info.soft_utility, want, rtol=1e-5)
-    assert not jnp.allclose(info.soft_utility,
-                            diffgrn.Pathwise()(small_objective, mlp, jr.key(5))[1])
+    assert not jnp.allclose(
+        info.soft_utility, diffgrn.Pathwise()(small_objective, mlp, jr.key(5))[1]
+    )
     with pytest.raises(ValueError, match="Gradient.bandwidth"):
         diffgrn.Gradient(bandwidth=0.3)
     with pytest.raises(ValueError, match="HardReadout has no temperature"):
@@ -118,8 +124,9 @@ def test_linear_schedule_values_and_description():
     sched = diffgrn.LinearSchedule(0.5, 0.2, 6)
     got = [float(sched(jnp.asarray(n))) for n in (0, 3, 6, 10)]
     assert got == pytest.approx([0.5, 0.35, 0.2, 0.2], abs=1e-6)
-    assert diffgrn.Gradient(bandwidth=sched).config()["bandwidth"] == \
-        "linear 0.5 -> 0.2 over 6 steps"
+    assert (
+        diffgrn.Gradient(bandwidth=sched).config()["bandwidth"] == "linear 0.5 -> 0.2 over 6 steps"
+    )
     with pytest.raises(ValueError, match="LinearSchedule.steps"):
         diffgrn.LinearSchedule(0.5, 0.2, 0)
 

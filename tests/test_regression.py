@@ -31,18 +31,20 @@ def check(objective, recorded, boundary, gradients=("mlp_default", "tanh")):
         assert float(hard.value) == pytest.approx(want["hard"], abs=1e-6)
         assert float(soft.value) == pytest.approx(want["soft"], abs=1e-6)
         if name in gradients:
-            grad = eqx.filter_grad(
-                lambda r: objective.soft(r, jr.key(7), replicates=25).value)(reg)
+            grad = eqx.filter_grad(lambda r: objective.soft(r, jr.key(7), replicates=25).value)(reg)
             assert float(diffgrn.diagnostics.tree_norm(grad)) == pytest.approx(
-                want["grad_norm"], rel=1e-4, abs=1e-7)
+                want["grad_norm"], rel=1e-4, abs=1e-7
+            )
 
 
 @pytest.mark.parametrize("boundary", ["open", "pinned", "periodic"])
 def test_quick_chain_matches_recorded_values(boundary):
     recorded = json.loads((DATA / "chain_regression_quick.json").read_text())
-    objective = diffgrn.Objective(tissue=diffgrn.Chain(7, boundary),
-                                  dynamics=diffgrn.Dynamics(t_final=2.0, dt=0.05),
-                                  replicates=16)
+    objective = diffgrn.Objective(
+        tissue=diffgrn.Chain(7, boundary),
+        dynamics=diffgrn.Dynamics(t_final=2.0, dt=0.05),
+        replicates=16,
+    )
     # Gradients on one boundary here (compile time); all of them in the slow test.
     check(objective, recorded, boundary, ("mlp_default",) if boundary == "pinned" else ())
 

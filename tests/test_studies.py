@@ -16,9 +16,17 @@ def run(name, tmp_path):
 
 
 def test_all_studies_listed():
-    assert set(STUDIES) == {"stage_attribution", "horizon", "noise_replicates", "bias",
-                            "landscape", "first_version", "recipe", "traps",
-                            "resolution"}
+    assert set(STUDIES) == {
+        "stage_attribution",
+        "horizon",
+        "noise_replicates",
+        "bias",
+        "landscape",
+        "first_version",
+        "recipe",
+        "traps",
+        "resolution",
+    }
 
 
 def test_unknown_study_is_rejected(capsys):
@@ -80,8 +88,7 @@ def test_first_version_quick(tmp_path):
 @pytest.mark.slow  # 12-30 s each: CI runs them after the README suite
 def test_recipe_quick_pinned(tmp_path):
     out = tmp_path / "recipe"
-    assert cli_main(["study", "recipe", "--quick", "--boundary", "pinned",
-                     "--out", str(out)]) == 0
+    assert cli_main(["study", "recipe", "--quick", "--boundary", "pinned", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())["results"]
     assert results["boundary"] == "pinned" and results["threshold"] == 0.95
     res = results["variants"]
@@ -93,14 +100,25 @@ def test_recipe_quick_pinned(tmp_path):
 
 def test_recipe_variants_option(tmp_path, capsys):
     out = tmp_path / "recipe"
-    assert cli_main(["study", "recipe", "--quick", "--variants",
-                     "soft clip instead of clip", "--out", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "study",
+                "recipe",
+                "--quick",
+                "--variants",
+                "soft clip instead of clip",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     res = json.loads((out / "results.json").read_text())["results"]["variants"]
     assert list(res) == ["soft clip instead of clip"]
     assert len(res["soft clip instead of clip"]["curve"]) == 3
     with pytest.raises(SystemExit):
-        cli_main(["study", "recipe", "--quick", "--variants", "no such variant",
-                  "--out", str(out)])
+        cli_main(["study", "recipe", "--quick", "--variants", "no such variant", "--out", str(out)])
     assert "unknown ['no such variant']" in capsys.readouterr().err
 
 

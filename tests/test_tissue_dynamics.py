@@ -4,10 +4,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import ConstantRegulator
 
 import diffgrn
 from diffgrn.brownian import GridBrownianPath
-from conftest import ConstantRegulator
 
 
 def test_open_boundary_neighbour_mean():
@@ -70,9 +70,11 @@ def test_zero_noise_constant_drift_closed_form():
 
 
 def test_states_stay_in_unit_interval_and_pinned_stay_pinned():
-    obj = diffgrn.Objective(tissue=diffgrn.Chain(6, "pinned", pinned_value=0.25),
-                            dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=2.0),
-                            replicates=8)
+    obj = diffgrn.Objective(
+        tissue=diffgrn.Chain(6, "pinned", pinned_value=0.25),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=2.0),
+        replicates=8,
+    )
     reg = diffgrn.TanhRegulator(a=5.0, b=3.0)
     traj = eqx.filter_jit(obj.simulate)(reg, jr.key(0), save_every=1)
     assert traj.shape == (8, 21, 6, 1)
@@ -97,8 +99,9 @@ def test_grid_path_rejects_off_grid_intervals():
 
 
 def test_virtual_tree_path_is_selectable():
-    obj = diffgrn.Objective(dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05,
-                                                      brownian="tree"), replicates=4)
+    obj = diffgrn.Objective(
+        dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, brownian="tree"), replicates=4
+    )
     s = obj.simulate(diffgrn.TanhRegulator(), jr.key(0))
     assert s.shape == (4, 7, 1) and bool(jnp.all(jnp.isfinite(s)))
 
@@ -120,8 +123,9 @@ def test_reverse_mode_matches_finite_differences():
     grad = jax.grad(loss)(theta)
     assert bool(jnp.all(jnp.isfinite(grad)))
     eps = 1e-2
-    fd = jnp.array([(loss(theta.at[i].add(eps)) - loss(theta.at[i].add(-eps))) / (2 * eps)
-                    for i in range(3)])
+    fd = jnp.array(
+        [(loss(theta.at[i].add(eps)) - loss(theta.at[i].add(-eps))) / (2 * eps) for i in range(3)]
+    )
     assert np.allclose(grad, fd, rtol=2e-2, atol=1e-4)
 
 
@@ -138,4 +142,5 @@ def test_same_key_is_bitwise_deterministic(jitted, mlp):
     c = jitted["simulate"](mlp, jr.key(8))
     assert jnp.array_equal(a, b) and not jnp.array_equal(a, c)
     assert float(jitted["soft"](mlp, jr.key(7)).value) == float(
-        jitted["soft"](mlp, jr.key(7)).value)
+        jitted["soft"](mlp, jr.key(7)).value
+    )

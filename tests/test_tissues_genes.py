@@ -12,9 +12,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
+from conftest import ConstantRegulator
 
 import diffgrn
-from conftest import ConstantRegulator
 
 
 def stencil_mean(s, rows, cols):
@@ -35,9 +35,9 @@ def test_square_open_lattice_border_cells_average_what_they_have():
     lat = diffgrn.Lattice(3, 4, "square", "open")
     s = jnp.arange(12.0)[:, None]
     got = np.asarray(lat.neighbour_mean(s))[:, 0]
-    assert got[0] == pytest.approx((1 + 4) / 2)           # corner: right, below
-    assert got[1] == pytest.approx((0 + 2 + 5) / 3)       # top edge
-    assert got[5] == pytest.approx((1 + 9 + 4 + 6) / 4)   # interior
+    assert got[0] == pytest.approx((1 + 4) / 2)  # corner: right, below
+    assert got[1] == pytest.approx((0 + 2 + 5) / 3)  # top edge
+    assert got[5] == pytest.approx((1 + 9 + 4 + 6) / 4)  # interior
 
 
 def test_pinned_lattice_holds_its_border():
@@ -91,25 +91,30 @@ def test_graph_of_a_path_is_the_open_chain():
     assert np.allclose(graph.neighbour_mean(s), chain.neighbour_mean(s))
 
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: diffgrn.Lattice(0, 5), "Lattice.rows"),
-    (lambda: diffgrn.Lattice(4, 4, "triangle"), "Lattice.geometry"),
-    (lambda: diffgrn.Lattice(5, 4, "hex", "periodic"), "Lattice.rows"),
-    (lambda: diffgrn.Graph(3, [(0, 1), (1, 3)]), "Graph.edges"),
-    (lambda: diffgrn.Graph(3, [(0, 0)]), "Graph.edges"),
-    (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[5]), "Graph.pinned"),
-    (lambda: diffgrn.Graph(3, [(0, 1, 2)]), "Graph.edges"),
-    (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[True, False]), "Graph.pinned"),
-    (lambda: diffgrn.Lattice(1, 5, "square", "periodic"), "Lattice.rows"),
-    (lambda: diffgrn.Objective(genes="two"), "Objective.genes"),
-    (lambda: diffgrn.Objective(devices=["cpu"]), "Objective.devices"),
-    (lambda: diffgrn.Objective(genes=2, fate_genes=(2,)), "Objective.fate_genes"),
-    (lambda: diffgrn.Objective(genes=2, fate_genes=(1, 1)), "Objective.fate_genes"),
-    (lambda: diffgrn.Objective(genes=2, dynamics=diffgrn.Dynamics(sigma=(0.1,))),
-     "Dynamics.sigma"),
-    (lambda: diffgrn.Objective(tissue="chain"), "Objective.tissue"),
-    (lambda: diffgrn.MLPRegulator(key=jr.key(0), inputs="self"), "MLPRegulator.inputs"),
-])
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: diffgrn.Lattice(0, 5), "Lattice.rows"),
+        (lambda: diffgrn.Lattice(4, 4, "triangle"), "Lattice.geometry"),
+        (lambda: diffgrn.Lattice(5, 4, "hex", "periodic"), "Lattice.rows"),
+        (lambda: diffgrn.Graph(3, [(0, 1), (1, 3)]), "Graph.edges"),
+        (lambda: diffgrn.Graph(3, [(0, 0)]), "Graph.edges"),
+        (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[5]), "Graph.pinned"),
+        (lambda: diffgrn.Graph(3, [(0, 1, 2)]), "Graph.edges"),
+        (lambda: diffgrn.Graph(3, [(0, 1)], pinned=[True, False]), "Graph.pinned"),
+        (lambda: diffgrn.Lattice(1, 5, "square", "periodic"), "Lattice.rows"),
+        (lambda: diffgrn.Objective(genes="two"), "Objective.genes"),
+        (lambda: diffgrn.Objective(devices=["cpu"]), "Objective.devices"),
+        (lambda: diffgrn.Objective(genes=2, fate_genes=(2,)), "Objective.fate_genes"),
+        (lambda: diffgrn.Objective(genes=2, fate_genes=(1, 1)), "Objective.fate_genes"),
+        (
+            lambda: diffgrn.Objective(genes=2, dynamics=diffgrn.Dynamics(sigma=(0.1,))),
+            "Dynamics.sigma",
+        ),
+        (lambda: diffgrn.Objective(tissue="chain"), "Objective.tissue"),
+        (lambda: diffgrn.MLPRegulator(key=jr.key(0), inputs="self"), "MLPRegulator.inputs"),
+    ],
+)
 def test_bad_tissue_and_gene_settings_name_the_field(make, field):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         make()
@@ -121,15 +126,19 @@ def test_regulator_with_other_genes_is_refused():
         obj.simulate(diffgrn.MLPRegulator(key=jr.key(0)), jr.key(0))
 
 
-@pytest.mark.parametrize("tissue", [
-    diffgrn.Chain(5, "pinned"),
-    diffgrn.Lattice(4, 6, "hex", "periodic"),
-    diffgrn.Lattice(3, 3, "square", "pinned", pinned_value=0.5),
-    diffgrn.Graph(5, [(0, 1), (1, 2), (2, 0), (3, 4)], pinned=[4]),
-])
+@pytest.mark.parametrize(
+    "tissue",
+    [
+        diffgrn.Chain(5, "pinned"),
+        diffgrn.Lattice(4, 6, "hex", "periodic"),
+        diffgrn.Lattice(3, 3, "square", "pinned", pinned_value=0.5),
+        diffgrn.Graph(5, [(0, 1), (1, 2), (2, 0), (3, 4)], pinned=[4]),
+    ],
+)
 def test_every_tissue_round_trips_through_its_config(tissue):
-    obj = diffgrn.Objective(tissue=tissue, genes=2, fate_genes=(1,),
-                            dynamics=diffgrn.Dynamics(sigma=(0.1, 0.2)))
+    obj = diffgrn.Objective(
+        tissue=tissue, genes=2, fate_genes=(1,), dynamics=diffgrn.Dynamics(sigma=(0.1, 0.2))
+    )
     back = diffgrn.Objective.from_config(json.loads(json.dumps(obj.config())))
     assert type(back.tissue) is type(tissue)
     for name in ("neighbours", "weights", "pinned"):
@@ -138,15 +147,18 @@ def test_every_tissue_round_trips_through_its_config(tissue):
 
 
 def test_two_genes_with_own_state_and_noise_per_gene():
-    obj = diffgrn.Objective(tissue=diffgrn.Lattice(4, 3, "hex", "periodic"),
-                            dynamics=diffgrn.Dynamics(t_final=0.2, dt=0.05,
-                                                      sigma=(0.0, 0.3)),
-                            replicates=6, genes=2, fate_genes=(0, 1))
+    obj = diffgrn.Objective(
+        tissue=diffgrn.Lattice(4, 3, "hex", "periodic"),
+        dynamics=diffgrn.Dynamics(t_final=0.2, dt=0.05, sigma=(0.0, 0.3)),
+        replicates=6,
+        genes=2,
+        fate_genes=(0, 1),
+    )
     flat = ConstantRegulator(jnp.asarray(0.0), genes=2)
     s = eqx.filter_jit(obj.simulate)(flat, jr.key(0))
     s0, _ = obj.draw(jr.key(0))
     assert s.shape == (6, 12, 2)
-    assert jnp.array_equal(s[..., 0], s0[..., 0])   # σ = 0 and f = 0: gene 0 still
+    assert jnp.array_equal(s[..., 0], s0[..., 0])  # σ = 0 and f = 0: gene 0 still
     assert not jnp.allclose(s[..., 1], s0[..., 1])  # gene 1 diffuses
     mlp = diffgrn.MLPRegulator(key=jr.key(1), genes=2, inputs="both")
     assert mlp.mlp.layers[0].weight.shape == (8, 4)
@@ -180,12 +192,14 @@ def test_utilities_with_several_readout_genes():
     assert float(one.value) == float(diffgrn.hard_utility(z[..., 0]).value)
     p = jr.uniform(jr.key(1), (20, 6))
     assert float(diffgrn.soft_utility(p[..., None], 0.5).value) == float(
-        diffgrn.soft_utility(p, 0.5).value)
+        diffgrn.soft_utility(p, 0.5).value
+    )
 
 
 def test_counter_brownian_path_is_exact_reproducible_and_differentiable():
-    obj = diffgrn.Objective(dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.01,
-                                                      brownian="counter"), replicates=8)
+    obj = diffgrn.Objective(
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.01, brownian="counter"), replicates=8
+    )
     s0, path = obj.draw(jr.key(0))
     inc = jnp.stack([path.evaluate(k * 0.01, (k + 1) * 0.01) for k in range(100)])
     assert inc.shape == (100, 8, 7, 1)

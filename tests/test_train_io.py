@@ -1,6 +1,5 @@
 import json
 import math
-import warnings
 
 import equinox as eqx
 import jax
@@ -20,8 +19,7 @@ def mean_over_keys(fn, regulator, n=6):
 
 @pytest.fixture(scope="module")
 def es_result(small_objective, mlp):
-    return diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25,
-                         progress=False)
+    return diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +27,7 @@ def adam_result(small_objective, mlp):
     # The first version's Adam (lr 1e-2) on the objective's own 16 replicates, so the
     # soft utility it trains on is the one the tests measure.
     adam = diffgrn.Gradient(diffgrn.default_optimiser(1e-2), diffgrn.Pathwise())
-    return diffgrn.train(small_objective, mlp, adam, key=jr.key(0), iterations=20,
-                         progress=False)
+    return diffgrn.train(small_objective, mlp, adam, key=jr.key(0), iterations=20, progress=False)
 
 
 def test_history_has_same_fields_for_every_method(es_result, adam_result):
@@ -75,8 +72,9 @@ def test_assess_is_unbiased_repeat_of_hard(small_objective, jitted, mlp):
 
 
 def test_eval_replicates_and_replace(small_objective, mlp):
-    res = diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=1,
-                        eval_replicates=8, progress=False)
+    res = diffgrn.train(
+        small_objective, mlp, "es", key=jr.key(0), iterations=1, eval_replicates=8, progress=False
+    )
     assert res.config["eval_replicates"] == 8
     assert small_objective.replace(replicates=8).replicates == 8
     with pytest.raises(ValueError, match="replicates"):
@@ -86,11 +84,21 @@ def test_eval_replicates_and_replace(small_objective, mlp):
 
 
 def test_custom_optax_optimiser(small_objective, mlp):
-    res = diffgrn.train(small_objective, mlp, "adam", key=jr.key(0), iterations=2,
-                        optimiser=optax.sgd(0.0), progress=False)
+    res = diffgrn.train(
+        small_objective,
+        mlp,
+        "adam",
+        key=jr.key(0),
+        iterations=2,
+        optimiser=optax.sgd(0.0),
+        progress=False,
+    )
     # A zero learning rate leaves the regulator unchanged.
-    same = jax.tree_util.tree_map(jnp.array_equal, eqx.filter(res.final_regulator,
-                                  eqx.is_array), eqx.filter(mlp, eqx.is_array))
+    same = jax.tree_util.tree_map(
+        jnp.array_equal,
+        eqx.filter(res.final_regulator, eqx.is_array),
+        eqx.filter(mlp, eqx.is_array),
+    )
     assert all(jax.tree_util.tree_leaves(same))
 
 
@@ -109,8 +117,15 @@ def nan_at(step: int) -> optax.GradientTransformation:
 
 def test_nan_stops_with_iteration_and_keeps_best(small_objective, mlp):
     with pytest.warns(RuntimeWarning, match="iteration 3"):
-        res = diffgrn.train(small_objective, mlp, "adam", key=jr.key(0), iterations=8,
-                            optimiser=nan_at(3), progress=False)
+        res = diffgrn.train(
+            small_objective,
+            mlp,
+            "adam",
+            key=jr.key(0),
+            iterations=8,
+            optimiser=nan_at(3),
+            progress=False,
+        )
     assert "non-finite" in res.error and "iteration 3" in res.error
     assert len(res.history) == 3
     leaves = jax.tree_util.tree_leaves(eqx.filter(res.best_regulator, eqx.is_array))
@@ -118,16 +133,19 @@ def test_nan_stops_with_iteration_and_keeps_best(small_objective, mlp):
 
 
 def test_save_load_round_trip(tmp_path, adam_result, jitted):
-    path = diffgrn.save(tmp_path / "run", adam_result.best_regulator, adam_result.config,
-                        adam_result.history)
+    path = diffgrn.save(
+        tmp_path / "run", adam_result.best_regulator, adam_result.config, adam_result.history
+    )
     saved = diffgrn.load(path)
     a = eqx.filter(saved.regulator, eqx.is_array)
     b = eqx.filter(adam_result.best_regulator, eqx.is_array)
     assert all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(jnp.array_equal, a, b)))
     assert saved.config == json.loads(json.dumps(adam_result.config))
     assert saved.history.hard_utility == adam_result.history.hard_utility
-    assert diffgrn.Objective.from_config(saved.config["objective"]).config() == \
-        adam_result.config["objective"]
+    assert (
+        diffgrn.Objective.from_config(saved.config["objective"]).config()
+        == adam_result.config["objective"]
+    )
     # Tanh regulators round-trip too.
     tanh = diffgrn.TanhRegulator(2.0, 3.0, 0.4)
     back = diffgrn.load(diffgrn.save(tmp_path / "tanh", tanh)).regulator
@@ -155,29 +173,32 @@ def test_load_errors(tmp_path, mlp):
         diffgrn.load(path)
 
 
-@pytest.mark.parametrize("make, field", [
-    (lambda: diffgrn.Chain(1), "n_cells"),
-    (lambda: diffgrn.Chain(2, "pinned"), "n_cells"),
-    (lambda: diffgrn.Chain(7, "closed"), "boundary"),
-    (lambda: diffgrn.Chain(3.5), "n_cells"),
-    (lambda: diffgrn.Dynamics(dt=0.0), "dt"),
-    (lambda: diffgrn.Dynamics(dt=-1.0), "dt"),
-    (lambda: diffgrn.Dynamics(t_final=0.001, dt=0.01), "t_final"),
-    (lambda: diffgrn.Dynamics(t_final=1.0, dt=0.3), "whole number"),
-    (lambda: diffgrn.Dynamics(sigma=-0.1), "sigma"),
-    (lambda: diffgrn.Dynamics(sigma=float("nan")), "sigma"),
-    (lambda: diffgrn.Dynamics(brownian="unsafe"), "brownian"),
-    (lambda: diffgrn.Dynamics(constraint="logit"), "constraint"),
-    (lambda: diffgrn.SoftReadout(0.0), "temperature"),
-    (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
-    (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
-    (lambda: diffgrn.Objective(replicates=1), "replicates"),
-    (lambda: diffgrn.MuPlusLambdaES(population=5, parents=5), "population"),
-    (lambda: diffgrn.MuPlusLambdaES(parents=0), "parents"),
-    (lambda: diffgrn.MuPlusLambdaES(mutation=0.0), "mutation"),
-    (lambda: diffgrn.MLPRegulator((8, 0), key=jr.key(0)), "widths"),
-    (lambda: diffgrn.Gradient(optimiser="adam"), "optimiser"),
-])
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: diffgrn.Chain(1), "n_cells"),
+        (lambda: diffgrn.Chain(2, "pinned"), "n_cells"),
+        (lambda: diffgrn.Chain(7, "closed"), "boundary"),
+        (lambda: diffgrn.Chain(3.5), "n_cells"),
+        (lambda: diffgrn.Dynamics(dt=0.0), "dt"),
+        (lambda: diffgrn.Dynamics(dt=-1.0), "dt"),
+        (lambda: diffgrn.Dynamics(t_final=0.001, dt=0.01), "t_final"),
+        (lambda: diffgrn.Dynamics(t_final=1.0, dt=0.3), "whole number"),
+        (lambda: diffgrn.Dynamics(sigma=-0.1), "sigma"),
+        (lambda: diffgrn.Dynamics(sigma=float("nan")), "sigma"),
+        (lambda: diffgrn.Dynamics(brownian="unsafe"), "brownian"),
+        (lambda: diffgrn.Dynamics(constraint="logit"), "constraint"),
+        (lambda: diffgrn.SoftReadout(0.0), "temperature"),
+        (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
+        (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
+        (lambda: diffgrn.Objective(replicates=1), "replicates"),
+        (lambda: diffgrn.MuPlusLambdaES(population=5, parents=5), "population"),
+        (lambda: diffgrn.MuPlusLambdaES(parents=0), "parents"),
+        (lambda: diffgrn.MuPlusLambdaES(mutation=0.0), "mutation"),
+        (lambda: diffgrn.MLPRegulator((8, 0), key=jr.key(0)), "widths"),
+        (lambda: diffgrn.Gradient(optimiser="adam"), "optimiser"),
+    ],
+)
 def test_validation_names_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
@@ -193,26 +214,64 @@ def test_train_validates_method_and_iterations(small_objective, mlp):
 
 
 def test_train_is_deterministic(small_objective, mlp, es_result):
-    again = diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25,
-                          progress=False)
+    again = diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=25, progress=False)
     assert again.history.hard_utility == es_result.history.hard_utility
 
 
 def test_cli_train_and_compare(tmp_path):
-    small = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8",
-             "--cells", "5", "--no-progress", "--boundary", "pinned"]
+    small = [
+        "--quick",
+        "--t-final",
+        "1",
+        "--dt",
+        "0.05",
+        "--replicates",
+        "8",
+        "--cells",
+        "5",
+        "--no-progress",
+        "--boundary",
+        "pinned",
+    ]
     # `train` and `compare` write each run through the same code; `compare` covers both.
-    assert cli_main(["compare", "--generations", "2", "--steps", "2", "--out",
-                     str(tmp_path / "cmp"), "--methods", "es,adam", "--target", "0.1",
-                     *small]) == 0
+    assert (
+        cli_main(
+            [
+                "compare",
+                "--generations",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(tmp_path / "cmp"),
+                "--methods",
+                "es,adam",
+                "--target",
+                "0.1",
+                *small,
+            ]
+        )
+        == 0
+    )
     for f in ("compare.png", "compare.md", "compare.json"):
         assert (tmp_path / "cmp" / f).is_file(), f
     for run in ("es-seed0", "adam-seed0"):
-        for f in ("history.json", "training_curve.png", "regulator.png", "patterns.png",
-                  "kymograph.png", "best/meta.json", "best/regulator.eqx"):
+        for f in (
+            "history.json",
+            "training_curve.png",
+            "regulator.png",
+            "patterns.png",
+            "kymograph.png",
+            "best/meta.json",
+            "best/regulator.eqx",
+        ):
             assert (tmp_path / "cmp" / run / f).is_file(), f"{run}/{f}"
-    assert diffgrn.load(tmp_path / "cmp" / "es-seed0" / "best").config["objective"][
-        "tissue"]["boundary"] == "pinned"
+    assert (
+        diffgrn.load(tmp_path / "cmp" / "es-seed0" / "best").config["objective"]["tissue"][
+            "boundary"
+        ]
+        == "pinned"
+    )
     table = json.loads((tmp_path / "cmp" / "compare.json").read_text())["table"]
     assert [r["method"] for r in table] == ["es", "adam"]
     summary = json.loads((tmp_path / "cmp" / "es-seed0" / "history.json").read_text())
@@ -221,16 +280,63 @@ def test_cli_train_and_compare(tmp_path):
 
 def test_cli_train_command(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert cli_main(["train", "--method", "adam", "--steps", "1", "--quick", "--t-final",
-                     "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
-                     "--no-progress"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--method",
+                "adam",
+                "--steps",
+                "1",
+                "--quick",
+                "--t-final",
+                "1",
+                "--dt",
+                "0.05",
+                "--replicates",
+                "8",
+                "--cells",
+                "5",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "runs" / "adam-open-seed0" / "best" / "meta.json").is_file()
     assert "fresh noise" in capsys.readouterr().out
     # The 3-parameter reference regulator and truncated backpropagation from the CLI.
-    assert cli_main(["train", "--method", "adam", "--steps", "1", "--quick", "--t-final",
-                     "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
-                     "--no-progress", "--regulator", "tanh", "--backprop-steps", "5",
-                     "--bandwidth-to", "0.2", "--steps", "4", "--out", "tanh"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "--method",
+                "adam",
+                "--steps",
+                "1",
+                "--quick",
+                "--t-final",
+                "1",
+                "--dt",
+                "0.05",
+                "--replicates",
+                "8",
+                "--cells",
+                "5",
+                "--no-progress",
+                "--regulator",
+                "tanh",
+                "--backprop-steps",
+                "5",
+                "--bandwidth-to",
+                "0.2",
+                "--steps",
+                "4",
+                "--out",
+                "tanh",
+            ]
+        )
+        == 0
+    )
     saved = diffgrn.load(tmp_path / "tanh" / "best")
     assert isinstance(saved.regulator, diffgrn.TanhRegulator)
     assert saved.config["method"]["estimator"]["backprop_steps"] == 5
@@ -240,10 +346,17 @@ def test_cli_train_command(tmp_path, monkeypatch, capsys):
 
 def test_compare_same_start_per_seed_and_table(small_objective):
     seen = []
-    comp = diffgrn.compare(small_objective, {"es": "es", "adam": "adam"}, key=jr.key(0),
-                           seeds=2, iterations={"es": 2, "adam": 3}, target=0.0,
-                           progress=False, assess_repeats=2,
-                           on_run=lambda name, seed, res, fresh: seen.append((name, seed)))
+    comp = diffgrn.compare(
+        small_objective,
+        {"es": "es", "adam": "adam"},
+        key=jr.key(0),
+        seeds=2,
+        iterations={"es": 2, "adam": 3},
+        target=0.0,
+        progress=False,
+        assess_repeats=2,
+        on_run=lambda name, seed, res, fresh: seen.append((name, seed)),
+    )
     assert seen == [("es", 0), ("adam", 0), ("es", 1), ("adam", 1)]
     assert [len(comp.runs[m][0].history) for m in ("es", "adam")] == [2, 3]
     rows = {r["method"]: r for r in comp.table()}
@@ -273,15 +386,38 @@ def test_cli_rejects_bad_values(capsys):
 def test_cli_lattice_with_two_genes(tmp_path):
     # A hex sheet, two genes, own state as input, both readout genes: es and adam
     # write their figures, the fate map included, and the run loads back.
-    small = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8",
-             "--tissue", "hex", "--size", "4x4", "--genes", "2", "--inputs", "both",
-             "--fate-genes", "0,1", "--sigma", "0.1,0.2", "--no-progress"]
+    small = [
+        "--quick",
+        "--t-final",
+        "1",
+        "--dt",
+        "0.05",
+        "--replicates",
+        "8",
+        "--tissue",
+        "hex",
+        "--size",
+        "4x4",
+        "--genes",
+        "2",
+        "--inputs",
+        "both",
+        "--fate-genes",
+        "0,1",
+        "--sigma",
+        "0.1,0.2",
+        "--no-progress",
+    ]
     for method, flag in (("es", "--generations"), ("adam", "--steps")):
         out = tmp_path / method
-        assert cli_main(["train", "--method", method, flag, "2", "--out", str(out),
-                         *small]) == 0
-        for f in ("history.json", "fate_map.png", "patterns.png", "regulator.png",
-                  "training_curve.png"):
+        assert cli_main(["train", "--method", method, flag, "2", "--out", str(out), *small]) == 0
+        for f in (
+            "history.json",
+            "fate_map.png",
+            "patterns.png",
+            "regulator.png",
+            "training_curve.png",
+        ):
             assert (out / f).is_file(), f"{method}/{f}"
         saved = diffgrn.load(out / "best")
         assert saved.regulator.genes == 2 and saved.regulator.inputs == "both"
@@ -290,13 +426,16 @@ def test_cli_lattice_with_two_genes(tmp_path):
         assert objective.dynamics.sigma == (0.1, 0.2)
 
 
-@pytest.mark.parametrize("argv, words", [
-    (["--tissue", "square", "--size", "0x5"], "Lattice.rows"),
-    (["--tissue", "hex", "--size", "ax3"], "--size"),
-    (["--genes", "2", "--fate-genes", "2"], "Objective.fate_genes"),
-    (["--genes", "2", "--regulator", "tanh"], "--regulator tanh"),
-    (["--genes", "2", "--sigma", "0.1,0.1,0.1"], "Dynamics.sigma"),
-])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--tissue", "square", "--size", "0x5"], "Lattice.rows"),
+        (["--tissue", "hex", "--size", "ax3"], "--size"),
+        (["--genes", "2", "--fate-genes", "2"], "Objective.fate_genes"),
+        (["--genes", "2", "--regulator", "tanh"], "--regulator tanh"),
+        (["--genes", "2", "--sigma", "0.1,0.1,0.1"], "Dynamics.sigma"),
+    ],
+)
 def test_cli_rejects_bad_tissue_and_gene_options(argv, words, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["train", "--quick", "--no-progress", *argv])

@@ -7,8 +7,14 @@ import jax.random as jr
 import numpy as np
 import pytest
 
-from diffgrn import (HardReadout, SoftReadout, StraightThroughReadout, binary_entropy,
-                     hard_utility, soft_utility)
+from diffgrn import (
+    HardReadout,
+    SoftReadout,
+    StraightThroughReadout,
+    binary_entropy,
+    hard_utility,
+    soft_utility,
+)
 
 
 def h2(p):
@@ -71,7 +77,8 @@ def test_invariant_to_replicate_order():
     assert float(hard_utility(z).value) == float(hard_utility(z[perm]).value)
     p = jr.uniform(jr.key(3), (40, 7))
     assert float(soft_utility(p, 0.1).value) == pytest.approx(
-        float(soft_utility(p[perm], 0.1).value), abs=1e-6)
+        float(soft_utility(p[perm], 0.1).value), abs=1e-6
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))

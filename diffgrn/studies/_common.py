@@ -7,9 +7,7 @@ import math
 import time
 from pathlib import Path
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
@@ -21,9 +19,13 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", type=Path, default=None, help=f"default runs/study-{name}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--regulator", type=Path, default=None,
-                   help="a saved regulator folder (diffgrn train --out …/best) to use as "
-                        "the trained regulator instead of a short ES run")
+    p.add_argument(
+        "--regulator",
+        type=Path,
+        default=None,
+        help="a saved regulator folder (diffgrn train --out …/best) to use as "
+        "the trained regulator instead of a short ES run",
+    )
     return p
 
 
@@ -33,8 +35,9 @@ def base_objective(quick: bool, **dynamics) -> diffgrn.Objective:
     quick: T = 2, dt = 0.02, R = 32."""
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
     dyn.update(dynamics)
-    return diffgrn.Objective(dynamics=diffgrn.Dynamics(**dyn), bandwidth=0.1,
-                             replicates=32 if quick else 100)
+    return diffgrn.Objective(
+        dynamics=diffgrn.Dynamics(**dyn), bandwidth=0.1, replicates=32 if quick else 100
+    )
 
 
 def trained_regulator(args):
@@ -48,8 +51,14 @@ def trained_regulator(args):
 @functools.lru_cache(maxsize=4)
 def _short_es(quick: bool, seed: int):
     reg = diffgrn.MLPRegulator(key=jr.key(seed), output_scale=1.0)
-    res = diffgrn.train(base_objective(quick), reg, "es", key=jr.key(1000 + seed),
-                        iterations=8 if quick else 60, progress=False)
+    res = diffgrn.train(
+        base_objective(quick),
+        reg,
+        "es",
+        key=jr.key(1000 + seed),
+        iterations=8 if quick else 60,
+        progress=False,
+    )
     return res.best_regulator
 
 
@@ -73,14 +82,14 @@ class Output:
         self.dir = args.out or Path("runs") / f"study-{name}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.t0 = name, time.perf_counter()
-        self.meta = dict(study=name, quick=args.quick, seed=args.seed,
-                         device=jax.devices()[0].device_kind)
+        self.meta = dict(
+            study=name, quick=args.quick, seed=args.seed, device=jax.devices()[0].device_kind
+        )
 
     def write(self, results: dict) -> Path:
         self.meta["seconds"] = round(time.perf_counter() - self.t0, 1)
         path = self.dir / "results.json"
-        path.write_text(json.dumps(to_jsonable(dict(**self.meta, results=results)),
-                                   indent=1))
+        path.write_text(json.dumps(to_jsonable(dict(**self.meta, results=results)), indent=1))
         print(f"{self.name}: {self.meta['seconds']} s, results in {path}")
         return path
 

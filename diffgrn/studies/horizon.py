@@ -33,8 +33,7 @@ def main(argv=None):
     out = _common.Output("horizon", args)
     horizons = (1.0,) if args.quick else (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
     n_keys = 4 if args.quick else 16
-    regulators = {"random MLP": diffgrn.MLPRegulator(key=jr.key(args.seed),
-                                                     output_scale=1.0)}
+    regulators = {"random MLP": diffgrn.MLPRegulator(key=jr.key(args.seed), output_scale=1.0)}
     if not args.quick:
         regulators["tanh lateral inhibition"] = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
     results = {}
@@ -42,32 +41,38 @@ def main(argv=None):
         for constraint in ("clip", "none"):
             rows = []
             for t_final in horizons:
-                obj = _common.base_objective(args.quick, t_final=t_final,
-                                             constraint=constraint)
+                obj = _common.base_objective(args.quick, t_final=t_final, constraint=constraint)
                 keys = jr.split(jr.key(args.seed), n_keys)
                 snr, growth, util = measure(obj, reg, keys)
                 with np.errstate(divide="ignore"):
                     lyap = np.log(np.asarray(growth)) / t_final
-                row = dict(t_final=t_final, grad_mean_norm=snr["mean_norm"],
-                           grad_noise_norm=snr["noise_norm"], snr=snr["snr"],
-                           sample_norm=snr["sample_norm"],
-                           tangent_growth_median=float(np.median(growth)),
-                           tangent_growth_zero_fraction=float(np.mean(growth == 0)),
-                           lyapunov_median=float(np.median(lyap)),
-                           soft_utility=float(jnp.mean(util)),
-                           finite=bool(np.all(np.isfinite(np.asarray(util)))))
+                row = dict(
+                    t_final=t_final,
+                    grad_mean_norm=snr["mean_norm"],
+                    grad_noise_norm=snr["noise_norm"],
+                    snr=snr["snr"],
+                    sample_norm=snr["sample_norm"],
+                    tangent_growth_median=float(np.median(growth)),
+                    tangent_growth_zero_fraction=float(np.mean(growth == 0)),
+                    lyapunov_median=float(np.median(lyap)),
+                    soft_utility=float(jnp.mean(util)),
+                    finite=bool(np.all(np.isfinite(np.asarray(util)))),
+                )
                 rows.append(_common.to_jsonable(row))
-                print(f"{rname:24s} {constraint:4s} T={t_final:5.1f} "
-                      f"|g|={row['sample_norm']:.2e} snr={row['snr']} "
-                      f"growth={row['tangent_growth_median']:.2e} "
-                      f"λ={row['lyapunov_median']:+.3f}")
+                print(
+                    f"{rname:24s} {constraint:4s} T={t_final:5.1f} "
+                    f"|g|={row['sample_norm']:.2e} snr={row['snr']} "
+                    f"growth={row['tangent_growth_median']:.2e} "
+                    f"λ={row['lyapunov_median']:+.3f}"
+                )
             results[f"{rname} | {constraint}"] = rows
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for name, rows in results.items():
         ts = [r["t_final"] for r in rows]
-        f = lambda k: [np.nan if r[k] is None or isinstance(r[k], str) else r[k]
-                       for r in rows]
+        f = lambda k, rows=rows: [
+            np.nan if r[k] is None or isinstance(r[k], str) else r[k] for r in rows
+        ]
         ls = "-" if name.endswith("clip") else "--"
         axes[0].loglog(ts, np.maximum(f("sample_norm"), 1e-12), ls, marker="o", label=name)
         axes[1].loglog(ts, np.maximum(f("snr"), 1e-6), ls, marker="o", label=name)

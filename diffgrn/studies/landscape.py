@@ -45,29 +45,37 @@ def main(argv=None):
     rnd = rnd / jnp.linalg.norm(rnd, axis=1, keepdims=True) * scale
     alphas = jnp.linspace(-0.5, 1.5, n1)
     betas = jnp.linspace(-1.0, 1.0, n1)
-    slices = {"θ₀ → θ_ES": (alphas, f0[None] + alphas[:, None] * (fes - f0)[None]),
-              "random 1 through θ_ES": (betas, fes[None] + betas[:, None] * rnd[0][None]),
-              "random 2 through θ_ES": (betas, fes[None] + betas[:, None] * rnd[1][None])}
+    slices = {
+        "θ₀ → θ_ES": (alphas, f0[None] + alphas[:, None] * (fes - f0)[None]),
+        "random 1 through θ_ES": (betas, fes[None] + betas[:, None] * rnd[0][None]),
+        "random 2 through θ_ES": (betas, fes[None] + betas[:, None] * rnd[1][None]),
+    }
     results = {}
     for name, (xs, pts) in slices.items():
         v = np.asarray(evaluate(pts))
-        results[name] = dict(x=np.asarray(xs).tolist(), hard=v[:, 0].tolist(),
-                             soft=v[:, 1].tolist())
-        print(f"{name}: hard U in [{v[:, 0].min():.3f}, {v[:, 0].max():.3f}], "
-              f"soft U in [{v[:, 1].min():.3f}, {v[:, 1].max():.3f}]")
+        results[name] = dict(
+            x=np.asarray(xs).tolist(), hard=v[:, 0].tolist(), soft=v[:, 1].tolist()
+        )
+        print(
+            f"{name}: hard U in [{v[:, 0].min():.3f}, {v[:, 0].max():.3f}], "
+            f"soft U in [{v[:, 1].min():.3f}, {v[:, 1].max():.3f}]"
+        )
     grid = jnp.linspace(-1.0, 1.0, n2)
     aa, bb = jnp.meshgrid(grid, grid, indexing="ij")
     pts = fes[None] + aa.reshape(-1, 1) * rnd[0][None] + bb.reshape(-1, 1) * rnd[1][None]
     plane = np.asarray(evaluate(pts)).reshape(n2, n2, 2)
-    results["plane"] = dict(grid=np.asarray(grid).tolist(), hard=plane[..., 0].tolist(),
-                            soft=plane[..., 1].tolist())
+    results["plane"] = dict(
+        grid=np.asarray(grid).tolist(), hard=plane[..., 0].tolist(), soft=plane[..., 1].tolist()
+    )
     hard_flat = np.abs(np.diff(plane[..., 0], axis=0)) < 1e-6
     results["plane_hard_flat_fraction"] = float(np.mean(hard_flat))
     results["scale"] = scale
     corr = np.corrcoef(plane[..., 0].ravel(), plane[..., 1].ravel())[0, 1]
     results["plane_hard_soft_correlation"] = float(corr)
-    print(f"plane: corr(hard, soft) = {corr:.3f}; neighbouring points with identical "
-          f"hard U: {results['plane_hard_flat_fraction']:.2f}")
+    print(
+        f"plane: corr(hard, soft) = {corr:.3f}; neighbouring points with identical "
+        f"hard U: {results['plane_hard_flat_fraction']:.2f}"
+    )
 
     fig, axes = plt.subplots(1, 5, figsize=(22, 4))
     for ax, (name, r) in zip(axes[:3], [(k, results[k]) for k in slices]):
@@ -78,8 +86,7 @@ def main(argv=None):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax, idx, name in ((axes[3], 0, "U_hard"), (axes[4], 1, "U_soft")):
-        im = ax.imshow(plane[..., idx].T, origin="lower", extent=(-1, 1, -1, 1),
-                       cmap="viridis")
+        im = ax.imshow(plane[..., idx].T, origin="lower", extent=(-1, 1, -1, 1), cmap="viridis")
         ax.plot(0, 0, "r+")
         ax.set_title(f"{name}, plane through θ_ES", fontsize=9)
         ax.set_xlabel("random 1")

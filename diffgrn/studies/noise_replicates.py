@@ -45,28 +45,42 @@ def main(argv=None):
     reg = _common.trained_regulator(args)
     keys = jr.split(jr.key(args.seed), n_keys)
     results = dict(sigma=[], replicates=[])
-    sweeps = [("sigma", sigma, base.replace(dynamics=base.dynamics.replace(sigma=sigma)))
-              for sigma in sigmas]
+    sweeps = [
+        ("sigma", sigma, base.replace(dynamics=base.dynamics.replace(sigma=sigma)))
+        for sigma in sigmas
+    ]
     sweeps += [("replicates", r, base.replace(replicates=r)) for r in reps]
     for name, value, obj in sweeps:
-        row = {name: value, "pathwise": _common.floats(pathwise_snr(obj, reg, keys)),
-               "es": _common.floats(es_snr(obj, reg, keys, pairs, es_sigma))}
+        row = {
+            name: value,
+            "pathwise": _common.floats(pathwise_snr(obj, reg, keys)),
+            "es": _common.floats(es_snr(obj, reg, keys, pairs, es_sigma)),
+        }
         row["es"]["snr_per_pathwise_budget"] = row["es"]["snr"] / np.sqrt(2 * pairs)
         results[name].append(row)
-        print(f"{name}={value:<6} pathwise snr={row['pathwise']['snr']:.3f} "
-              f"ES snr={row['es']['snr']:.3f} "
-              f"(per budget {row['es']['snr_per_pathwise_budget']:.3f})")
+        print(
+            f"{name}={value:<6} pathwise snr={row['pathwise']['snr']:.3f} "
+            f"ES snr={row['es']['snr']:.3f} "
+            f"(per budget {row['es']['snr_per_pathwise_budget']:.3f})"
+        )
     results.update(es_pairs=pairs, es_sigma=es_sigma, keys=n_keys)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, name, xs in ((axes[0], "sigma", sigmas), (axes[1], "replicates", reps)):
         rows = results[name]
-        ax.loglog(xs, [r["pathwise"]["snr"] for r in rows], "o-",
-                  label="pathwise ∇U_soft (R reps)")
-        ax.loglog(xs, [r["es"]["snr"] for r in rows], "s--",
-                  label=f"ES ∇U_hard ({pairs} pairs = {2 * pairs}×R reps)")
-        ax.loglog(xs, [r["es"]["snr_per_pathwise_budget"] for r in rows], "s:",
-                  label="ES, per pathwise budget (÷√(2P))")
+        ax.loglog(xs, [r["pathwise"]["snr"] for r in rows], "o-", label="pathwise ∇U_soft (R reps)")
+        ax.loglog(
+            xs,
+            [r["es"]["snr"] for r in rows],
+            "s--",
+            label=f"ES ∇U_hard ({pairs} pairs = {2 * pairs}×R reps)",
+        )
+        ax.loglog(
+            xs,
+            [r["es"]["snr_per_pathwise_budget"] for r in rows],
+            "s:",
+            label="ES, per pathwise budget (÷√(2P))",
+        )
         ax.set_xlabel("noise σ" if name == "sigma" else "replicates R")
         ax.set_ylabel("gradient SNR")
         ax.grid(alpha=0.3)

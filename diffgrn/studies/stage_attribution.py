@@ -27,10 +27,12 @@ STAGES = ("fates", "final_state", "initial_state", "params")
 @eqx.filter_jit
 def measure(obj, reg, keys):
     """Stage gradients and saturation, averaged over keys."""
+
     def one(key):
         st = dg.stage_gradients(obj, reg, key)
         sat = dg.saturation(obj, reg, key)
         return {**st, **{f"sat_{k}": v for k, v in sat.items()}}
+
     return {k: jnp.mean(v) for k, v in jax.vmap(one)(keys).items()}
 
 
@@ -42,22 +44,27 @@ def main(argv=None):
     out = _common.Output("stage_attribution", args)
     base = _common.base_objective(args.quick)
     keys_n = 3 if args.quick else 8
-    regulators = {f"random MLP {i}": diffgrn.MLPRegulator(key=jr.key(args.seed + i),
-                                                          output_scale=1.0)
-                  for i in range(1 if args.quick else 2)}
+    regulators = {
+        f"random MLP {i}": diffgrn.MLPRegulator(key=jr.key(args.seed + i), output_scale=1.0)
+        for i in range(1 if args.quick else 2)
+    }
     regulators["ES-trained MLP"] = _common.trained_regulator(args)
-    readouts = {"sigmoid τ=20": diffgrn.SoftReadout(20.0),
-                "STE identity": diffgrn.StraightThroughReadout("identity"),
-                "STE sigmoid τ=20": diffgrn.StraightThroughReadout("sigmoid", 20.0)}
+    readouts = {
+        "sigmoid τ=20": diffgrn.SoftReadout(20.0),
+        "STE identity": diffgrn.StraightThroughReadout("identity"),
+        "STE sigmoid τ=20": diffgrn.StraightThroughReadout("sigmoid", 20.0),
+    }
     results, adjoints = {}, {}
     for rname, reg in regulators.items():
         for oname, readout in readouts.items():
             obj = base.replace(readout=readout)
             row = _common.floats(measure(obj, reg, jr.split(jr.key(args.seed), keys_n)))
             results[f"{rname} | {oname}"] = row
-            print(f"{rname:16s} {oname:18s} U={row['utility']:+.3f} "
-                  + " ".join(f"{s}={row[s]:.2e}" for s in STAGES)
-                  + f" at-bound={row['sat_final_at_bound']:.2f}")
+            print(
+                f"{rname:16s} {oname:18s} U={row['utility']:+.3f} "
+                + " ".join(f"{s}={row[s]:.2e}" for s in STAGES)
+                + f" at-bound={row['sat_final_at_bound']:.2f}"
+            )
         adjoints[rname] = np.asarray(adjoint_norms(base, reg, jr.key(args.seed)))
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -69,9 +76,11 @@ def main(argv=None):
         vals = [r[s] for s in STAGES] + [r["params_s_pat"], r["params_s_rep"]]
         axes[0].bar(x + i * width, np.maximum(vals, 1e-12), width, label=name)
     axes[0].set_yscale("log")
-    axes[0].set_xticks(x + 0.4 - width / 2,
-                       ["∂U/∂fates", "∂U/∂s(T)", "∂U/∂s(0)", "∂U/∂θ", "∂S_pat/∂θ",
-                        "∂S_rep/∂θ"], fontsize=8)
+    axes[0].set_xticks(
+        x + 0.4 - width / 2,
+        ["∂U/∂fates", "∂U/∂s(T)", "∂U/∂s(0)", "∂U/∂θ", "∂S_pat/∂θ", "∂S_rep/∂θ"],
+        fontsize=8,
+    )
     axes[0].set_ylabel("gradient norm (mean over keys)")
     axes[0].legend(fontsize=6, ncol=1)
     t = np.arange(1, base.dynamics.n_steps + 1) * base.dynamics.dt
@@ -82,9 +91,13 @@ def main(argv=None):
     axes[1].set_title("backprop adjoint along the horizon (sigmoid readout)", fontsize=9)
     axes[1].legend(fontsize=7)
     out.figure(fig, "stage_attribution.png")
-    out.write(dict(stages=results,
-                   adjoint_norms={k: v.tolist() for k, v in adjoints.items()},
-                   adjoint_times=t.tolist()))
+    out.write(
+        dict(
+            stages=results,
+            adjoint_norms={k: v.tolist() for k, v in adjoints.items()},
+            adjoint_times=t.tolist(),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,15 @@ def probe(obj, reg, keys, pairs):
     hard = jax.vmap(lambda k: obj.hard(reg, k).value)(keys)
     soft = jax.vmap(lambda k: obj.soft(reg, k).value)(keys)
     grads = jax.vmap(lambda k: dg.tree_norm(eqx.filter_grad(obj.loss)(reg, k)))(keys)
-    es = dg.es_gradient(lambda r, k: obj.hard(r, k).value, reg, keys[0], sigma=0.05,
-                        pairs=pairs)
-    return dict(hard=jnp.mean(hard), soft=jnp.mean(soft),
-                pathwise_norm_mean=jnp.mean(grads),
-                pathwise_exact_zero_fraction=jnp.mean(grads == 0.0),
-                es_gradient_norm=dg.tree_norm(es),
-                **dg.saturation(obj, reg, keys[0]))
+    es = dg.es_gradient(lambda r, k: obj.hard(r, k).value, reg, keys[0], sigma=0.05, pairs=pairs)
+    return dict(
+        hard=jnp.mean(hard),
+        soft=jnp.mean(soft),
+        pathwise_norm_mean=jnp.mean(grads),
+        pathwise_exact_zero_fraction=jnp.mean(grads == 0.0),
+        es_gradient_norm=dg.tree_norm(es),
+        **dg.saturation(obj, reg, keys[0]),
+    )
 
 
 @eqx.filter_jit
@@ -68,13 +70,16 @@ def main(argv=None):
     parser = _common.parser("traps", __doc__)
     parser.add_argument("--trapped", type=Path, default=None)
     parser.add_argument("--escaped", type=Path, default=None)
-    parser.add_argument("--boundary", default=None,
-                        help="default: the saved regulators' boundary, else pinned")
+    parser.add_argument(
+        "--boundary", default=None, help="default: the saved regulators' boundary, else pinned"
+    )
     args = parser.parse_args(argv)
     out = _common.Output("traps", args)
     regs, boundary = {}, args.boundary
-    refs = (("trapped", args.trapped, diffgrn.TanhRegulator(10.0, -10.0, -1.0)),
-            ("escaped", args.escaped, diffgrn.TanhRegulator(3.0, 3.0, 0.5)))
+    refs = (
+        ("trapped", args.trapped, diffgrn.TanhRegulator(10.0, -10.0, -1.0)),
+        ("escaped", args.escaped, diffgrn.TanhRegulator(3.0, 3.0, 0.5)),
+    )
     for name, path, ref in refs:
         if path is None:
             regs[name] = ref
@@ -84,7 +89,8 @@ def main(argv=None):
             boundary = boundary or saved.config["objective"]["tissue"]["boundary"]
     boundary = boundary or "pinned"
     base = _common.base_objective(args.quick).replace(
-        tissue=diffgrn.Chain(7, boundary), bandwidth=0.5)
+        tissue=diffgrn.Chain(7, boundary), bandwidth=0.5
+    )
     keys = jr.split(jr.key(args.seed), 2 if args.quick else 8)
     results = dict(boundary=boundary)
     for name, reg in regs.items():
@@ -97,12 +103,14 @@ def main(argv=None):
         c = row["clip"]
         reflect = row.get("reflect", {}).get("pathwise_norm_mean", float("nan"))
         soft_clip = row.get("softclip", {}).get("pathwise_norm_mean", float("nan"))
-        print(f"{name}: U_hard {c['hard']:.3f}, U_soft {c['soft']:.3f}, patterns "
-              f"{row['patterns']}, final states on a wall {c['final_at_bound']:.2f}, "
-              f"|∇U_soft| clip {c['pathwise_norm_mean']:.2e} (exactly 0 on "
-              f"{c['pathwise_exact_zero_fraction']:.0%} of draws), reflect {reflect:.2e},"
-              f" soft clip {soft_clip:.2e},"
-              f" |ES grad U_hard| {c['es_gradient_norm']:.2e}")
+        print(
+            f"{name}: U_hard {c['hard']:.3f}, U_soft {c['soft']:.3f}, patterns "
+            f"{row['patterns']}, final states on a wall {c['final_at_bound']:.2f}, "
+            f"|∇U_soft| clip {c['pathwise_norm_mean']:.2e} (exactly 0 on "
+            f"{c['pathwise_exact_zero_fraction']:.0%} of draws), reflect {reflect:.2e},"
+            f" soft clip {soft_clip:.2e},"
+            f" |ES grad U_hard| {c['es_gradient_norm']:.2e}"
+        )
     alphas = jnp.linspace(-0.25, 1.25, 7 if args.quick else 25)
     u = np.asarray(line(base, regs["trapped"], regs["escaped"], alphas, keys))
     results["line"] = dict(alpha=np.asarray(alphas), hard=u)
