@@ -9,10 +9,12 @@ from .io import load, save
 from .methods import (
     CMAES,
     AbstractMethod,
+    Evosax,
     Gradient,
     Hybrid,
     LinearSchedule,
     MuPlusLambdaES,
+    RandomSearch,
     StepInfo,
     default_optimiser,
     openes,
@@ -38,7 +40,7 @@ from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, sof
 
 ES = MuPlusLambdaES
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "AbstractMethod",
@@ -46,6 +48,8 @@ __all__ = [
     "AbstractRegulator",
     "AntitheticES",
     "CMAES",
+    "Evosax",
+    "RandomSearch",
     "Chain",
     "ChainedReadout",
     "Comparison",

@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._typing import KeyBatch
+
 
 class AbstractStepPath(diffrax.AbstractBrownianPath):
     """A Brownian path known only on a step grid: `evaluate(t, t + dt)` at a grid
@@ -90,7 +92,7 @@ class CounterBrownianPath(AbstractStepPath):
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    keys: PRNGKeyArray
+    keys: KeyBatch
     state_shape: tuple[int, ...] = eqx.field(static=True)
     levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
 

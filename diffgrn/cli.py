@@ -3,22 +3,25 @@
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
 import equinox as eqx
 import jax.random as jr
 
-from . import plotting
+from . import __version__, plotting
 from .dynamics import Dynamics
 from .estimators import Pathwise
 from .io import save
 from .methods import (
     CMAES,
+    Evosax,
     Gradient,
     Hybrid,
     LinearSchedule,
     MuPlusLambdaES,
+    RandomSearch,
     default_optimiser,
     openes,
 )
@@ -29,8 +32,33 @@ from .tissue import Chain, Lattice
 from .train import TrainResult, assess, train
 from .utility import hard_utility
 
+DESCRIPTION = """\
+Differentiable simulation of gene-regulatory fate patterning in JAX.
+
+commands (each writes into --out, default runs/...):
+  train    train one method; writes best/ and final/ (regulator + config),
+           history.json, training_curve.png, regulator.png, patterns.png,
+           kymograph.png (and fate_map.png on a lattice)
+             diffgrn train --method cmaes --boundary pinned --quick
+  compare  train several methods from the same starts over seeds; writes one
+           run folder per method and seed, compare.md, compare.json, compare.png
+             diffgrn compare --methods es,adam,random --seeds 3 --target 0.6
+  study    a gradient-diagnostic study (diffgrn study -h lists them); writes
+           its table (JSON) and figures
+             diffgrn study horizon --quick
+"""
+
 # --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
 QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' except for flags and for None defaults explained in the help."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_model_args(p: argparse.ArgumentParser):
@@ -39,66 +67,76 @@ def _add_model_args(p: argparse.ArgumentParser):
         "--tissue",
         choices=("chain", "square", "hex"),
         default="chain",
-        help="chain (model.md), or a square or hexagonal (odd-r offset) lattice (default chain)",
+        help="chain (model.md), or a square or hexagonal (odd-r offset) lattice",
     )
     g.add_argument(
         "--size",
         default=None,
         help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
-        "a lattice (default: --cells for a chain, 10x10 for a lattice)",
+        "a lattice (None: --cells for a chain, 10x10 for a lattice)",
     )
     g.add_argument(
-        "--boundary", choices=("open", "pinned", "periodic"), default="open", help="default open"
+        "--boundary", choices=("open", "pinned", "periodic"), default="open", help="tissue boundary"
     )
-    g.add_argument("--cells", type=int, default=7, help="chain length (default 7)")
-    g.add_argument("--genes", type=int, default=1, help="genes per cell (default 1)")
+    g.add_argument("--cells", type=int, default=7, help="chain length")
+    g.add_argument("--genes", type=int, default=1, help="genes per cell")
     g.add_argument(
         "--inputs",
         choices=("neighbours", "both"),
         default="neighbours",
-        help="mlp regulator: neighbours' mean only, or the cell's own state "
-        "too (default neighbours)",
+        help="mlp regulator: neighbours' mean only, or the cell's own state too",
     )
     g.add_argument(
         "--fate-genes",
         default="0",
-        help="readout genes, e.g. 0,1: K = 2^m fates per cell (default 0)",
+        help="readout genes, e.g. 0,1: K = 2^m fates per cell",
     )
-    g.add_argument("--t-final", type=float, default=None, help="horizon T (default 20)")
-    g.add_argument("--dt", type=float, default=None, help="step (default 0.01)")
     g.add_argument(
-        "--sigma", default="0.1", help="noise σ, one number or one per gene (0.1,0.05; default 0.1)"
+        "--t-final", type=float, default=None, help="horizon T (None: 20, or 5 with --quick)"
+    )
+    g.add_argument(
+        "--dt", type=float, default=None, help="Euler step (None: 0.01, or 0.02 with --quick)"
+    )
+    g.add_argument(
+        "--sigma", default="0.1", help="noise σ, one number or one per gene (e.g. 0.1,0.05)"
     )
     g.add_argument(
         "--constraint",
         choices=("clip", "reflect", "softclip", "none"),
         default="clip",
-        help="state constraint after every step (default clip, as model.md)",
+        help="state constraint after every step (clip: model.md)",
     )
-    g.add_argument("--replicates", type=int, default=None, help="R (default 100)")
-    g.add_argument("--temperature", type=float, default=20.0, help="soft readout τ")
+    g.add_argument(
+        "--replicates", type=int, default=None, help="replicates R (None: 100, or 32 with --quick)"
+    )
+    g.add_argument("--temperature", type=float, default=20.0, help="soft readout temperature τ")
     g.add_argument(
         "--bandwidth",
         type=float,
         default=0.5,
-        help="KDE bandwidth h (default 0.5; model.md's first version: 0.1)",
+        help="KDE bandwidth h (model.md's first version: 0.1)",
     )
     g.add_argument(
         "--regulator",
         choices=("mlp", "tanh", "transcriptional"),
         default="mlp",
-        help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP for one gene (default); "
+        help="mlp: model.md's 1 -> 8 -> 8 -> 1 MLP for one gene; "
         "tanh: a*tanh(-b(s-c)) with 3 parameters, from a=1, b=10, c=0.5 "
         "(one gene); transcriptional: sigmoid(W s + V s̄ + b) - k s",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="output folder (default runs/…)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial regulator and training")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (None: runs/ and a name from the method, tissue and seed)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
         help="T=5, dt=0.02, R=32, 25 iterations: a smoke run under a minute",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
 
 
 def _regulator(args, key):
@@ -173,7 +211,7 @@ def _objective(args) -> Objective:
     )
 
 
-METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid")
+METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid", "random", "evosax:NAME")
 
 
 def _method(name: str, args):
@@ -183,6 +221,12 @@ def _method(name: str, args):
         )
     if name == "cmaes":
         return CMAES(population=args.population, sigma=args.cma_sigma)
+    if name == "random":
+        return RandomSearch(population=args.population)
+    if name.startswith("evosax:"):
+        return Evosax(
+            name.removeprefix("evosax:"), population=args.population, sigma=args.cma_sigma
+        )
     if name == "openes":
         return openes(default_optimiser(args.lr, args.clip))
     steps = _iterations("adam", args) - (args.switch if name == "hybrid" else 0)
@@ -210,8 +254,17 @@ def _method(name: str, args):
     return adam
 
 
+def _generational(name: str) -> bool:
+    return name in ("es", "cmaes", "random") or name.startswith("evosax:")
+
+
+def _check_method_name(name: str, flag: str):
+    if name not in METHOD_NAMES[:-1] and not name.startswith("evosax:"):
+        raise ValueError(f"{flag}: unknown method {name!r}; expected {', '.join(METHOD_NAMES)}")
+
+
 def _iterations(name: str, args) -> int:
-    given = args.generations if name in ("es", "cmaes") else args.steps
+    given = args.generations if _generational(name) else args.steps
     if given is not None:
         return given
     return QUICK["iterations"] if args.quick else 200
@@ -278,10 +331,11 @@ def _write_run(
 
 
 def cmd_train(args) -> int:
+    _check_method_name(args.method, "--method")
     objective = _objective(args)
     method = _method(args.method, args)
     label = _tissue_label(args, objective)
-    out = args.out or Path("runs") / f"{args.method}-{label}-seed{args.seed}"
+    out = args.out or Path("runs") / f"{args.method.replace(':', '-')}-{label}-seed{args.seed}"
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = _regulator(args, k_init)
     objective.check_regulator(regulator)
@@ -341,11 +395,10 @@ def cmd_compare(args) -> int:
     out = args.out or Path("runs") / f"compare-{_tissue_label(args, objective)}"
     out.mkdir(parents=True, exist_ok=True)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not names:
+        raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
     for name in names:
-        if name not in METHOD_NAMES:
-            raise ValueError(
-                f"compare --methods: unknown method {name!r}; expected {', '.join(METHOD_NAMES)}"
-            )
+        _check_method_name(name, "compare --methods")
     errors = []
     if args.collect:
         comparison = Comparison.collect(out, args.target)
@@ -406,17 +459,36 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     return 0
 
 
+def _study_summary(name: str) -> str:
+    """First line of a study module's docstring, read without importing it."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(f"diffgrn.studies.{name}")
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
+    text = " ".join(doc.split("\n\n")[0].split())
+    text = re.split(r"(?<=[.?;])\s", text)[0]
+    return text if len(text) <= 90 else text[:89].rsplit(" ", 1)[0] + " …"
+
+
 def cmd_study(argv) -> int:
     import importlib
 
     from .studies import STUDIES
 
     if not argv or argv[0] not in STUDIES:
-        print(
-            f"usage: diffgrn study {{{','.join(STUDIES)}}} [--quick] [--out DIR] [--seed S]",
-            file=sys.stderr,
-        )
-        return 2
+        asked_help = bool(argv) and argv[0] in ("-h", "--help")
+        lines = [
+            "usage: diffgrn study NAME [--quick] [--out DIR] [--seed S]   (diffgrn study NAME -h)",
+            "",
+            "studies:",
+        ]
+        width = max(map(len, STUDIES))
+        lines += [f"  {n:<{width}}  {_study_summary(n)}" for n in STUDIES]
+        if argv and not asked_help:
+            lines.insert(0, f"diffgrn study: unknown study {argv[0]!r}")
+        print("\n".join(lines), file=sys.stdout if asked_help else sys.stderr)
+        return 0 if asked_help else 2
     importlib.import_module(f"diffgrn.studies.{argv[0]}").main(argv[1:])
     return 0
 
@@ -425,21 +497,36 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["study"]:
         return cmd_study(argv[1:])
-    parser = argparse.ArgumentParser(prog="diffgrn", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="diffgrn",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"diffgrn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study NAME -h)")
+    sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study -h lists them)")
     for name, helptext in (
         ("train", "train one method"),
         ("compare", "train several methods from the same starts over seeds on one objective"),
     ):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(
+            name,
+            help=helptext,
+            description=helptext,
+            formatter_class=_HelpFormatter,
+        )
         if name == "train":
-            p.add_argument("--method", choices=METHOD_NAMES, default="es")
+            p.add_argument(
+                "--method",
+                default="es",
+                help=f"one of {', '.join(METHOD_NAMES)} (NAME: any evosax strategy, "
+                "e.g. evosax:Sep_CMA_ES; needs pip install 'diffgrn[evosax]')",
+            )
         else:
             p.add_argument(
                 "--methods",
                 default="es,adam",
-                help=f"comma-separated: {', '.join(METHOD_NAMES)} (default es,adam)",
+                help=f"comma-separated: {', '.join(METHOD_NAMES)}",
             )
             p.add_argument(
                 "--seeds",
@@ -451,7 +538,7 @@ def main(argv=None) -> int:
                 "--target",
                 type=float,
                 default=None,
-                help="utility target for time-to-target and success rate",
+                help="utility target for time-to-target and success rate (None: no target)",
             )
             p.add_argument(
                 "--collect",
@@ -462,53 +549,65 @@ def main(argv=None) -> int:
         _add_model_args(p)
         g = p.add_argument_group("methods")
         g.add_argument(
-            "--generations", type=int, default=None, help="es and cmaes generations (default 200)"
+            "--generations",
+            type=int,
+            default=None,
+            help="es, cmaes, random and evosax generations (None: 200, or 25 with --quick)",
         )
         g.add_argument(
             "--steps",
             type=int,
             default=None,
-            help="adam, openes and hybrid iterations (default 200)",
+            help="adam, openes and hybrid iterations (None: 200, or 25 with --quick)",
         )
-        g.add_argument("--population", type=int, default=20, help="es and cmaes")
-        g.add_argument("--parents", type=int, default=5, help="es")
-        g.add_argument("--mutation", type=float, default=0.1, help="es")
         g.add_argument(
-            "--cma-sigma", type=float, default=0.3, help="cmaes initial step size (default 0.3)"
+            "--population", type=int, default=20, help="es, cmaes, random and evosax population"
         )
-        g.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate")
-        g.add_argument("--clip", type=float, default=1.0, help="global-norm clip")
+        g.add_argument("--parents", type=int, default=5, help="es: parents μ")
+        g.add_argument("--mutation", type=float, default=0.1, help="es: mutation scale")
+        g.add_argument(
+            "--cma-sigma",
+            type=float,
+            default=0.3,
+            help="cmaes (and evosax's std_init) initial step size",
+        )
+        g.add_argument(
+            "--lr", type=float, default=3e-2, help="adam, openes, hybrid: Adam learning rate"
+        )
+        g.add_argument(
+            "--clip", type=float, default=1.0, help="adam, openes, hybrid: global-norm clip"
+        )
         g.add_argument(
             "--grad-replicates",
             type=int,
             default=25,
-            help="replicates per pathwise gradient estimate (adam, hybrid; default 25)",
+            help="replicates per pathwise gradient estimate (adam, hybrid)",
         )
         g.add_argument(
             "--backprop-steps",
             type=int,
             default=None,
             help="adam, hybrid: backpropagate through the last K steps only "
-            "(truncated BPTT; default: all steps)",
+            "(truncated BPTT; None: all steps)",
         )
         g.add_argument(
             "--bandwidth-to",
             type=float,
             default=None,
             help="adam, hybrid: anneal h linearly from --bandwidth to this "
-            "over the first 3/4 of the steps (default: constant)",
+            "over the first 3/4 of the steps (None: constant)",
         )
         g.add_argument(
             "--temperature-to",
             type=float,
             default=None,
-            help="adam, hybrid: anneal τ likewise from --temperature",
+            help="adam, hybrid: anneal τ likewise from --temperature (None: constant)",
         )
         g.add_argument(
             "--switch",
             type=int,
             default=10,
-            help="hybrid: cmaes generations before Adam takes over (default 10)",
+            help="hybrid: cmaes generations before Adam takes over",
         )
     args = parser.parse_args(argv)
     try:

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 
+from ._typing import KeyBatch
 from .brownian import GridBrownianPath
 from .objective import Objective
 from .readout import HardReadout
@@ -53,7 +54,7 @@ def cosine_similarity(a: PyTree, b: PyTree) -> Scalar:
 # ------------------------------------------------------------------ estimators
 
 
-def gradient_samples(fn: ScalarFn, params: PyTree, keys: PRNGKeyArray) -> PyTree:
+def gradient_samples(fn: ScalarFn, params: PyTree, keys: KeyBatch) -> PyTree:
     """Pathwise gradients of `fn(params, key)` for each key, stacked on axis 0."""
     grad = eqx.filter_grad(fn)
     return eqx.filter_vmap(grad, in_axes=(None, 0))(params, keys)
@@ -127,7 +128,7 @@ def es_gradient(
 
 def tangent_map(
     objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
-) -> Float[Array, "cells*genes cells*genes"]:
+) -> Float[Array, "n n"]:
     """J = ∂s(T)/∂s(0) of one replicate (noise path fixed by `key`), with the state
     flattened cell-major: `(cells·genes, cells·genes)`."""
     dyn, tissue = objective.dynamics, objective.tissue

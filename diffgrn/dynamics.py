@@ -14,6 +14,7 @@ import jax.random as jr
 import lineax as lx
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._typing import KeyBatch
 from ._validate import check_choice, check_range
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .regulator import AbstractRegulator
@@ -163,7 +164,7 @@ class Dynamics(eqx.Module):
         return tissue.pin(s0)
 
     def brownian_path(
-        self, tissue: Tissue, keys: PRNGKeyArray, genes: int = 1
+        self, tissue: Tissue, keys: KeyBatch, genes: int = 1
     ) -> diffrax.AbstractBrownianPath:
         """A Brownian path of shape `(R, cells, genes)` for a batch of replicate keys.
 
@@ -185,7 +186,7 @@ class Dynamics(eqx.Module):
         )
 
     def draw(
-        self, tissue: Tissue, keys: PRNGKeyArray, genes: int = 1
+        self, tissue: Tissue, keys: KeyBatch, genes: int = 1
     ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath]:
         """The randomness of one replicate per key: initial states and Brownian path.
         `simulate(…, keys)` is `solve(…, *draw(tissue, keys, regulator.genes))`."""
@@ -230,7 +231,7 @@ class Dynamics(eqx.Module):
         self,
         regulator: AbstractRegulator,
         tissue: Tissue,
-        keys: PRNGKeyArray,
+        keys: KeyBatch,
         *,
         save_every: int | None = None,
         shard: Callable | None = None,

@@ -203,6 +203,190 @@ class CMAES(AbstractMethod):
         return dict(method="cmaes", population=self.population, sigma=self.sigma)
 
 
+class RandomSearch(AbstractMethod):
+    """Pure random search: the baseline every search method must beat.
+
+    Each generation draws `population - 1` parameter vectors independently around the
+    *initial* parameters, θ = θ₀ + `scale`·z (z ~ N(0, I), no adaptation, nothing
+    learned from earlier draws), and evaluates them with the incumbent (the best so far)
+    on one fresh noise draw (common random numbers, like the ES); the best of these
+    becomes the incumbent. Same budget accounting as the ES: `population` simulations
+    per generation.
+    """
+
+    population: int = eqx.field(static=True, default=20)
+    scale: float = eqx.field(static=True, default=1.0)
+
+    def __check_init__(self):
+        check_range("RandomSearch", "population", self.population, ge=2, integer=True)
+        check_range("RandomSearch", "scale", self.scale, gt=0.0)
+
+    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        flat0, unravel = jax.flatten_util.ravel_pytree(params)
+
+        def fitness(flat, key):
+            return objective.hard(eqx.combine(unravel(flat), static), key).value
+
+        def init(key):
+            del key
+            return dict(best=flat0)
+
+        def step(state, key):
+            k_draw, k_eval = jr.split(key)
+            draws = flat0 + self.scale * jr.normal(k_draw, (self.population - 1, flat0.size))
+            pop = jnp.concatenate([state["best"][None], draws])
+            fit = jax.vmap(fitness, in_axes=(0, None))(pop, k_eval)
+            best = jnp.argmax(jnp.where(jnp.isnan(fit), -jnp.inf, fit))
+            nan = jnp.asarray(jnp.nan, jnp.float32)
+            return dict(best=pop[best]), StepInfo(nan, nan, _all_finite(fit))
+
+        def candidate(state):
+            return eqx.combine(unravel(state["best"]), static)
+
+        return Trainer(init, step, candidate, self.population * objective.replicate_steps)
+
+    def config(self) -> dict:
+        return dict(method="random", population=self.population, scale=self.scale)
+
+
+def _evosax_strategies() -> dict:
+    try:
+        from evosax.algorithms import distribution_based_algorithms
+    except ImportError:
+        raise ImportError(
+            "diffgrn.Evosax needs the optional evosax extra: pip install 'diffgrn[evosax]'"
+        ) from None
+    return dict(distribution_based_algorithms)
+
+
+class Evosax(AbstractMethod):
+    """Any evosax distribution-based strategy (CMA_ES, Sep_CMA_ES, SNES, xNES, PGPE,
+    Open_ES, ARS, …) as a diffgrn method, on the hard utility.
+
+    `strategy` is the name evosax exports (`evosax.algorithms.distribution_based_algorithms`)
+    or the strategy class itself. Each generation, evosax's `ask` draws `population`
+    candidates around its mean, diffgrn evaluates them on one fresh noise draw in one
+    vmapped call, and `tell` gets −U (evosax minimises; a NaN utility counts as worst);
+    ask, evaluate and tell are one compiled step. The candidate regulator is the
+    strategy's mean. `sigma` sets evosax's `std_init` where the strategy has one.
+    `strategy_params` are either fields of the strategy's `default_params` (e.g.
+    `std_min=0.01`) or arguments of its constructor (e.g. `optimizer=optax.adam(0.05)`
+    for `Open_ES`). Needs `pip install "diffgrn[evosax]"`.
+    """
+
+    strategy: Any = eqx.field(static=True)
+    population: int = eqx.field(static=True, default=20)
+    sigma: float = eqx.field(static=True, default=0.3)
+    strategy_params: dict = eqx.field(static=True, default_factory=dict)
+
+    def __init__(self, strategy, population: int = 20, sigma: float = 0.3, **strategy_params):
+        self.strategy = strategy
+        self.population = population
+        self.sigma = sigma
+        self.strategy_params = strategy_params
+
+    def __check_init__(self):
+        self._strategy_class()  # ImportError / ValueError before any compute
+        check_range("Evosax", "population", self.population, ge=2, integer=True)
+        check_range("Evosax", "sigma", self.sigma, gt=0.0)
+        ctor, fields = self._split(jnp.zeros(2))
+        del ctor, fields
+
+    @property
+    def name(self) -> str:
+        s = self.strategy
+        return s if isinstance(s, str) else getattr(s, "__name__", type(s).__name__)
+
+    def _strategy_class(self):
+        if not isinstance(self.strategy, str):
+            if not isinstance(self.strategy, type):
+                raise ValueError(
+                    "Evosax.strategy must be an evosax strategy name or class; "
+                    f"got {self.strategy!r}"
+                )
+            return self.strategy
+        known = _evosax_strategies()
+        if self.strategy not in known:
+            raise ValueError(
+                f"Evosax.strategy: unknown evosax strategy {self.strategy!r}; expected one "
+                f"of {', '.join(sorted(known))}"
+            )
+        return known[self.strategy]
+
+    def _split(self, solution):
+        """(constructor kwargs, default_params overrides), validated by name."""
+        import dataclasses
+        import inspect
+
+        cls = self._strategy_class()
+        accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "solution"}
+        ctor = {k: v for k, v in self.strategy_params.items() if k in accepted}
+        try:
+            strategy = cls(population_size=self.population, solution=solution, **ctor)
+        except AssertionError as e:  # evosax asserts, e.g. an even population for Open_ES
+            raise ValueError(f"Evosax({self.name!r}, population={self.population}): {e}") from None
+        except TypeError as e:  # e.g. a required constructor argument is missing
+            raise ValueError(
+                f"Evosax({self.name!r}): {e}; pass it as Evosax({self.name!r}, name=value)"
+            ) from None
+        fields = {f.name for f in dataclasses.fields(strategy.default_params)}
+        unknown = set(self.strategy_params) - accepted - fields
+        if unknown:
+            raise ValueError(
+                f"Evosax({self.name!r}): unknown strategy parameter(s) "
+                f"{', '.join(sorted(unknown))}; constructor arguments: "
+                f"{', '.join(sorted(accepted - {'population_size'}))}; parameters: "
+                f"{', '.join(sorted(fields))}"
+            )
+        params = strategy.default_params
+        overrides = {k: v for k, v in self.strategy_params.items() if k in fields and k not in ctor}
+        if "std_init" in fields and "std_init" not in overrides:
+            overrides["std_init"] = self.sigma
+        params = params.replace(
+            **{
+                k: jnp.asarray(v, getattr(params, k).dtype)
+                if isinstance(getattr(params, k), jax.Array)
+                else v
+                for k, v in overrides.items()
+            }
+        )
+        return strategy, params
+
+    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+        p0, static = eqx.partition(regulator, eqx.is_inexact_array)
+        m0, unravel = jax.flatten_util.ravel_pytree(p0)
+        strategy, params = self._split(m0)
+
+        def fitness(flat, key):
+            return objective.hard(eqx.combine(unravel(flat), static), key).value
+
+        def init(key):
+            return strategy.init(key, m0, params)
+
+        def step(state, key):
+            k_ask, k_eval, k_tell = jr.split(key, 3)
+            pop, state = strategy.ask(k_ask, state, params)
+            fit = jax.vmap(fitness, in_axes=(0, None))(pop, k_eval)
+            loss = jnp.where(jnp.isnan(fit), 1.0, -fit)  # evosax minimises; U ≥ 0 > -1
+            state, _ = strategy.tell(k_tell, pop, loss, state, params)
+            nan = jnp.asarray(jnp.nan, jnp.float32)
+            return state, StepInfo(nan, nan, _all_finite((fit, state.mean)))
+
+        def candidate(state):
+            return eqx.combine(unravel(state.mean), static)
+
+        return Trainer(init, step, candidate, self.population * objective.replicate_steps)
+
+    def config(self) -> dict:
+        return dict(
+            method=f"evosax:{self.name}",
+            population=self.population,
+            sigma=self.sigma,
+            strategy_params={k: repr(v) for k, v in self.strategy_params.items()},
+        )
+
+
 class Hybrid(AbstractMethod):
     """Warm start, then fine-tuning: `first` runs `switch` iterations, then `second`
     continues from `first`'s final candidate for the remaining iterations (e.g. an
@@ -357,19 +541,30 @@ def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
     return Gradient(optimiser, AntitheticES(sigma, pairs), name="openes")
 
 
-METHODS = {"es": MuPlusLambdaES, "cmaes": CMAES, "adam": Gradient, "openes": openes}
+METHODS = {
+    "es": MuPlusLambdaES,
+    "cmaes": CMAES,
+    "adam": Gradient,
+    "openes": openes,
+    "random": RandomSearch,
+}
 
 
 def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod:
-    """Resolve a method name ('es', 'cmaes', 'adam', 'openes') or pass a method object through."""
+    """Resolve a method name ('es', 'cmaes', 'adam', 'openes', 'random', or
+    'evosax:NAME' for any evosax strategy) or pass a method object through."""
     if isinstance(method, AbstractMethod):
         if optimiser is not None:
             raise ValueError("optimiser= is only used with method='adam' or 'openes'")
         return method
+    if isinstance(method, str) and method.startswith("evosax:"):
+        if optimiser is not None:
+            raise ValueError("optimiser= is only used with method='adam' or 'openes'")
+        return Evosax(method.removeprefix("evosax:"))
     if method not in METHODS:
         raise ValueError(
-            f"train.method must be one of {', '.join(map(repr, METHODS))} "
-            f"or a diffgrn method object; got {method!r}"
+            f"train.method must be one of {', '.join(map(repr, METHODS))}, "
+            f"'evosax:NAME' or a diffgrn method object; got {method!r}"
         )
     if method == "adam":
         return Gradient(optimiser)

@@ -71,7 +71,7 @@ class Objective(eqx.Module):
     tissue: Tissue = eqx.field(default_factory=Chain)
     dynamics: Dynamics = eqx.field(default_factory=Dynamics)
     readout: AbstractReadout = eqx.field(default_factory=SoftReadout)
-    bandwidth: float = 0.5
+    bandwidth: float | Scalar = 0.5
     replicates: int = eqx.field(static=True, default=100)
     genes: int = eqx.field(static=True, default=1, converter=_as_int)
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)

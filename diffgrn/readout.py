@@ -4,7 +4,7 @@ import abc
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Scalar
 
 from ._validate import check_choice, check_range
 
@@ -38,7 +38,7 @@ class HardReadout(AbstractReadout):
 class SoftReadout(AbstractReadout):
     """p = sigmoid(τ·(s − 0.5)), temperature τ > 0 (default 20)."""
 
-    temperature: float = 20.0
+    temperature: float | Scalar = 20.0
 
     def __check_init__(self):
         check_range("SoftReadout", "temperature", self.temperature, gt=0.0)
@@ -61,7 +61,7 @@ class StraightThroughReadout(AbstractReadout):
     """
 
     surrogate: str = eqx.field(static=True, default="identity")
-    temperature: float = 20.0
+    temperature: float | Scalar = 20.0
 
     def __check_init__(self):
         check_choice("StraightThroughReadout", "surrogate", self.surrogate, ("identity", "sigmoid"))

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -317,8 +318,40 @@ def _finite(util) -> jax.Array:
 
 
 def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar on a terminal; in a log file (stderr not a terminal), one short
+    line per tenth of the run instead of one per iteration."""
     if not enabled:
         return None
+    if not sys.stderr.isatty():
+        return LogProgress(total, desc)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+class LogProgress:
+    """The part of tqdm's interface `train` uses, writing a line every `every` of the run."""
+
+    def __init__(self, total: int, desc: str, every: float = 0.1, file=None):
+        self.total, self.desc, self.n, self.postfix = max(int(total), 1), desc, 0, {}
+        self.file = file if file is not None else sys.stderr
+        self.step = max(1, math.ceil(every * self.total))
+        self.start = time.perf_counter()
+
+    def set_postfix(self, **kwargs):
+        self.postfix = kwargs
+
+    def update(self, n: int = 1):
+        before, self.n = self.n, self.n + n
+        if self.n // self.step > before // self.step or self.n == self.total:
+            extra = ", ".join(f"{k}={v}" for k, v in self.postfix.items())
+            elapsed = time.perf_counter() - self.start
+            print(
+                f"{self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
+                f"{elapsed:.1f} s" + (f", {extra}" if extra else ""),
+                file=self.file,
+                flush=True,
+            )
+
+    def close(self):
+        pass

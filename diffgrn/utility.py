@@ -103,7 +103,9 @@ def hard_utility(fates: Float[Array, "replicates cells *genes"]) -> Utility:
     return Utility(s_pat - s_rep, s_pat, s_rep)
 
 
-def soft_utility(fates: Float[Array, "replicates cells *genes"], bandwidth: float) -> Utility:
+def soft_utility(
+    fates: Float[Array, "replicates cells *genes"], bandwidth: float | Scalar
+) -> Utility:
     """Differentiable utility of fates in [0, 1] (`(R, N)` or `(R, N, m)`) by
     Gaussian-KDE resubstitution.
 

@@ -5,8 +5,12 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import pytest
+from jaxtyping import install_import_hook
 
-import diffgrn
+# Shape-checked tests: every jaxtyping annotation in diffgrn (public signatures and
+# eqx.Module fields) is checked at run time by beartype, as Equinox and Diffrax do.
+with install_import_hook("diffgrn", "_typecheck.typechecker"):
+    import diffgrn
 
 # The suite is dominated by XLA compile time at these tiny sizes; skipping most XLA
 # optimisations halves it. Numerics stay IEEE float32 (tests use tolerances where
@@ -79,3 +83,15 @@ def jitted(small_objective):
         hard=eqx.filter_jit(small_objective.hard),
         soft=eqx.filter_jit(small_objective.soft),
     )
+
+
+@pytest.fixture
+def without_type_checks():
+    """For tests of diffgrn's own input validation, the ValueErrors a user sees (users
+    run without a type checker): the runtime checker would stop a mistyped argument
+    first, so it is off for the test."""
+    import jaxtyping
+
+    jaxtyping.config.update("jaxtyping_disable", True)
+    yield
+    jaxtyping.config.update("jaxtyping_disable", False)

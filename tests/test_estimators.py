@@ -121,6 +121,6 @@ def test_openes_improves_hard_utility(small_objective, mlp, jitted):
         (lambda: diffgrn.Gradient(estimator="pathwise"), "estimator"),
     ],
 )
-def test_estimator_validation(make, field):
+def test_estimator_validation(make, field, without_type_checks):
     with pytest.raises(ValueError, match=field):
         make()

@@ -13,13 +13,13 @@ from diffgrn.brownian import GridBrownianPath
 from diffgrn.utility import Utility
 
 
-class Sphere(eqx.Module):
+class Sphere(diffgrn.Objective):
     """A stand-in objective: 'hard utility' = −‖θ − 1‖² (deterministic, known optimum)."""
 
-    replicate_steps: int = 1
-    replicates: int = 2
+    def __init__(self):
+        super().__init__(tissue=diffgrn.Chain(3), replicates=2)
 
-    def hard(self, regulator, key):
+    def hard(self, regulator, key, *, replicates=None):
         flat, _ = jax.flatten_util.ravel_pytree(eqx.filter(regulator, eqx.is_inexact_array))
         v = -jnp.sum((flat - 1.0) ** 2)
         return Utility(v, v, jnp.zeros(()))
@@ -114,10 +114,13 @@ def test_schedules_set_temperature_and_bandwidth(small_objective, mlp):
     assert not jnp.allclose(
         info.soft_utility, diffgrn.Pathwise()(small_objective, mlp, jr.key(5))[1]
     )
-    with pytest.raises(ValueError, match="Gradient.bandwidth"):
-        diffgrn.Gradient(bandwidth=0.3)
     with pytest.raises(ValueError, match="HardReadout has no temperature"):
         small_objective.replace(readout=diffgrn.HardReadout()).anneal(temperature=2.0)
+
+
+def test_schedule_validation(without_type_checks):
+    with pytest.raises(ValueError, match="Gradient.bandwidth"):
+        diffgrn.Gradient(bandwidth=0.3)
 
 
 def test_linear_schedule_values_and_description():
@@ -138,3 +141,45 @@ def test_output_scale_shrinks_the_initial_regulator():
     assert jnp.allclose(small(x, x), 0.01 * full(x, x), atol=1e-6)
     with pytest.raises(ValueError, match="MLPRegulator.output_scale"):
         diffgrn.MLPRegulator(key=jr.key(1), output_scale=-1.0)
+
+
+def test_random_search_keeps_the_best_and_does_not_adapt():
+    """On the sphere (deterministic), the incumbent's fitness never falls, and with a tiny
+    scale the draws stay around the start: random search does not walk (an ES would)."""
+    reg = diffgrn.TanhRegulator(0.0, 0.0, 0.0)
+    for scale, steps in ((1.0, 30), (0.01, 60)):
+        trainer = diffgrn.RandomSearch(population=8, scale=scale).build(Sphere(), reg)
+        step = jax.jit(trainer.step)
+        state = trainer.init(jr.key(0))
+        fits = []
+        for i in range(steps):
+            state, info = step(state, jr.key(i))
+            assert bool(info.finite)
+            fits.append(float(Sphere().hard(trainer.candidate(state), None).value))
+        assert all(b >= a for a, b in zip(fits, fits[1:])), fits
+        assert fits[-1] > -3.0  # better than the start θ = 0 (fitness −3)
+        if scale == 0.01:
+            assert jnp.max(jnp.abs(state["best"])) < 0.05  # still at the start
+    assert isinstance(diffgrn.methods.get_method("random"), diffgrn.RandomSearch)
+    with pytest.raises(ValueError, match="RandomSearch.population"):
+        diffgrn.RandomSearch(population=1)
+    with pytest.raises(ValueError, match="RandomSearch.scale"):
+        diffgrn.RandomSearch(scale=-1.0)
+
+
+def test_log_progress_writes_a_line_per_tenth(capsys):
+    import io
+
+    from diffgrn.train import LogProgress, _progress
+
+    buf = io.StringIO()
+    bar = LogProgress(200, "es", file=buf)
+    for _ in range(200):
+        bar.set_postfix(U="0.5")
+        bar.update(1)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 10, lines
+    assert lines[-1].startswith("es: 200/200 (100%)") and lines[-1].endswith("U=0.5")
+    # under pytest stderr is not a terminal: a log-friendly progress object
+    assert isinstance(_progress(10, "x", True), LogProgress)
+    assert _progress(10, "x", False) is None

@@ -115,7 +115,7 @@ def test_graph_of_a_path_is_the_open_chain():
         (lambda: diffgrn.MLPRegulator(key=jr.key(0), inputs="self"), "MLPRegulator.inputs"),
     ],
 )
-def test_bad_tissue_and_gene_settings_name_the_field(make, field):
+def test_bad_tissue_and_gene_settings_name_the_field(make, field, without_type_checks):
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         make()
 

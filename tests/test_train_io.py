@@ -11,6 +11,7 @@ import pytest
 
 import diffgrn
 from diffgrn.cli import main as cli_main
+from diffgrn.train import HISTORY_FIELDS
 
 
 def mean_over_keys(fn, regulator, n=6):
@@ -33,7 +34,7 @@ def adam_result(small_objective, mlp):
 def test_history_has_same_fields_for_every_method(es_result, adam_result):
     for res, n in ((es_result, 25), (adam_result, 20)):
         d = res.history.to_dict()
-        assert set(d) == set(diffgrn.train.__globals__["HISTORY_FIELDS"])
+        assert set(d) == set(HISTORY_FIELDS)
         assert all(len(v) == n for v in d.values())
         assert np.all(np.diff(res.history.wall_time) >= 0)
         assert np.all(np.diff(res.history.replicate_steps) > 0)
@@ -199,7 +200,7 @@ def test_load_errors(tmp_path, mlp):
         (lambda: diffgrn.Gradient(optimiser="adam"), "optimiser"),
     ],
 )
-def test_validation_names_the_field(make, field):
+def test_validation_names_the_field(make, field, without_type_checks):
     with pytest.raises(ValueError, match=field):
         make()
 
@@ -441,3 +442,25 @@ def test_cli_rejects_bad_tissue_and_gene_options(argv, words, capsys):
         cli_main(["train", "--quick", "--no-progress", *argv])
     assert e.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_cli_version_help_and_study_list(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"diffgrn {diffgrn.__version__}"
+    assert cli_main(["study", "-h"]) == 0
+    out = capsys.readouterr().out
+    from diffgrn.studies import STUDIES
+
+    assert all(f"  {name}  " in out or f"  {name} " in out for name in STUDIES), out
+    assert "Horizon: gradient norm" in out
+    assert cli_main(["study", "nope"]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train", "-h"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--population POPULATION", "--lr LR", "--seed SEED", "--cells CELLS"):
+        assert flag in out
+    flat = " ".join(out.split())  # help lines wrap with the terminal width
+    assert "(default: 20)" in flat and "(default: 0.03)" in flat and "(default: es)" in flat
