@@ -140,3 +140,19 @@ def test_stiffness_of_tanh_is_dt_a_b():
     reg = diffgrn.TanhRegulator(3.0, 20.0, 0.25)
     assert float(dg.stiffness(reg, 0.01)) == pytest.approx(0.6, rel=1e-5)
     assert float(dg.stiffness(diffgrn.TanhRegulator(0.0, 20.0, 0.5), 0.01)) == 0.0
+
+
+class _OffDiagonal(diffgrn.AbstractRegulator):
+    """f = tanh(20 (s − s̄ − ½)): steep only where a cell differs from its neighbours."""
+
+    def __call__(self, s, sbar):
+        return jnp.tanh(20.0 * (s - sbar - 0.5))
+
+    def config(self):
+        return dict(type="_OffDiagonal")
+
+
+def test_stiffness_sees_own_state_off_the_diagonal():
+    # On s = s̄ the slope is 20·sech²(10) ≈ 0; at s − s̄ = ½ the row sum is 2·20 = 40.
+    value = float(dg.stiffness(_OffDiagonal(), 0.01))
+    assert 0.3 < value <= 0.4 + 1e-6, value

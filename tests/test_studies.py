@@ -8,9 +8,9 @@ from diffgrn.cli import main as cli_main
 from diffgrn.studies import STUDIES
 
 
-def run(name, tmp_path):
+def run(name, tmp_path, *options):
     out = tmp_path / name
-    assert cli_main(["study", name, "--quick", "--out", str(out)]) == 0
+    assert cli_main(["study", name, "--quick", "--out", str(out), *options]) == 0
     assert (out / f"{name}.png").is_file()
     return json.loads((out / "results.json").read_text())["results"]
 
@@ -46,8 +46,13 @@ def test_stage_attribution_quick(tmp_path):
     assert all(len(v) == len(res["adjoint_times"]) for v in res["adjoint_norms"].values())
 
 
-def test_horizon_quick(tmp_path):
-    res = run("horizon", tmp_path)
+def test_horizon_quick_on_a_lattice_with_two_genes(tmp_path):
+    # The studies take the tissue and genes options (the other studies: see the slow tests).
+    res = run(
+        "horizon", tmp_path, "--tissue", "hex", "--size", "3x4", "--genes", "2", "--inputs", "both"
+    )
+    meta = json.loads((tmp_path / "horizon" / "results.json").read_text())
+    assert meta["model"] == dict(tissue="hex", size="3x4", boundary="open", genes=2, inputs="both")
     rows = res["random MLP | clip"]
     assert [r["t_final"] for r in rows] == [1.0]
     assert set(res) == {"random MLP | clip", "random MLP | none"}

@@ -14,8 +14,15 @@ import numpy as np
 import diffgrn
 
 
-def parser(name: str, doc: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"diffgrn study {name}", description=doc)
+def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
+    """The options every study takes; with `model`, also the tissue and genes options
+    (`--tissue`, `--size`, `--boundary`, `--genes`, `--inputs`) that `base_objective`
+    and `new_regulator` then follow."""
+    p = argparse.ArgumentParser(
+        prog=f"diffgrn study {name}",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", type=Path, default=None, help=f"default runs/study-{name}")
     p.add_argument("--seed", type=int, default=0)
@@ -26,17 +33,59 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
         help="a saved regulator folder (diffgrn train --out …/best) to use as "
         "the trained regulator instead of a short ES run",
     )
+    if model:
+        g = p.add_argument_group("model (default: model.md's 7-cell open chain, one gene)")
+        g.add_argument("--tissue", choices=("chain", "square", "hex"), default="chain")
+        g.add_argument(
+            "--size", default=None, help="cells of a chain (7) or ROWSxCOLS of a lattice (10x10)"
+        )
+        g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open")
+        g.add_argument("--genes", type=int, default=1, help="genes per cell (gene 0 is read out)")
+        g.add_argument(
+            "--inputs",
+            choices=("neighbours", "both"),
+            default="neighbours",
+            help="the MLP sees the neighbours' mean only, or the cell's own state too",
+        )
     return p
 
 
-def base_objective(quick: bool, **dynamics) -> diffgrn.Objective:
+def tissue(args) -> diffgrn.Tissue:
+    """The tissue the model options name (model.md's 7-cell open chain by default)."""
+    from diffgrn.cli import _tissue
+
+    if getattr(args, "tissue", None) is None:
+        return diffgrn.Chain(7, "open")
+    return _tissue(argparse.Namespace(cells=7, **{k: getattr(args, k) for k in _MODEL}))
+
+
+_MODEL = ("tissue", "size", "boundary")
+
+
+def new_regulator(args, key, output_scale: float = 1.0) -> diffgrn.MLPRegulator:
+    """A freshly initialised MLP for the model options' genes and inputs (Equinox's
+    default initialisation at `output_scale=1`, as the first version)."""
+    return diffgrn.MLPRegulator(
+        key=key,
+        output_scale=output_scale,
+        genes=getattr(args, "genes", 1),
+        inputs=getattr(args, "inputs", "neighbours"),
+    )
+
+
+def base_objective(quick: bool, args=None, **dynamics) -> diffgrn.Objective:
     """model.md defaults (h = 0.1, the first version's bandwidth; the studies also
     start from Equinox's default MLP initialisation, `output_scale=1`, as it did);
-    quick: T = 2, dt = 0.02, R = 32."""
+    quick: T = 2, dt = 0.02, R = 32. With `args` from a `parser(..., model=True)`,
+    on the tissue and genes they name."""
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
     dyn.update(dynamics)
     return diffgrn.Objective(
-        dynamics=diffgrn.Dynamics(**dyn), bandwidth=0.1, replicates=32 if quick else 100
+        tissue=tissue(args),
+        dynamics=diffgrn.Dynamics(**dyn),
+        bandwidth=0.1,
+        replicates=32 if quick else 100,
+        genes=getattr(args, "genes", 1),
     )
 
 
@@ -45,14 +94,18 @@ def trained_regulator(args):
     the base objective (cached, so studies run in one process share it)."""
     if args.regulator is not None:
         return diffgrn.load(args.regulator).regulator
-    return _short_es(args.quick, args.seed)
+    model = tuple(getattr(args, k, None) for k in (*_MODEL, "genes", "inputs"))
+    return _short_es(args.quick, args.seed, model)
 
 
 @functools.lru_cache(maxsize=4)
-def _short_es(quick: bool, seed: int):
-    reg = diffgrn.MLPRegulator(key=jr.key(seed), output_scale=1.0)
+def _short_es(quick: bool, seed: int, model: tuple):
+    args = argparse.Namespace(**dict(zip((*_MODEL, "genes", "inputs"), model)))
+    if args.tissue is None:
+        args = None
+    reg = new_regulator(args, jr.key(seed))
     res = diffgrn.train(
-        base_objective(quick),
+        base_objective(quick, args),
         reg,
         "es",
         key=jr.key(1000 + seed),
@@ -85,6 +138,8 @@ class Output:
         self.meta = dict(
             study=name, quick=args.quick, seed=args.seed, device=jax.devices()[0].device_kind
         )
+        if getattr(args, "tissue", None) is not None:
+            self.meta["model"] = {k: getattr(args, k) for k in (*_MODEL, "genes", "inputs")}
 
     def write(self, results: dict) -> Path:
         self.meta["seconds"] = round(time.perf_counter() - self.t0, 1)

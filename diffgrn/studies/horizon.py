@@ -29,19 +29,21 @@ def measure(obj, reg, keys):
 
 
 def main(argv=None):
-    args = _common.parser("horizon", __doc__).parse_args(argv)
+    args = _common.parser("horizon", __doc__, model=True).parse_args(argv)
     out = _common.Output("horizon", args)
     horizons = (1.0,) if args.quick else (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
     n_keys = 4 if args.quick else 16
-    regulators = {"random MLP": diffgrn.MLPRegulator(key=jr.key(args.seed), output_scale=1.0)}
-    if not args.quick:
+    regulators = {"random MLP": _common.new_regulator(args, jr.key(args.seed))}
+    if not args.quick and args.genes == 1:
         regulators["tanh lateral inhibition"] = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
     results = {}
     for rname, reg in regulators.items():
         for constraint in ("clip", "none"):
             rows = []
             for t_final in horizons:
-                obj = _common.base_objective(args.quick, t_final=t_final, constraint=constraint)
+                obj = _common.base_objective(
+                    args.quick, args, t_final=t_final, constraint=constraint
+                )
                 keys = jr.split(jr.key(args.seed), n_keys)
                 snr, growth, util = measure(obj, reg, keys)
                 with np.errstate(divide="ignore"):

@@ -34,14 +34,14 @@ def es_snr(obj, reg, keys, pairs, sigma):
 
 
 def main(argv=None):
-    args = _common.parser("noise_replicates", __doc__).parse_args(argv)
+    args = _common.parser("noise_replicates", __doc__, model=True).parse_args(argv)
     out = _common.Output("noise_replicates", args)
     n_keys = 4 if args.quick else 16
     sigmas = (0.01, 0.1) if args.quick else (0.001, 0.01, 0.03, 0.1, 0.3)
     reps = (32,) if args.quick else (10, 30, 100, 300)
     pairs = 2 if args.quick else 8
     es_sigma = 0.1
-    base = _common.base_objective(args.quick)
+    base = _common.base_objective(args.quick, args)
     reg = _common.trained_regulator(args)
     keys = jr.split(jr.key(args.seed), n_keys)
     results = dict(sigma=[], replicates=[])

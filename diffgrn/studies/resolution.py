@@ -2,7 +2,8 @@
 
 Hard U at the objective's dt and at dt / --refine (same T), against the regulator's
 stiffness dt·max|f'| (`diffgrn.diagnostics.stiffness`), for a grid of tanh regulators
-f = a·tanh(−b(s̄ − c)) and for any saved regulators given with --regulators. Where the
+f = a·tanh(−b(s̄ − c)) and for any saved regulators given with --regulators (each on the
+objective it was trained on: its tissue, genes, readout genes, T, σ and R). Where the
 stiffness is well above 1, Euler at dt does not resolve the drift, and a utility that
 falls at the finer step was an artefact of the discretisation.
 """
@@ -74,10 +75,15 @@ def main(argv=None):
         f"tanh a={a:g} b={b:g} c={c:g}": diffgrn.TanhRegulator(a, b, c)
         for a, b, c in itertools.product(grid["a"], grid["b"], grid["c"])
     }
-    saved = {str(p): diffgrn.load(p).regulator for p in args.regulators}
     repeats = 2 if args.quick else 4
     rows = evaluate(tanh, base, args.refine, repeats)
-    saved_rows = evaluate(saved, base, args.refine, repeats) if saved else {}
+    saved_rows = {}
+    for path in args.regulators:
+        loaded = diffgrn.load(path)
+        own = loaded.config.get("objective")
+        objective = diffgrn.Objective.from_config(own) if own else base
+        saved_rows.update(evaluate({str(path): loaded.regulator}, objective, args.refine, repeats))
+        saved_rows[str(path)]["dt"] = objective.dynamics.dt
 
     def best(names, resolved):
         names = [n for n in names if (rows[n]["stiffness"] < RESOLVED) == resolved]

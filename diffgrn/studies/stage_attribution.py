@@ -40,12 +40,12 @@ adjoint_norms = eqx.filter_jit(dg.adjoint_norms)
 
 
 def main(argv=None):
-    args = _common.parser("stage_attribution", __doc__).parse_args(argv)
+    args = _common.parser("stage_attribution", __doc__, model=True).parse_args(argv)
     out = _common.Output("stage_attribution", args)
-    base = _common.base_objective(args.quick)
+    base = _common.base_objective(args.quick, args)
     keys_n = 3 if args.quick else 8
     regulators = {
-        f"random MLP {i}": diffgrn.MLPRegulator(key=jr.key(args.seed + i), output_scale=1.0)
+        f"random MLP {i}": _common.new_regulator(args, jr.key(args.seed + i))
         for i in range(1 if args.quick else 2)
     }
     regulators["ES-trained MLP"] = _common.trained_regulator(args)
