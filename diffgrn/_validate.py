@@ -7,14 +7,14 @@ from collections.abc import Iterable
 def check_range(
     owner: str,
     field: str,
-    value,
+    value: object,
     *,
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
     lt: float | None = None,
     integer: bool = False,
-):
+) -> None:
     """Raise ValueError unless `value` is finite and lies in the given range."""
     ok = True
     try:
@@ -48,7 +48,7 @@ def check_range(
         raise ValueError(f"{owner}.{field} must be {allowed}; got {value!r}")
 
 
-def check_choice(owner: str, field: str, value, choices: Iterable[str]):
+def check_choice(owner: str, field: str, value: object, choices: Iterable[str]) -> None:
     """Raise ValueError unless `value` is one of `choices`."""
     choices = tuple(choices)
     if value not in choices:

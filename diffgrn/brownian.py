@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._typing import KeyBatch
+from ._typing import IntScalarLike, KeyBatch, RealScalarLike
 
 
 class AbstractStepPath(diffrax.AbstractBrownianPath):
@@ -25,11 +25,17 @@ class AbstractStepPath(diffrax.AbstractBrownianPath):
     def n_steps(self) -> int: ...
 
     @abc.abstractmethod
-    def increment(self, k) -> Array:
+    def increment(self, k: IntScalarLike) -> Float[Array, "..."]:
         """The increments of grid step `k` (an integer, may be traced and may lie
         outside the grid: then any value)."""
 
-    def evaluate(self, t0, t1=None, left=True, use_levy=False):
+    def evaluate(
+        self,
+        t0: RealScalarLike,
+        t1: RealScalarLike | None = None,
+        left: bool = True,
+        use_levy: bool = False,
+    ) -> Float[Array, "..."]:
         del left
         name = type(self).__name__
         if use_levy:
@@ -74,7 +80,7 @@ class GridBrownianPath(AbstractStepPath):
     def n_steps(self) -> int:
         return self.increments.shape[0]
 
-    def increment(self, k):
+    def increment(self, k: IntScalarLike) -> Float[Array, "..."]:
         return self.increments[jnp.clip(k, 0, self.n_steps - 1)]
 
 
@@ -100,7 +106,7 @@ class CounterBrownianPath(AbstractStepPath):
     def n_steps(self) -> int:
         return int(round((self.t1 - self.t0) / self.dt))
 
-    def increment(self, k) -> Float[Array, "replicates ..."]:
+    def increment(self, k: IntScalarLike) -> Float[Array, "replicates ..."]:
         """The increments of grid step `k` (an integer, may be traced)."""
         draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
         return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))

@@ -7,6 +7,7 @@ results are judged on fresh noise (`assess`) with keys no run used.
 import dataclasses
 import json
 import math
+import os
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -101,7 +102,7 @@ class Comparison:
         return rows
 
     @classmethod
-    def collect(cls, folder, target: float | None = None) -> "Comparison":
+    def collect(cls, folder: str | os.PathLike, target: float | None = None) -> "Comparison":
         """Rebuild a comparison from the run folders `METHOD-seedK/history.json` that
         `diffgrn compare` writes (so seeds can run in separate processes or machines
         and be tabulated together). Regulators are not loaded (`None`)."""

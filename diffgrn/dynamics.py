@@ -5,6 +5,7 @@ States are `(replicates, cells, genes)`."""
 import dataclasses
 import os
 from collections.abc import Callable
+from typing import Any
 
 import diffrax
 import equinox as eqx
@@ -12,13 +13,18 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import lineax as lx
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Shaped
 
-from ._typing import KeyBatch
+from ._typing import BoolScalarLike, KeyBatch, RealScalarLike
 from ._validate import check_choice, check_range
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .regulator import AbstractRegulator
 from .tissue import Tissue
+
+# The solution and vector-field pytrees as Diffrax annotates them
+# (`diffrax._custom_types.Y`, `VF`).
+_Y = PyTree[Shaped[ArrayLike, "?*y"], "Y"]
+_VF = PyTree[Shaped[ArrayLike, "?*vf"], "VF"]
 
 BROWNIAN_PATHS = ("grid", "counter", "tree")
 CONSTRAINTS = ("clip", "reflect", "softclip", "none")
@@ -42,16 +48,32 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
     def interpolation_cls(self):
         return self.solver.interpolation_cls
 
-    def order(self, terms):
+    def order(self, terms: PyTree[diffrax.AbstractTerm]) -> int | None:
         return self.solver.order(terms)
 
-    def strong_order(self, terms):
+    def strong_order(self, terms: PyTree[diffrax.AbstractTerm]) -> RealScalarLike | None:
         return self.solver.strong_order(terms)
 
-    def init(self, terms, t0, t1, y0, args):
+    def init(
+        self,
+        terms: PyTree[diffrax.AbstractTerm],
+        t0: RealScalarLike,
+        t1: RealScalarLike,
+        y0: _Y,
+        args: PyTree[Any],
+    ) -> PyTree:
         return self.solver.init(terms, t0, t1, y0, args)
 
-    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+    def step(
+        self,
+        terms: PyTree[diffrax.AbstractTerm],
+        t0: RealScalarLike,
+        t1: RealScalarLike,
+        y0: _Y,
+        args: PyTree[Any],
+        solver_state: PyTree,
+        made_jump: BoolScalarLike,
+    ) -> tuple[_Y, _Y | None, dict[str, PyTree[Array]], PyTree, diffrax.RESULTS]:
         y1, err, dense_info, solver_state, result = self.solver.step(
             terms, t0, t1, y0, args, solver_state, made_jump
         )
@@ -59,7 +81,9 @@ class ProjectedSolver(diffrax.AbstractWrappedSolver):
         dense_info = dict(dense_info, y1=y1)
         return y1, err, dense_info, solver_state, result
 
-    def func(self, terms, t0, y0, args):
+    def func(
+        self, terms: PyTree[diffrax.AbstractTerm], t0: RealScalarLike, y0: _Y, args: PyTree[Any]
+    ) -> _VF:
         return self.solver.func(terms, t0, y0, args)
 
 

@@ -9,15 +9,19 @@ import abc
 
 import equinox as eqx
 import jax
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from . import diagnostics
 from ._validate import check_choice, check_range
 from .objective import Objective
+from .regulator import AbstractRegulator
 
 
 class AbstractEstimator(eqx.Module):
     @abc.abstractmethod
-    def __call__(self, objective: Objective, regulator, key):
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
         """Return (gradient of U as a pytree like `regulator`, U_soft or NaN)."""
 
     @abc.abstractmethod
@@ -45,7 +49,9 @@ class Pathwise(AbstractEstimator):
         if self.backprop_steps is not None:
             check_range("Pathwise", "backprop_steps", self.backprop_steps, ge=1, integer=True)
 
-    def __call__(self, objective, regulator, key):
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
         if self.backprop_steps is not None:
             # `tree_at`, not `objective.replace`: the objective may carry a traced
             # (annealed) bandwidth that construction-time validation cannot check.
@@ -61,7 +67,7 @@ class Pathwise(AbstractEstimator):
         )(regulator)
         return grads, util
 
-    def cost(self, objective):
+    def cost(self, objective: Objective) -> int:
         r = objective.replicates if self.replicates is None else self.replicates
         return r * objective.dynamics.n_steps
 
@@ -82,14 +88,16 @@ class AntitheticES(AbstractEstimator):
         check_range("AntitheticES", "pairs", self.pairs, ge=1, integer=True)
         check_choice("AntitheticES", "utility", self.utility, ("hard", "soft"))
 
-    def __call__(self, objective, regulator, key):
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
         fn = objective.hard if self.utility == "hard" else objective.soft
         grads = diagnostics.es_gradient(
             lambda r, k: fn(r, k).value, regulator, key, sigma=self.sigma, pairs=self.pairs
         )
         return grads, jax.numpy.nan
 
-    def cost(self, objective):
+    def cost(self, objective: Objective) -> int:
         return 2 * self.pairs * objective.replicate_steps
 
     def config(self):
@@ -107,7 +115,9 @@ class Mixture(AbstractEstimator):
     def __check_init__(self):
         check_range("Mixture", "weight", self.weight, ge=0.0, le=1.0)
 
-    def __call__(self, objective, regulator, key):
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
         ka, kb = jax.random.split(key)
         ga, ua = self.a(objective, regulator, ka)
         gb, _ = self.b(objective, regulator, kb)
@@ -119,7 +129,7 @@ class Mixture(AbstractEstimator):
         )
         return mix, ua
 
-    def cost(self, objective):
+    def cost(self, objective: Objective) -> int:
         return self.a.cost(objective) + self.b.cost(objective)
 
     def config(self):

@@ -15,7 +15,7 @@ import jax.flatten_util
 import jax.numpy as jnp
 import jax.random as jr
 import optax
-from jaxtyping import Array, PRNGKeyArray, PyTree, Scalar
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree, Scalar
 
 from ._validate import check_range
 from .estimators import AbstractEstimator, AntitheticES, Pathwise
@@ -280,7 +280,9 @@ class Evosax(AbstractMethod):
     sigma: float = eqx.field(static=True, default=0.3)
     strategy_params: dict = eqx.field(static=True, default_factory=dict)
 
-    def __init__(self, strategy, population: int = 20, sigma: float = 0.3, **strategy_params):
+    def __init__(
+        self, strategy: str | type, population: int = 20, sigma: float = 0.3, **strategy_params
+    ):
         self.strategy = strategy
         self.population = population
         self.sigma = sigma
@@ -402,10 +404,10 @@ class Hybrid(AbstractMethod):
             if not isinstance(getattr(self, name), AbstractMethod):
                 raise ValueError(f"Hybrid.{name} must be a diffgrn method object")
 
-    def build(self, objective, regulator):
+    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         raise TypeError("Hybrid has two phases: run it with diffgrn.train")
 
-    def stages(self, iterations):
+    def stages(self, iterations: int) -> list[tuple[AbstractMethod, int]]:
         if iterations <= self.switch:
             raise ValueError(
                 f"train.iterations must be > Hybrid.switch = {self.switch} "
@@ -422,7 +424,9 @@ class Hybrid(AbstractMethod):
         )
 
 
-def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0):
+def default_optimiser(
+    learning_rate: float = 3e-2, clip: float = 1.0
+) -> optax.GradientTransformation:
     """Adam after global-norm clipping (the first version used learning rate 1e-2;
     3e-2 reaches the plateau in fewer steps: docs/comparison.md)."""
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
@@ -442,7 +446,7 @@ class LinearSchedule(eqx.Module):
     def __check_init__(self):
         check_range("LinearSchedule", "steps", self.steps, ge=1, integer=True)
 
-    def __call__(self, count):
+    def __call__(self, count: int | Int[Array, "*shape"]) -> Float[Array, "*shape"]:
         return optax.linear_schedule(self.start, self.end, self.steps)(count)
 
     @property
@@ -536,7 +540,9 @@ class Gradient(AbstractMethod):
         )
 
 
-def openes(optimiser=None, sigma: float = 0.05, pairs: int = 16) -> Gradient:
+def openes(
+    optimiser: optax.GradientTransformation | None = None, sigma: float = 0.05, pairs: int = 16
+) -> Gradient:
     """OpenAI-ES: the antithetic ES gradient of U_hard fed to an Optax optimiser."""
     return Gradient(optimiser, AntitheticES(sigma, pairs), name="openes")
 
@@ -550,7 +556,9 @@ METHODS = {
 }
 
 
-def get_method(method: "str | AbstractMethod", optimiser=None) -> AbstractMethod:
+def get_method(
+    method: "str | AbstractMethod", optimiser: optax.GradientTransformation | None = None
+) -> AbstractMethod:
     """Resolve a method name ('es', 'cmaes', 'adam', 'openes', 'random', or
     'evosax:NAME' for any evosax strategy) or pass a method object through."""
     if isinstance(method, AbstractMethod):

@@ -150,7 +150,9 @@ class Objective(eqx.Module):
                 f"the regulator has genes={regulator.genes} but Objective.genes is {self.genes}"
             )
 
-    def fates(self, states: Float[Array, "*batch cells genes"], readout=None):
+    def fates(
+        self, states: Float[Array, "*batch cells genes"], readout: AbstractReadout | None = None
+    ) -> Float[Array, "*batch cells m"]:
         """The readout genes of `states` through `readout` (default: the objective's
         readout): `(…, cells, m)`."""
         readout = self.readout if readout is None else readout
@@ -236,7 +238,9 @@ class Objective(eqx.Module):
         """−U_soft: the quantity gradient methods minimise."""
         return -self.soft(regulator, key).value
 
-    def anneal(self, *, temperature=None, bandwidth=None) -> "Objective":
+    def anneal(
+        self, *, temperature: float | Scalar | None = None, bandwidth: float | Scalar | None = None
+    ) -> "Objective":
         """A copy with the readout temperature and/or the KDE bandwidth changed.
 
         Unlike `replace`, the values may be traced (a schedule inside a jitted

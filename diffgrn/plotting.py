@@ -1,5 +1,6 @@
 """Figures: training curves, the learned regulator, pattern heat maps, kymographs."""
 
+import os
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -8,8 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from jaxtyping import Array, Float, Shaped  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
+from .compare import Comparison  # noqa: E402
 from .regulator import AbstractRegulator, TanhRegulator  # noqa: E402
+from .tissue import Tissue  # noqa: E402
 from .train import History  # noqa: E402
 
 X_LABELS = dict(
@@ -19,7 +26,9 @@ X_LABELS = dict(
 )
 
 
-def plot_histories(histories: Mapping[str, History], x: str = "iteration", ax=None):
+def plot_histories(
+    histories: Mapping[str, History], x: str = "iteration", ax: Axes | None = None
+) -> Axes:
     """Hard utility on fresh noise (and soft utility where defined) against `x`."""
     if x not in X_LABELS:
         raise ValueError(f"x must be one of {', '.join(X_LABELS)}; got {x!r}")
@@ -51,7 +60,9 @@ def _finish(ax, x: str, ylabel: str):
     return ax
 
 
-def plot_regulator(regulator: AbstractRegulator, ax=None, b_reference: float = 10.0):
+def plot_regulator(
+    regulator: AbstractRegulator, ax: Axes | None = None, b_reference: float = 10.0
+) -> Axes:
     """The learned drift on the homogeneous states s = s̄ = x (every gene at x), one
     curve per gene; for one gene, against lateral inhibition a·tanh(−b(s̄ − ½)) of
     equal amplitude (for a neighbours-only regulator this is f(s̄) itself)."""
@@ -77,7 +88,7 @@ def plot_regulator(regulator: AbstractRegulator, ax=None, b_reference: float = 1
     return ax
 
 
-def fate_index(fates) -> np.ndarray:
+def fate_index(fates: Shaped[Array | np.ndarray, "replicates cells *m"]) -> np.ndarray:
     """Integer fates `(R, N)` in 0..2^m − 1 from fates `(R, N)` or `(R, N, m)`
     (gene j's bit is (k >> j) & 1)."""
     z = np.asarray(fates) >= 0.5
@@ -86,7 +97,12 @@ def fate_index(fates) -> np.ndarray:
     return np.sum(z * (1 << np.arange(z.shape[-1])), axis=-1)
 
 
-def plot_tissue(tissue, values, ax=None, **scatter):
+def plot_tissue(
+    tissue: Tissue,
+    values: Shaped[Array | np.ndarray, " cells"],
+    ax: Axes | None = None,
+    **scatter,
+) -> PathCollection:
     """One value per cell drawn at the cell's place (`tissue.positions()`), as
     hexagons touching their neighbours on a regular sheet. `scatter` goes to
     `ax.scatter` (cmap, vmin, vmax, …). Returns the scatter's mappable."""
@@ -112,7 +128,12 @@ def fate_colormap(n_fates: int):
     return plt.get_cmap("tab10" if n_fates <= 10 else "tab20", n_fates)
 
 
-def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
+def plot_tissue_fates(
+    tissue: Tissue,
+    fates: Shaped[Array | np.ndarray, "replicates cells *m"],
+    replicates: int = 3,
+    n_fates: int = 2,
+) -> Figure:
     """Fate maps of a few replicates on the tissue's layout, and the per-cell
     frequency of fate 1 (or, for more than two fates, of each cell's commonest fate)
     over all replicates. Returns the figure."""
@@ -145,7 +166,11 @@ def plot_tissue_fates(tissue, fates, replicates: int = 3, n_fates: int = 2):
     return fig
 
 
-def plot_patterns(fates, ax=None, max_rows: int = 200):
+def plot_patterns(
+    fates: Shaped[Array | np.ndarray, "replicates cells *m"],
+    ax: Axes | None = None,
+    max_rows: int = 200,
+) -> Axes:
     """Heat map of fates `(R, N)` (or `(R, N, m)`: fate index over m readout genes),
     one row per replicate, sorted by pattern."""
     z = fate_index(fates)
@@ -173,7 +198,12 @@ def plot_patterns(fates, ax=None, max_rows: int = 200):
     return ax
 
 
-def plot_kymograph(trajectory, dt: float, ax=None, gene: int = 0):
+def plot_kymograph(
+    trajectory: Float[Array | np.ndarray, "times cells *genes"],
+    dt: float,
+    ax: Axes | None = None,
+    gene: int = 0,
+) -> Axes:
     """States of one replicate over time: `trajectory` is `(times, cells)` or
     `(times, cells, genes)` (then `gene` is shown)."""
     traj = np.asarray(trajectory)
@@ -196,7 +226,7 @@ def plot_kymograph(trajectory, dt: float, ax=None, gene: int = 0):
     return ax
 
 
-def save_figure(ax, path, title: str | None = None):
+def save_figure(ax: Axes, path: str | os.PathLike, title: str | None = None) -> None:
     fig = ax.figure
     if title:
         ax.set_title(title, fontsize=10)
@@ -205,7 +235,7 @@ def save_figure(ax, path, title: str | None = None):
     plt.close(fig)
 
 
-def plot_comparison(comparison, x: str = "wall_time", ax=None):
+def plot_comparison(comparison: Comparison, x: str = "wall_time", ax: Axes | None = None) -> Axes:
     """Hard utility on fresh noise against `x` for every method: median over seeds
     (thick) and each seed (thin)."""
     if x not in X_LABELS:

@@ -14,7 +14,7 @@ THRESHOLD = 0.5
 class AbstractReadout(eqx.Module):
     """Maps final states to fates, elementwise."""
 
-    def with_temperature(self, temperature) -> "AbstractReadout":
+    def with_temperature(self, temperature: float | Scalar) -> "AbstractReadout":
         """A copy at another temperature (may be a traced value: schedules)."""
         raise ValueError(f"{type(self).__name__} has no temperature to schedule")
 
@@ -28,7 +28,7 @@ class AbstractReadout(eqx.Module):
 class HardReadout(AbstractReadout):
     """z = 1 if s ≥ 0.5 else 0. Its gradient is zero almost everywhere."""
 
-    def __call__(self, s):
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return (s >= THRESHOLD).astype(s.dtype)
 
     def config(self) -> dict:
@@ -43,10 +43,10 @@ class SoftReadout(AbstractReadout):
     def __check_init__(self):
         check_range("SoftReadout", "temperature", self.temperature, gt=0.0)
 
-    def with_temperature(self, temperature):
+    def with_temperature(self, temperature: float | Scalar) -> AbstractReadout:
         return eqx.tree_at(lambda r: r.temperature, self, temperature)
 
-    def __call__(self, s):
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
 
     def config(self) -> dict:
@@ -67,10 +67,10 @@ class StraightThroughReadout(AbstractReadout):
         check_choice("StraightThroughReadout", "surrogate", self.surrogate, ("identity", "sigmoid"))
         check_range("StraightThroughReadout", "temperature", self.temperature, gt=0.0)
 
-    def with_temperature(self, temperature):
+    def with_temperature(self, temperature: float | Scalar) -> AbstractReadout:
         return eqx.tree_at(lambda r: r.temperature, self, temperature)
 
-    def __call__(self, s):
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         if self.surrogate == "identity":
             soft = s
         else:
@@ -91,10 +91,10 @@ class ChainedReadout(AbstractReadout):
     first: AbstractReadout
     second: AbstractReadout
 
-    def __call__(self, s):
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return self.second(self.first(s))
 
-    def with_temperature(self, temperature):
+    def with_temperature(self, temperature: float | Scalar) -> AbstractReadout:
         """Sets the temperature of the stage(s) that have one."""
         out, found = self, False
         for name in ("first", "second"):

@@ -110,7 +110,9 @@ class MLPRegulator(AbstractRegulator):
         self.genes = genes
         self.inputs = inputs
 
-    def __call__(self, s, sbar):
+    def __call__(
+        self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
+    ) -> Float[Array, "*batch genes"]:
         h = sbar if self.inputs == "neighbours" else jnp.concatenate([s, sbar], -1)
         for layer in self.mlp.layers[:-1]:
             h = self.mlp.activation(h @ layer.weight.T + layer.bias)
@@ -137,7 +139,9 @@ class TanhRegulator(AbstractRegulator):
         self.a, self.b, self.c = (jnp.asarray(v, jnp.float32) for v in (a, b, c))
         self.genes = 1
 
-    def __call__(self, s, sbar):
+    def __call__(
+        self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
+    ) -> Float[Array, "*batch genes"]:
         return self.a * jnp.tanh(-self.b * (sbar - self.c))
 
     def config(self) -> dict:
@@ -175,7 +179,9 @@ class TranscriptionalRegulator(AbstractRegulator):
     def k(self) -> Float[Array, " genes"]:
         return jnp.exp(self.log_k)
 
-    def __call__(self, s, sbar):
+    def __call__(
+        self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
+    ) -> Float[Array, "*batch genes"]:
         return jax.nn.sigmoid(s @ self.W.T + sbar @ self.V.T + self.b) - self.k * s
 
     def config(self) -> dict:

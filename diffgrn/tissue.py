@@ -238,7 +238,7 @@ class Graph(Tissue):
     def __init__(
         self,
         n_cells: int,
-        edges,
+        edges: Sequence[Sequence[int]] | Int[Array | np.ndarray, "edges 2"] | None,
         pinned: Sequence[int] = (),
         pinned_value: float = 0.0,
         directed: bool = False,

@@ -1,6 +1,7 @@
 """`train`: one loop for every method, one history format for every method."""
 
 import dataclasses
+import io
 import math
 import sys
 import time
@@ -11,6 +12,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import optax
 from jaxtyping import PRNGKeyArray
 
 from ._validate import check_range
@@ -102,7 +104,7 @@ def train(
     *,
     key: PRNGKeyArray,
     iterations: int | None = None,
-    optimiser=None,
+    optimiser: optax.GradientTransformation | None = None,
     eval_replicates: int | None = None,
     progress: bool = True,
     callback: Callable[[int, "TrainResult"], None] | None = None,
@@ -332,7 +334,9 @@ def _progress(total: int, desc: str, enabled: bool):
 class LogProgress:
     """The part of tqdm's interface `train` uses, writing a line every `every` of the run."""
 
-    def __init__(self, total: int, desc: str, every: float = 0.1, file=None):
+    def __init__(
+        self, total: int, desc: str, every: float = 0.1, file: io.TextIOBase | None = None
+    ):
         self.total, self.desc, self.n, self.postfix = max(int(total), 1), desc, 0, {}
         self.file = file if file is not None else sys.stderr
         self.step = max(1, math.ceil(every * self.total))

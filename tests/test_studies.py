@@ -26,6 +26,7 @@ def test_all_studies_listed():
         "recipe",
         "traps",
         "resolution",
+        "scaling",
     }
 
 
@@ -150,3 +151,18 @@ def test_resolution_quick(tmp_path):
         assert 0.0 <= r["u_dt"] <= 1.0 and 0.0 <= r["u_fine"] <= 1.0
     assert res["best_resolved"]["name"] == "tanh a=1 b=10 c=0.4"
     assert res["best_unresolved"]["name"] == "tanh a=30 b=10 c=0.4"
+
+
+@pytest.mark.slow  # ~30 s: CI runs it after the README suite
+def test_scaling_quick(tmp_path):
+    res = run("scaling", tmp_path)
+    rows = res["rows"]
+    assert set(rows) == {
+        f"{r} | {g}"
+        for r in ("random MLP", "tanh lateral inhibition")
+        for g in ("chain", "square", "hex")
+    }
+    for table in rows.values():
+        for row in table:
+            assert row["cells"] == 16 and -1.0 <= row["cosine_pathwise_es"] <= 1.0
+            assert row["snr"] > 0 and 0.0 <= row["hard_utility"] <= 1.0

@@ -10,4 +10,5 @@ STUDIES = (
     "recipe",
     "traps",
     "resolution",
+    "scaling",
 )
