@@ -11,9 +11,10 @@ import equinox as eqx
 import jax.random as jr
 
 from . import __version__, plotting
+from ._runs import RunFolder, check_out, versions
 from .dynamics import Dynamics
 from .estimators import Pathwise
-from .io import save
+from .io import dumps, save
 from .methods import (
     CMAES,
     Evosax,
@@ -130,6 +131,11 @@ def _add_model_args(p: argparse.ArgumentParser):
         type=Path,
         default=None,
         help="output folder (None: runs/ and a name from the method, tissue and seed)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing, non-empty --out folder (whole: no stale files)",
     )
     p.add_argument(
         "--quick",
@@ -290,7 +296,7 @@ def _write_run(
         config=result.config,
         history=result.history.to_dict(),
     )
-    (out / "history.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out / "history.json").write_text(dumps(summary))
     name = result.config["method"]["method"]
     plotting.save_figure(
         plotting.plot_histories({name: result.history}),
@@ -330,7 +336,16 @@ def _write_run(
     return fresh
 
 
-def cmd_train(args) -> int:
+def _record(args, argv) -> dict:
+    """What reproduces a run from its folder: seed, command line, package versions."""
+    return dict(seed=args.seed, command=["diffgrn", *argv], versions=versions())
+
+
+def _interrupted(result: TrainResult) -> bool:
+    return bool(result.error) and result.error.startswith("interrupted")
+
+
+def cmd_train(args, argv) -> int:
     _check_method_name(args.method, "--method")
     objective = _objective(args)
     method = _method(args.method, args)
@@ -339,23 +354,27 @@ def cmd_train(args) -> int:
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = _regulator(args, k_init)
     objective.check_regulator(regulator)
-    result = train(
-        objective,
-        regulator,
-        method,
-        key=k_train,
-        iterations=_iterations(args.method, args),
-        progress=not args.no_progress,
-    )
-    fresh = _write_run(out, objective, result, args.seed)
+    with RunFolder(out, args.overwrite) as folder:  # checked and locked before compiling
+        result = train(
+            objective,
+            regulator,
+            method,
+            key=k_train,
+            iterations=_iterations(args.method, args),
+            progress=not args.no_progress,
+        )
+        result.config["run"] = _record(args, argv)
+        fresh = _write_run(folder.tmp, objective, result, args.seed)
+        folder.commit()
     h = result.history
+    sem = fresh["std"] / math.sqrt(fresh["repeats"])
     print(
-        f"{args.method} ({label}): best regulator (iteration "
-        f"{result.best_iteration}, {result.best_utility:.4f} at selection) scores "
-        f"hard U = {fresh['mean']:.4f} ± {fresh['std']:.4f} on fresh noise "
-        f"({fresh['repeats']} × {fresh['replicates']} replicates); "
-        f"{len(h)} iterations, {h.wall_time[-1] if len(h) else 0:.1f} s in steps, "
-        f"compile {result.compile_time:.1f} s; written to {out}"
+        f"{args.method} ({label}, seed {args.seed}): hard U = {fresh['mean']:.4f} ± "
+        f"{sem:.4f} (mean ± s.e. on fresh noise, {fresh['repeats']} × "
+        f"{fresh['replicates']} replicates) for the best regulator (iteration "
+        f"{result.best_iteration}); {len(h)} iterations, "
+        f"{h.wall_time[-1] if len(h) else 0:.1f} s in steps, compile "
+        f"{result.compile_time:.1f} s; written to {out}"
     )
     print(
         f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
@@ -371,7 +390,7 @@ def cmd_train(args) -> int:
         )
     if result.error:
         print(f"error: {result.error} (best regulator saved in {out / 'best'})", file=sys.stderr)
-        return 1
+        return 130 if _interrupted(result) else 1
     return 0
 
 
@@ -388,48 +407,88 @@ def _seeds(text: str):
         ) from None
 
 
-def cmd_compare(args) -> int:
-    from .compare import Comparison, compare
+def cmd_compare(args, argv) -> int:
+    import contextlib
+
+    from .compare import Comparison, check_target, compare
 
     objective = _objective(args)
     out = args.out or Path("runs") / f"compare-{_tissue_label(args, objective)}"
-    out.mkdir(parents=True, exist_ok=True)
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:
         raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
     for name in names:
         _check_method_name(name, "compare --methods")
-    errors = []
+    try:
+        check_target(args.target, objective)
+    except ValueError:
+        raise ValueError(
+            f"--target must be a number in (0, log2 K = {math.log2(objective.n_fates):g}] "
+            f"bits per cell; got {args.target}"
+        ) from None
+    check_out(out, overwrite=True)  # a shared folder: run folders are checked one by one
     if args.collect:
+        if not out.is_dir():
+            raise ValueError(f"compare --collect: {out} is not a folder of runs")
         comparison = Comparison.collect(out, args.target)
         return _write_comparison(out, comparison, list(comparison.runs), objective, args)
+    seeds = _seeds(args.seeds)
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else seeds
+    errors, interrupted = [], []
+    with contextlib.ExitStack() as stack:
+        folders = {  # every run folder checked and locked before anything is compiled
+            (name, seed): stack.enter_context(RunFolder(out / f"{name}-seed{seed}", args.overwrite))
+            for name in names
+            for seed in seed_list
+        }
+        comparison = _run_compare(
+            args, argv, objective, out, names, folders, errors, interrupted, compare
+        )
+    if comparison is None:
+        return 130
+    return _write_comparison(out, comparison, names, objective, args) or (1 if errors else 0)
 
+
+def _run_compare(args, argv, objective, out, names, folders, errors, interrupted, compare):
     def on_run(name, seed, res, fresh):
-        _write_run(out / f"{name}-seed{seed}", objective, res, seed, fresh)
+        res.config["run"] = _record(argparse.Namespace(seed=seed), argv)
+        folder = folders[(name, seed)]
+        _write_run(folder.tmp, objective, res, seed, fresh)
+        folder.commit()
         errors.extend([res.error] if res.error else [])
+        if _interrupted(res):
+            interrupted.append(name)
+            raise KeyboardInterrupt
         print(
             f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
             f"{fresh['std']:.4f}, {res.history.wall_time[-1] if len(res.history) else 0:.1f}"
             f" s in steps" + (f" [error: {res.error}]" if res.error else "")
         )
 
-    comparison = compare(
-        objective,
-        {n: _method(n, args) for n in names},
-        key=jr.key(args.seed),
-        seeds=_seeds(args.seeds),
-        iterations={n: _iterations(n, args) for n in names},
-        target=args.target,
-        progress=not args.no_progress,
-        make_regulator=lambda k: _regulator(args, k),
-        on_run=on_run,
-    )
-    return _write_comparison(out, comparison, names, objective, args) or (1 if errors else 0)
+    try:
+        return compare(
+            objective,
+            {n: _method(n, args) for n in names},
+            key=jr.key(args.seed),
+            seeds=_seeds(args.seeds),
+            iterations={n: _iterations(n, args) for n in names},
+            target=args.target,
+            progress=not args.no_progress,
+            make_regulator=lambda k: _regulator(args, k),
+            on_run=on_run,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"compare interrupted: the finished runs are in {out}; tabulate them with --collect",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _write_comparison(out, comparison, names, objective, args) -> int:
     import matplotlib.pyplot as plt
 
+    out.mkdir(parents=True, exist_ok=True)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     plotting.plot_comparison(comparison, "wall_time", axes[0])
     plotting.plot_comparison(comparison, "replicate_steps", axes[1])
@@ -441,7 +500,7 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     table = comparison.to_markdown(baseline)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(
-        json.dumps(
+        dumps(
             dict(
                 table=comparison.table(),
                 fresh=comparison.fresh,
@@ -449,10 +508,9 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
                 speedups=comparison.speedups(baseline)
                 if baseline and args.target is not None
                 else None,
-                config=objective.config(),
-            ),
-            indent=1,
-            default=str,
+                config=comparison.objective or objective.config(),
+                run=dict(command=["diffgrn", *args.argv], versions=versions()),
+            )
         )
     )
     print(table)
@@ -469,6 +527,78 @@ def _study_summary(name: str) -> str:
     text = " ".join(doc.split("\n\n")[0].split())
     text = re.split(r"(?<=[.?;])\s", text)[0]
     return text if len(text) <= 90 else text[:89].rsplit(" ", 1)[0] + " …"
+
+
+# Which methods each method option applies to (the CLI refuses options no chosen method uses).
+METHOD_OPTIONS = dict(
+    population={"es", "cmaes", "random", "evosax", "hybrid"},
+    parents={"es"},
+    mutation={"es"},
+    cma_sigma={"cmaes", "evosax", "hybrid"},
+    generations={"es", "cmaes", "random", "evosax"},
+    steps={"adam", "openes", "hybrid"},
+    lr={"adam", "openes", "hybrid"},
+    clip={"adam", "openes", "hybrid"},
+    grad_replicates={"adam", "hybrid"},
+    backprop_steps={"adam", "hybrid"},
+    bandwidth_to={"adam", "hybrid"},
+    temperature_to={"adam", "hybrid"},
+    switch={"hybrid"},
+)
+
+
+def _check_options(args, parser: argparse.ArgumentParser):
+    """Errors naming options that are out of range or that no chosen method uses."""
+    names = [args.method] if args.command == "train" else args.methods.split(",")
+    kinds = {n.strip().split(":")[0] for n in names if n.strip()}
+    if not kinds:
+        raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
+    unused = [
+        "--" + dest.replace("_", "-")
+        for dest, users in METHOD_OPTIONS.items()
+        if getattr(args, dest) != parser.get_default(dest) and not users & kinds
+    ]
+    if unused:
+        raise ValueError(
+            f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to "
+            f"{', '.join(sorted(kinds))}: drop {'it' if len(unused) == 1 else 'them'}"
+        )
+    for flag, value in (("--lr", args.lr), ("--clip", args.clip)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag} must be a finite number > 0; got {value}")
+
+
+def cmd_rerun(args) -> int:
+    """Replay the command recorded in a folder, writing into a new --out."""
+    folder = args.folder
+    record = None
+    for name in ("history.json", "compare.json"):
+        f = folder / name
+        if f.is_file():
+            record = json.loads(f.read_text())
+            break
+    if record is None:
+        raise ValueError(f"rerun: {folder} holds no history.json or compare.json")
+    run = (record.get("config") or {}).get("run") or record.get("run")
+    if not run or "command" not in run:
+        raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
+    command = list(run["command"][1:])
+    if command[:1] == ["compare"] and (folder / "history.json").is_file():
+        raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")
+    kept, skip = [], False
+    for a in command:  # drop the old --out and --overwrite
+        if skip:
+            skip = False
+            continue
+        if a == "--out":
+            skip = True
+            continue
+        if a.startswith("--out=") or a == "--overwrite":
+            continue
+        kept.append(a)
+    kept += ["--out", str(args.out)] + (["--overwrite"] if args.overwrite else [])
+    print("rerun: diffgrn " + " ".join(kept), file=sys.stderr)
+    return main(kept)
 
 
 def cmd_study(argv) -> int:
@@ -505,6 +635,15 @@ def main(argv=None) -> int:
     parser.add_argument("--version", action="version", version=f"diffgrn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study -h lists them)")
+    rerun = sub.add_parser(
+        "rerun",
+        help="rerun a train or compare folder from its record (same seed, options, history)",
+        description="Rerun the command recorded in a run folder (history.json or "
+        "compare.json) into a new --out: the same seed and options give the same history.",
+    )
+    rerun.add_argument("folder", type=Path, help="a folder written by diffgrn train or compare")
+    rerun.add_argument("--out", type=Path, required=True, help="the new output folder")
+    rerun.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     for name, helptext in (
         ("train", "train one method"),
         ("compare", "train several methods from the same starts over seeds on one objective"),
@@ -610,10 +749,17 @@ def main(argv=None) -> int:
             help="hybrid: cmaes generations before Adam takes over",
         )
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
-        return cmd_train(args) if args.command == "train" else cmd_compare(args)
+        if args.command == "rerun":
+            return cmd_rerun(args)
+        _check_options(args, sub.choices[args.command])
+        return cmd_train(args, argv) if args.command == "train" else cmd_compare(args, argv)
     except ValueError as e:
         parser.error(str(e))
+    except KeyboardInterrupt:
+        print("interrupted: nothing (more) written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

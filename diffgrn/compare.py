@@ -15,6 +15,7 @@ from pathlib import Path
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
+from ._validate import check_range
 from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator, MLPRegulator
@@ -23,11 +24,21 @@ from .train import History, TrainResult, assess, train
 
 @dataclasses.dataclass
 class Comparison:
-    """Runs per method (one per seed), their fresh-noise assessments, and the target."""
+    """Runs per method (one per seed), their fresh-noise assessments, and the target.
+
+    `seeds[name][i]` is the seed of `runs[name][i]` (default 0, 1, …): speed-ups pair
+    runs by seed. `objective` is the config of the objective the runs trained on."""
 
     runs: dict[str, list[TrainResult]]
     fresh: dict[str, list[dict]]
     target: float | None
+    seeds: dict[str, list[int]] | None = None
+    objective: dict | None = None
+
+    def seed_list(self, name: str) -> list[int]:
+        if self.seeds is not None and name in self.seeds:
+            return list(self.seeds[name])
+        return list(range(len(self.runs[name])))
 
     def table(self) -> list[dict]:
         """One row per method: final fresh-noise utility (median, min, max over seeds),
@@ -85,7 +96,10 @@ class Comparison:
             if name == baseline:
                 continue
             wall, steps = [], []
-            for base_run, run in zip(self.runs[baseline], runs):
+            base_by_seed = dict(zip(self.seed_list(baseline), self.runs[baseline]))
+            by_seed = dict(zip(self.seed_list(name), runs))
+            common = sorted(set(base_by_seed) & set(by_seed))
+            for base_run, run in ((base_by_seed[k], by_seed[k]) for k in common):
                 b = _first_hit(base_run.history, self.target)
                 m = _first_hit(run.history, self.target)
                 wall.append(ratio(b and b[0], m and m[0]))
@@ -94,6 +108,7 @@ class Comparison:
                 dict(
                     method=name,
                     baseline=baseline,
+                    seeds=common,
                     wall_time_ratio=wall,
                     replicate_steps_ratio=steps,
                     seeds_at_least_5x_both=sum(w >= 5 and n >= 5 for w, n in zip(wall, steps)),
@@ -108,6 +123,8 @@ class Comparison:
         and be tabulated together). Regulators are not loaded (`None`)."""
         runs: dict[str, list] = {}
         fresh: dict[str, list] = {}
+        seeds: dict[str, list] = {}
+        objective, first = None, None
         found = sorted(
             Path(folder).glob("*-seed*/history.json"),
             key=lambda p: (
@@ -118,8 +135,17 @@ class Comparison:
         if not found:
             raise ValueError(f"compare --collect: no METHOD-seedK/history.json under {folder}")
         for path in found:
-            name = path.parent.name.rsplit("-seed", 1)[0]
+            name, seed = path.parent.name.rsplit("-seed", 1)
             summary = json.loads(path.read_text())
+            config = (summary.get("config") or {}).get("objective")
+            if objective is None:
+                objective, first = config, path.parent.name
+            elif config != objective:
+                raise ValueError(
+                    f"compare --collect: {path.parent.name} was trained on another objective "
+                    f"than {first}; tabulate runs of one setup only"
+                )
+            seeds.setdefault(name, []).append(int(seed))
             history = History.from_dict(summary["history"])
             runs.setdefault(name, []).append(
                 TrainResult(
@@ -134,7 +160,7 @@ class Comparison:
                 )
             )
             fresh.setdefault(name, []).append(summary["fresh_noise"])
-        return cls(runs, fresh, target)
+        return cls(runs, fresh, target, seeds, objective)
 
     def to_markdown(self, baseline: str | None = None) -> str:
         """The table; with a target and a `baseline` method, also the per-seed
@@ -180,6 +206,13 @@ def _first_hit(history: History, target: float):
     return None
 
 
+def check_target(target: float | None, objective: Objective) -> None:
+    """A utility target must be finite and reachable: 0 < target ≤ log₂ K bits per cell."""
+    if target is None:
+        return
+    check_range("compare", "target", target, gt=0.0, le=math.log2(objective.n_fates))
+
+
 def compare(
     objective: Objective,
     methods: Mapping[str, "str | AbstractMethod"],
@@ -207,6 +240,16 @@ def compare(
             "compare.seeds must be an integer >= 1 or a non-empty list of "
             f"integers >= 0; got {seeds!r}"
         )
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"compare.objective must be a diffgrn.Objective; got {type(objective).__name__}"
+        )
+    if not isinstance(methods, Mapping) or not methods:
+        raise ValueError(
+            "compare.methods must be a non-empty mapping of names to methods, e.g. "
+            f"{{'es': 'es', 'adam': 'adam'}}; got {methods!r}"
+        )
+    check_target(target, objective)
     make = make_regulator or (lambda k: MLPRegulator(key=k))
     resolved = {name: get_method(m) for name, m in methods.items()}
     runs = {name: [] for name in resolved}
@@ -223,4 +266,5 @@ def compare(
             fresh[name].append(f)
             if on_run is not None:
                 on_run(name, seed, res, f)
-    return Comparison(runs, fresh, target)
+    seeds_by_method = {name: list(seed_list) for name in resolved}
+    return Comparison(runs, fresh, target, seeds_by_method, objective.config())

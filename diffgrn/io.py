@@ -65,14 +65,20 @@ def save(
         history=None if history is None else history.to_dict(),
     )
     tmp = path / "meta.json.tmp"
-    tmp.write_text(json.dumps(_clean(meta), indent=1))
+    tmp.write_text(dumps(meta))
     os.replace(tmp, path / "meta.json")
     return path
 
 
-def load(path: str | os.PathLike) -> Saved:
+def dumps(obj) -> str:
+    """JSON text with NaN/inf written as null (never bare NaN, which is not JSON)."""
+    return json.dumps(_clean(obj), indent=1, default=str, allow_nan=False)
+
+
+def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
     """Read a folder written by `save`; raises ValueError/FileNotFoundError with the
-    reason when a file is missing, truncated or does not match."""
+    reason when a file is missing, truncated or does not match. With `expect` (a
+    regulator class, e.g. `MLPRegulator`), a regulator of another type is an error."""
     path = Path(path)
     meta_file, leaves_file = path / "meta.json", path / "regulator.eqx"
     for f in (meta_file, leaves_file):
@@ -92,7 +98,18 @@ def load(path: str | os.PathLike) -> Saved:
             f"diffgrn.load: {leaves_file} does not match {meta_file} "
             "(truncated, or from another save)"
         )
-    skeleton = regulator_from_config(meta["regulator"])
+    try:
+        skeleton = regulator_from_config(meta["regulator"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(
+            f"diffgrn.load: the 'regulator' field of {meta_file} is missing or malformed "
+            f"({type(e).__name__}: {e}); got {meta.get('regulator')!r}"
+        ) from None
+    if expect is not None and not isinstance(skeleton, expect):
+        raise ValueError(
+            f"diffgrn.load: {path} holds a {type(skeleton).__name__}, not the expected "
+            f"{expect.__name__}"
+        )
     if _shapes(skeleton) != meta.get("shapes"):
         raise ValueError(
             f"diffgrn.load: regulator config {meta['regulator']} does not "

@@ -102,8 +102,8 @@ class MuPlusLambdaES(AbstractMethod):
             fit = jax.vmap(fitness, in_axes=(0, None))(pop, k_eval)
             order = jnp.argsort(-jnp.where(jnp.isnan(fit), -jnp.inf, fit))
             nan = jnp.asarray(jnp.nan, jnp.float32)
-            info = StepInfo(nan, nan, _all_finite(fit))
-            return dict(parents=pop[order[:mu]]), info
+            new = dict(parents=pop[order[:mu]])
+            return new, StepInfo(nan, nan, _all_finite((fit, new)))
 
         def candidate(state):
             return eqx.combine(unravel(state["parents"][0]), static)
@@ -239,7 +239,8 @@ class RandomSearch(AbstractMethod):
             fit = jax.vmap(fitness, in_axes=(0, None))(pop, k_eval)
             best = jnp.argmax(jnp.where(jnp.isnan(fit), -jnp.inf, fit))
             nan = jnp.asarray(jnp.nan, jnp.float32)
-            return dict(best=pop[best]), StepInfo(nan, nan, _all_finite(fit))
+            new = dict(best=pop[best])
+            return new, StepInfo(nan, nan, _all_finite((fit, new)))
 
         def candidate(state):
             return eqx.combine(unravel(state["best"]), static)
@@ -429,6 +430,8 @@ def default_optimiser(
 ) -> optax.GradientTransformation:
     """Adam after global-norm clipping (the first version used learning rate 1e-2;
     3e-2 reaches the plateau in fewer steps: docs/comparison.md)."""
+    check_range("default_optimiser", "learning_rate", learning_rate, gt=0.0)
+    check_range("default_optimiser", "clip", clip, gt=0.0)
     return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
 
 

@@ -120,6 +120,15 @@ class Objective(eqx.Module):
                 le=len(jax.local_devices()),
                 integer=True,
             )
+        if not isinstance(self.tissue, Tissue):
+            raise ValueError(
+                "Objective.tissue must be a diffgrn tissue (Chain, Lattice, Graph); got "
+                f"{self.tissue!r}"
+            )
+        if not isinstance(self.dynamics, Dynamics):
+            raise ValueError(
+                f"Objective.dynamics must be a diffgrn.Dynamics; got {type(self.dynamics).__name__}"
+            )
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
         check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
         if not isinstance(self.readout, AbstractReadout):
@@ -217,7 +226,7 @@ class Objective(eqx.Module):
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
     ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
-        return hard_utility(self.fates(s, HardReadout()))
+        return _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s)
 
     def soft(
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
@@ -230,7 +239,7 @@ class Objective(eqx.Module):
         """(hard, soft) utilities of one simulation."""
         s = self.simulate(regulator, key)
         return (
-            hard_utility(self.fates(s, HardReadout())),
+            _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s),
             soft_utility(self.fates(s), self.bandwidth),
         )
 
@@ -279,3 +288,10 @@ class Objective(eqx.Module):
             genes=config.get("genes", 1),
             fate_genes=tuple(config.get("fate_genes", (0,))),
         )
+
+
+def _nan_unless_finite(util: Utility, states: Array) -> Utility:
+    """NaN utilities when any state is non-finite: thresholding would silently read a
+    NaN state as fate 0 and score a broken regulator U = 0 (so every method stops)."""
+    ok = jnp.all(jnp.isfinite(states))
+    return Utility(*(jnp.where(ok, v, jnp.nan) for v in util))

@@ -86,8 +86,8 @@ class TrainResult:
     run was interrupted.
     """
 
-    best_regulator: AbstractRegulator
-    final_regulator: AbstractRegulator
+    best_regulator: AbstractRegulator | None  # None in `Comparison.collect`
+    final_regulator: AbstractRegulator | None
     best_utility: float
     best_iteration: int
     config: dict
@@ -121,6 +121,11 @@ def train(
     the final choice of `best_regulator` (see `TrainResult`; `select_top=1` keeps the
     plain running maximum).
     """
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"train.objective must be a diffgrn.Objective; got {type(objective).__name__}"
+        )
+    objective.check_regulator(regulator)
     method = get_method(method, optimiser)
     n_iter = method.default_iterations if iterations is None else iterations
     check_range("train", "iterations", n_iter, ge=1, integer=True)
@@ -169,11 +174,21 @@ def train(
             start = result.final_regulator
     except KeyboardInterrupt:
         result.error = f"interrupted at iteration {len(history)}; best regulator so far kept"
+        print(
+            f"\ninterrupted at iteration {len(history)}: training stopped; choosing the best "
+            "regulator and saving (Ctrl-C again skips the re-assessment)",
+            file=sys.stderr,
+            flush=True,
+        )
     finally:
         if bar is not None:
             bar.close()
     if select_top > 1 and len(pool) > 1:
-        _reselect(result, pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
+        try:
+            _reselect(result, pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
+        except KeyboardInterrupt:  # keep the running maximum; the caller still saves
+            result.error = (result.error or "interrupted") + "; re-assessment skipped"
+            print("re-assessment skipped", file=sys.stderr, flush=True)
     if result.error is not None:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result

@@ -133,6 +133,25 @@ def test_nan_stops_with_iteration_and_keeps_best(small_objective, mlp):
     assert all(bool(jnp.all(jnp.isfinite(x))) for x in leaves)
 
 
+@pytest.mark.parametrize("method", ["es", "cmaes", "random"])
+def test_every_search_method_stops_on_non_finite_parameters(small_objective, mlp, method):
+    # Infinite weights still give finite states here (tanh saturates): the ES used to
+    # score them, carry on and save them. Now the method's state is checked too.
+    bad = eqx.tree_at(lambda r: r.mlp.layers[0].weight, mlp, mlp.mlp.layers[0].weight * jnp.inf)
+    with pytest.warns(RuntimeWarning, match="iteration 0"):
+        res = diffgrn.train(
+            small_objective, bad, method, key=jr.key(0), iterations=3, progress=False
+        )
+    assert "non-finite" in res.error and len(res.history) == 0
+
+
+def test_non_finite_states_give_a_nan_hard_utility(small_objective):
+    from conftest import ConstantRegulator
+
+    util = small_objective.hard(ConstantRegulator(jnp.asarray(jnp.nan)), jr.key(0))
+    assert all(bool(jnp.isnan(v)) for v in util)  # not U = 0 from NaN read as fate 0
+
+
 def test_save_load_round_trip(tmp_path, adam_result, jitted):
     path = diffgrn.save(
         tmp_path / "run", adam_result.best_regulator, adam_result.config, adam_result.history

@@ -1,0 +1,195 @@
+"""Runs a researcher can trust: output folders, records and rerun, validation, pairing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax.random as jr
+import pytest
+
+import diffgrn
+from diffgrn.cli import main as cli_main
+from diffgrn.compare import Comparison
+from diffgrn.train import History, TrainResult
+
+SMALL = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
+         "--no-progress"]  # fmt: skip
+
+
+def _error(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as e:
+        cli_main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_bad_out_is_refused_before_any_compute(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    train = ["train", *SMALL, "--generations", "1"]
+    assert "is an existing file" in _error(capsys, [*train, "--out", "afile"])
+    assert "afile is a file" in _error(capsys, [*train, "--out", "afile/sub"])
+    assert "must name a folder" in _error(capsys, [*train, "--out", ""])
+    assert "is an existing file" in _error(capsys, ["compare", *SMALL, "--out", "afile"])
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    try:
+        if not os.access(tmp_path / "ro", os.W_OK):  # (root may write anyway)
+            assert "not writable" in _error(capsys, [*train, "--out", "ro/run"])
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ro"]  # nothing left
+
+
+def test_run_folder_is_whole_recorded_and_rerun_gives_the_same_history(tmp_path, capsys):
+    run, again = tmp_path / "run", tmp_path / "again"
+    argv = ["train", *SMALL, "--generations", "2", "--seed", "3", "--out", str(run)]
+    assert cli_main(argv) == 0
+    text = (run / "history.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text  # ES's grad_norm: null, valid JSON
+    summary = json.loads(text)
+    record = summary["config"]["run"]
+    assert record["seed"] == 3 and record["command"] == ["diffgrn", *argv]
+    assert set(record["versions"]) >= {"diffgrn", "jax", "equinox", "diffrax", "optax"}
+    assert diffgrn.load(run / "best").config["run"]["seed"] == 3  # meta.json too
+    # a non-empty target is refused; --overwrite replaces it whole (no stale files)
+    assert "already holds files" in _error(capsys, argv)
+    (run / "stale.png").write_text("old")
+    assert cli_main([*argv, "--overwrite"]) == 0
+    assert not (run / "stale.png").exists()
+    assert not list(tmp_path.glob(".run*"))  # no temporary folder or lock left behind
+    assert cli_main(["rerun", str(run), "--out", str(again)]) == 0
+    first, second = (json.loads((d / "history.json").read_text()) for d in (run, again))
+    for field in ("iteration", "hard_utility", "hard_s_pat", "replicate_steps"):
+        assert first["history"][field] == second["history"][field], field
+    assert first["fresh_noise"]["values"] == second["fresh_noise"]["values"]
+
+
+def test_a_second_concurrent_run_is_refused(tmp_path):
+    # A live process holds the lock beside the target: a second run (a subprocess,
+    # as from another terminal) stops at once with a clear message.
+    (tmp_path / ".run.lock").write_text(str(os.getpid()))
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffgrn.cli", "train", *SMALL, "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "another run is writing there" in proc.stderr
+    assert not (tmp_path / "run").exists()
+    # a lock left by a process that no longer exists is taken over
+    (tmp_path / ".run.lock").write_text("999999999")
+    folder = diffgrn._runs.RunFolder(tmp_path / "run")
+    with folder:
+        assert folder.locked
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["train", "--lr", "-0.03", "--method", "adam"], "--lr must be a finite number > 0"),
+        (["train", "--clip", "0", "--method", "adam"], "--clip must be a finite number > 0"),
+        (["train", "--lr", "0.1"], "--lr does not apply to es"),
+        (["train", "--method", "adam", "--population", "8"], "--population does not apply"),
+        (["compare", "--methods", "es,adam", "--switch", "3"], "--switch does not apply"),
+        (["compare", "--target", "2.0"], "--target must be a number in (0, log2 K = 1]"),
+        (["compare", "--target", "nan"], "--target must be a number"),
+        (["compare", "--methods", ","], "compare --methods is empty"),
+    ],
+)
+def test_cli_options_are_validated(argv, words, capsys, tmp_path):
+    assert words in _error(capsys, [*argv, "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+def test_library_arguments_are_validated(small_objective, mlp, without_type_checks):
+    with pytest.raises(ValueError, match="Objective.tissue"):
+        diffgrn.Objective(tissue="chain")
+    with pytest.raises(ValueError, match="regulator must be a diffgrn regulator"):
+        diffgrn.train(small_objective, None, key=jr.key(0))
+    with pytest.raises(ValueError, match="train.objective"):
+        diffgrn.train("objective", mlp, key=jr.key(0))
+    with pytest.raises(ValueError, match="compare.methods must be a non-empty"):
+        diffgrn.compare(small_objective, {}, key=jr.key(0))
+    with pytest.raises(ValueError, match="compare.target"):
+        diffgrn.compare(small_objective, {"es": "es"}, key=jr.key(0), target=float("nan"))
+    with pytest.raises(ValueError, match="learning_rate"):
+        diffgrn.default_optimiser(-0.03)
+    with pytest.raises(ValueError, match="clip"):
+        diffgrn.default_optimiser(clip=0.0)
+
+
+def test_load_expects_a_type_and_names_malformed_fields(tmp_path, mlp):
+    path = diffgrn.save(tmp_path / "reg", mlp)
+    assert isinstance(diffgrn.load(path, expect=diffgrn.MLPRegulator).regulator,
+                      diffgrn.MLPRegulator)  # fmt: skip
+    with pytest.raises(ValueError, match="not the expected TanhRegulator"):
+        diffgrn.load(path, expect=diffgrn.TanhRegulator)
+    meta = json.loads((path / "meta.json").read_text())
+    del meta["regulator"]["widths"]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="'regulator' field .* malformed"):
+        diffgrn.load(path)
+
+
+def _result(utilities, objective=None):
+    h = History()
+    for i, u in enumerate(utilities):
+        for field, v in zip(History.__dataclass_fields__, (i, u, 1.0, 0.0, 0.0, 0.0, i, i)):
+            getattr(h, field).append(v)
+    return TrainResult(None, None, max(utilities), 0, {"objective": objective}, h, 0.0)
+
+
+def test_speedups_pair_runs_by_seed_not_by_position():
+    # es ran seeds 0 and 1; adam only seed 1 (reaching the target at iteration 1, as es's seed 1).
+    comp = Comparison(
+        runs={"es": [_result([0, 0, 0, 1]), _result([0, 1])], "adam": [_result([0, 1])]},
+        fresh={"es": [dict(mean=1.0)] * 2, "adam": [dict(mean=1.0)]},
+        target=0.5,
+        seeds={"es": [0, 1], "adam": [1]},
+    )
+    (row,) = comp.speedups("es")
+    assert row["seeds"] == [1] and row["wall_time_ratio"] == [1.0]  # not es seed 0 (3.0)
+
+
+def test_collect_refuses_runs_of_different_setups(tmp_path):
+    for name, t_final in (("es-seed0", 20.0), ("adam-seed0", 5.0)):
+        (tmp_path / name).mkdir()
+        summary = dict(
+            best_utility=0.5, best_iteration=0, compile_time=0.0, error=None,
+            fresh_noise=dict(mean=0.5), history=History().to_dict(),
+            config=dict(objective=dict(dynamics=dict(t_final=t_final))),
+        )  # fmt: skip
+        (tmp_path / name / "history.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match="another objective"):
+        Comparison.collect(tmp_path)
+
+
+@pytest.mark.slow  # a real interrupt through the CLI: ~20 s
+def test_ctrl_c_stops_saves_a_whole_folder_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffgrn.cli", "train", "--quick", "--generations", "100000",
+         "--out", str(out)],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    seen = ""
+    while time.time() < deadline:  # wait until it is iterating (a log line per 10 %)
+        line = proc.stderr.readline()
+        seen += line
+        if line.startswith("es:") or not line:
+            break
+    time.sleep(2.0)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + stderr
+    assert "interrupted at iteration" in stderr
+    assert time.time() - t0 < 60
+    assert (out / "history.json").is_file() and (out / "best" / "meta.json").is_file()
+    assert json.loads((out / "history.json").read_text())["error"].startswith("interrupted")
+    assert not list(tmp_path.glob(".run*"))
