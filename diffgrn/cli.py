@@ -276,6 +276,16 @@ def _iterations(name: str, args) -> int:
     return QUICK["iterations"] if args.quick else 200
 
 
+def _describe(objective: Objective) -> str:
+    t = objective.tissue
+    if isinstance(t, Chain):
+        return f"{t.n_cells}-cell {t.config()['boundary']} chain"
+    cfg = t.config()
+    if "rows" in cfg:
+        return f"{cfg['rows']}x{cfg['cols']} {cfg.get('geometry', '')} {cfg.get('boundary', '')}"
+    return f"{t.n_cells}-cell graph"
+
+
 def _write_run(
     out: Path, objective: Objective, result: TrainResult, seed: int, fresh: dict | None = None
 ) -> dict:
@@ -287,6 +297,12 @@ def _write_run(
     if fresh is None:  # fresh noise: keys from a stream that training never uses
         fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
     summary = dict(
+        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
+            hard_utility=fresh["mean"],
+            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
+            repeats=fresh["repeats"],
+            replicates=fresh["replicates"],
+        ),
         best_utility=result.best_utility,
         selection=result.selection,
         best_iteration=result.best_iteration,
@@ -298,13 +314,12 @@ def _write_run(
     )
     (out / "history.json").write_text(dumps(summary))
     name = result.config["method"]["method"]
+    title = f"{name}, {_describe(objective)}, seed {seed}"
+    plotting.save_figure(plotting.plot_run(result, fresh, title), out / "training_curve.png")
     plotting.save_figure(
-        plotting.plot_histories({name: result.history}),
-        out / "training_curve.png",
-        f"{name}: training",
-    )
-    plotting.save_figure(
-        plotting.plot_regulator(result.best_regulator), out / "regulator.png", "best regulator"
+        plotting.plot_regulator(result.best_regulator),
+        out / "regulator.png",
+        f"best regulator: {name}, {_describe(objective)}, seed {seed}",
     )
     key = jr.key(10_000 + seed)
     if len(result.history):
@@ -314,7 +329,7 @@ def _write_run(
         plotting.save_figure(
             plotting.plot_patterns(fates),
             out / "patterns.png",
-            f"fresh noise: U = {float(u.value):.3f}",
+            f"{title}: fates on one fresh draw (U = {float(u.value):.3f} on this draw)",
         )
         if not isinstance(objective.tissue, Chain):
             fig = plotting.plot_tissue_fates(objective.tissue, fates, n_fates=objective.n_fates)

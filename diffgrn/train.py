@@ -269,7 +269,7 @@ def _run_stage(
             result.best_regulator = result.final_regulator
         pool[:] = sorted(pool + [(u, i, result.final_regulator)], key=lambda c: -c[0])[:select_top]
         if bar is not None:
-            bar.set_postfix(U=f"{u:.3f}", best=f"{result.best_utility:.3f}")
+            bar.set_postfix(U_draw=f"{u:.3f}", best_draw=f"{result.best_utility:.3f}")
             bar.update(1)
         if callback is not None:
             callback(i, result)

@@ -55,6 +55,11 @@ def test_run_folder_is_whole_recorded_and_rerun_gives_the_same_history(tmp_path,
     assert record["seed"] == 3 and record["command"] == ["diffgrn", *argv]
     assert set(record["versions"]) >= {"diffgrn", "jax", "equinox", "diffrax", "optax"}
     assert diffgrn.load(run / "best").config["run"]["seed"] == 3  # meta.json too
+    # one reported number: the best regulator's fresh-noise mean ± standard error
+    fresh, result = summary["fresh_noise"], summary["result"]
+    assert result["hard_utility"] == fresh["mean"] and result["repeats"] == fresh["repeats"]
+    assert result["standard_error"] == pytest.approx(fresh["std"] / fresh["repeats"] ** 0.5)
+    assert "mean ± s.e. on fresh noise" in capsys.readouterr().out
     # a non-empty target is refused; --overwrite replaces it whole (no stale files)
     assert "already holds files" in _error(capsys, argv)
     (run / "stale.png").write_text("old")
@@ -85,6 +90,12 @@ def test_a_second_concurrent_run_is_refused(tmp_path):
     folder = diffgrn._runs.RunFolder(tmp_path / "run")
     with folder:
         assert folder.locked
+
+
+def test_a_solve_too_big_for_memory_is_refused_with_what_to_lower(capsys, tmp_path):
+    err = _error(capsys, ["train", "--quick", "--t-final", "1e7", "--out", str(tmp_path / "x")])
+    assert "GiB" in err and "lower t_final/dt, replicates or cells" in err
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize(
