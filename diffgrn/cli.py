@@ -108,6 +108,13 @@ def _add_model_args(p: argparse.ArgumentParser):
         help="state constraint after every step (clip: model.md)",
     )
     g.add_argument(
+        "--max-stiffness",
+        type=float,
+        default=None,
+        help="guard against Euler artefacts: score regulators with dt·max|f'| above this "
+        "as U = 0 (e.g. 1; None: no guard)",
+    )
+    g.add_argument(
         "--replicates", type=int, default=None, help="replicates R (None: 100, or 32 with --quick)"
     )
     g.add_argument("--temperature", type=float, default=20.0, help="soft readout temperature τ")
@@ -208,6 +215,7 @@ def _objective(args) -> Objective:
             dt=dt,
             sigma=sigma[0] if len(sigma) == 1 else sigma,
             constraint=args.constraint,
+            max_stiffness=args.max_stiffness,
         ),
         readout=SoftReadout(args.temperature),
         bandwidth=args.bandwidth,
@@ -395,6 +403,14 @@ def cmd_train(args, argv) -> int:
         f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
         f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
     )
+    res = fresh.get("resolution") or {}
+    if "mean_fine" in res:
+        print(
+            f"  resolution: U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
+            f"{res['mean_fine']:.4f} at dt/{res['refine']} on the same noise; dt·max|f'| "
+            f"over visited states = {res['stiffness_visited']:.3g}"
+            + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
+        )
     bound = math.log2(objective.replicates) / objective.n_cells
     if bound < 0.2:
         print(

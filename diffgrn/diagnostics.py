@@ -19,7 +19,7 @@ from ._typing import KeyBatch
 from .brownian import GridBrownianPath
 from .objective import Objective
 from .readout import HardReadout
-from .regulator import AbstractRegulator
+from .regulator import AbstractRegulator, drift_stiffness
 from .utility import hard_utility, soft_utility
 
 ScalarFn = Callable[[PyTree, PRNGKeyArray], Scalar]
@@ -271,16 +271,31 @@ def stiffness(
     The neighbour-averaging matrix has eigenvalues in [−1, 1], so fixed-step Euler
     resolves the drift only where dt·|f'| < 2 (linear stability), and accurately where
     it is well below 1. A larger value means the utility belongs to the discrete map,
-    not to the SDE: check it at a smaller dt (the `resolution` study).
+    not to the SDE: check it at a smaller dt (the `resolution` study, or `assess`).
     """
-    g = regulator.genes
-    x = jnp.linspace(0.0, 1.0, points)[:, None] * jnp.ones(g)
-    s_rand, sbar_rand = jr.uniform(jr.key(0), (2, samples, g))
+    return drift_stiffness(regulator, dt, points, samples)
 
-    def row_sums(s, sbar):  # ∞-norm of the Jacobian with respect to (s, s̄)
-        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(s, sbar)
+
+def visited_stiffness(
+    objective: Objective,
+    regulator: AbstractRegulator,
+    key: PRNGKeyArray,
+    samples: int = 4096,
+    snapshots: int = 50,
+) -> Scalar:
+    """dt · max ‖[∂f/∂s, ∂f/∂s̄]‖_∞ over the states a simulation actually visits:
+    (s_i, s̄_i) of every cell at `snapshots` times of one draw of the objective's
+    replicates, subsampled to `samples` points (a fixed key)."""
+    dyn = objective.dynamics
+    every = max(1, dyn.n_steps // snapshots)
+    traj = objective.simulate(regulator, key, save_every=every)  # (R, times, N, G)
+    sbar = objective.tissue.neighbour_mean(traj)
+    g = traj.shape[-1]
+    s_flat, sbar_flat = traj.reshape(-1, g), sbar.reshape(-1, g)
+    pick = jr.choice(jr.key(1), s_flat.shape[0], (min(samples, s_flat.shape[0]),), replace=False)
+
+    def row_sums(s, sb):
+        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(s, sb)
         return jnp.max(jnp.sum(jnp.abs(js) + jnp.abs(jb), axis=1))
 
-    on_diagonal = jax.vmap(row_sums)(x, x)
-    off_diagonal = jax.vmap(row_sums)(s_rand, sbar_rand)
-    return dt * jnp.maximum(jnp.max(on_diagonal), jnp.max(off_diagonal))
+    return dyn.dt * jnp.max(jax.vmap(row_sums)(s_flat[pick], sbar_flat[pick]))

@@ -131,6 +131,10 @@ class Dynamics(eqx.Module):
       constant to reverse mode, and those steps are neither stored nor traversed
       backwards, so a gradient costs a forward solve plus a backward pass over the
       last steps; the forward solve is unchanged). `None`: all steps.
+    - `max_stiffness`: a guard against Euler artefacts: `Objective.hard` scores a
+      regulator whose dt·max‖∂f/∂(s, s̄)‖ (`diagnostics.stiffness`) exceeds this as
+      U = 0, so the search methods never select one that Euler at this dt does not
+      resolve (1 is a sensible bound). `None` (default): no guard.
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -146,8 +150,11 @@ class Dynamics(eqx.Module):
     constraint: str = eqx.field(static=True, default="clip")
     backprop_steps: int | None = eqx.field(static=True, default=None)
     sharpness: float = eqx.field(static=True, default=100.0)
+    max_stiffness: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
+        if self.max_stiffness is not None:
+            check_range("Dynamics", "max_stiffness", self.max_stiffness, gt=0.0)
         check_choice("Dynamics", "constraint", self.constraint, CONSTRAINTS)
         check_range("Dynamics", "sharpness", self.sharpness, gt=0.0)
         check_range("Dynamics", "dt", self.dt, gt=0.0)
@@ -377,6 +384,7 @@ class Dynamics(eqx.Module):
             constraint=self.constraint,
             backprop_steps=self.backprop_steps,
             sharpness=self.sharpness,
+            max_stiffness=self.max_stiffness,
         )
 
 

@@ -13,7 +13,7 @@ from ._validate import check_range
 from .brownian import GridBrownianPath
 from .dynamics import Dynamics
 from .readout import AbstractReadout, HardReadout, SoftReadout, readout_from_config
-from .regulator import AbstractRegulator
+from .regulator import AbstractRegulator, drift_stiffness
 from .tissue import Chain, Tissue, tissue_from_config
 from .utility import Utility, hard_utility, soft_utility
 
@@ -226,7 +226,12 @@ class Objective(eqx.Module):
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
     ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
-        return _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s)
+        util = _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s)
+        bound = self.dynamics.max_stiffness
+        if bound is not None:  # reject regulators Euler at this dt does not resolve
+            ok = drift_stiffness(regulator, self.dynamics.dt) <= bound
+            util = Utility(*(jnp.where(ok, v, 0.0) for v in util))
+        return util
 
     def soft(
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None

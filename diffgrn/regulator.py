@@ -211,3 +211,21 @@ def regulator_from_config(config: dict) -> AbstractRegulator:
 def count_parameters(regulator: AbstractRegulator) -> int:
     leaves = jax.tree_util.tree_leaves(eqx.filter(regulator, eqx.is_inexact_array))
     return sum(x.size for x in leaves)
+
+
+def drift_stiffness(
+    regulator: AbstractRegulator, dt: float, points: int = 401, samples: int = 4096
+) -> Float[Array, ""]:
+    """The computation behind `diagnostics.stiffness` (here, so that `Objective` can
+    use it for `Dynamics(max_stiffness=…)` without importing the diagnostics)."""
+    g = regulator.genes
+    x = jnp.linspace(0.0, 1.0, points)[:, None] * jnp.ones(g)
+    s_rand, sbar_rand = jr.uniform(jr.key(0), (2, samples, g))
+
+    def row_sums(s, sbar):  # ∞-norm of the Jacobian with respect to (s, s̄)
+        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(s, sbar)
+        return jnp.max(jnp.sum(jnp.abs(js) + jnp.abs(jb), axis=1))
+
+    on_diagonal = jax.vmap(row_sums)(x, x)
+    off_diagonal = jax.vmap(row_sums)(s_rand, sbar_rand)
+    return dt * jnp.maximum(jnp.max(on_diagonal), jnp.max(off_diagonal))

@@ -204,3 +204,40 @@ def test_ctrl_c_stops_saves_a_whole_folder_and_exits_130(tmp_path):
     assert (out / "history.json").is_file() and (out / "best" / "meta.json").is_file()
     assert json.loads((out / "history.json").read_text())["error"].startswith("interrupted")
     assert not list(tmp_path.glob(".run*"))
+
+
+@pytest.fixture(scope="module")
+def open_chain():
+    return diffgrn.Objective(
+        tissue=diffgrn.Chain(7, "open"),
+        dynamics=diffgrn.Dynamics(t_final=5.0, dt=0.01),
+        replicates=32,
+    )
+
+
+def test_assess_flags_an_euler_artefact_and_passes_a_resolved_regulator(open_chain):
+    stiff = diffgrn.TanhRegulator(51.0, 23.0, 0.395)  # CMA-ES's 0.852 on the tanh family
+    with pytest.warns(RuntimeWarning, match="artefact of the time step"):
+        res = diffgrn.assess(open_chain, stiff, key=jr.key(99), repeats=4)["resolution"]
+    assert res["artefact"] and res["mean_dt"] - res["mean_fine"] > 0.1
+    assert res["stiffness_visited"] > 5
+    gentle = diffgrn.assess(open_chain, diffgrn.TanhRegulator(1.0, 10.0, 0.5), key=jr.key(99),
+                            repeats=4)["resolution"]  # fmt: skip
+    assert not gentle["artefact"] and gentle["stiffness_visited"] < 1
+    assert "resolution" not in diffgrn.assess(open_chain, stiff, key=jr.key(9), refine=None)
+
+
+def test_max_stiffness_guard_rejects_unresolved_regulators(open_chain, without_type_checks):
+    guarded = open_chain.replace(dynamics=open_chain.dynamics.replace(max_stiffness=1.0))
+    assert float(guarded.hard(diffgrn.TanhRegulator(51.0, 23.0, 0.395), jr.key(0)).value) == 0
+    gentle = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
+    assert float(guarded.hard(gentle, jr.key(0)).value) == float(
+        open_chain.hard(gentle, jr.key(0)).value
+    )
+    assert diffgrn.Objective.from_config(guarded.config()).dynamics.max_stiffness == 1.0
+    with pytest.raises(ValueError, match="Dynamics.max_stiffness"):
+        diffgrn.Dynamics(max_stiffness=0.0)
+    # CMA-ES with a large step on the tanh family stays where Euler resolves f
+    res = diffgrn.train(guarded, diffgrn.TanhRegulator(), diffgrn.CMAES(population=8, sigma=5.0),
+                        key=jr.key(0), iterations=8, progress=False)  # fmt: skip
+    assert float(diffgrn.diagnostics.stiffness(res.best_regulator, 0.01)) <= 1.0
