@@ -84,6 +84,24 @@ class Tissue(eqx.Module):
         )
 
 
+MAX_CELLS = 2**31 - 1  # neighbour indices are int32
+
+
+def _check_cells(owner: str, field: str, n_cells: int, width: int) -> None:
+    """Refuse a tissue whose construction cannot fit, before building anything:
+    about 48 bytes per neighbour slot while the table is built."""
+    from .dynamics import available_memory  # (dynamics imports this module)
+
+    check_range(owner, field, n_cells, le=MAX_CELLS, integer=True)
+    need, have = 48 * int(n_cells) * width, available_memory()
+    if need > have:
+        raise ValueError(
+            f"{owner}: {int(n_cells)} cells need about {need / 2**30:.3g} GiB to build the "
+            f"neighbour table but about {have / 2**30:.3g} GiB are available: lower "
+            f"{owner}.{field}"
+        )
+
+
 def _table(n: int, rows: np.ndarray, cols: np.ndarray, pinned: np.ndarray):
     """Padded (neighbours, weights) tables from directed pairs cell `rows[e]` senses
     cell `cols[e]` (duplicates count twice); each cell averages what it senses with
@@ -120,6 +138,7 @@ class Chain(Tissue):
         check_choice("Chain", "boundary", boundary, BOUNDARIES)
         check_range("Chain", "n_cells", n_cells, ge=3 if boundary == "pinned" else 2, integer=True)
         check_range("Chain", "pinned_value", pinned_value, ge=0.0, le=1.0)
+        _check_cells("Chain", "n_cells", n_cells, 2)
         n = int(n_cells)
         i = np.arange(n)
         rows, cols = np.concatenate([i, i]), np.concatenate([i - 1, i + 1])
@@ -178,6 +197,7 @@ class Lattice(Tissue):
         check_range("Lattice", "rows", rows, ge=least, integer=True)
         check_range("Lattice", "cols", cols, ge=least, integer=True)
         check_range("Lattice", "pinned_value", pinned_value, ge=0.0, le=1.0)
+        _check_cells("Lattice", "rows x cols", float(rows) * float(cols), 6)
         rows, cols = int(rows), int(cols)
         if rows * cols < 2:
             raise ValueError(f"Lattice must have at least 2 cells; got {rows} x {cols}")
@@ -245,6 +265,7 @@ class Graph(Tissue):
     ):
         check_range("Graph", "n_cells", n_cells, ge=1, integer=True)
         check_range("Graph", "pinned_value", pinned_value, ge=0.0, le=1.0)
+        _check_cells("Graph", "n_cells", n_cells, 1)
         n = int(n_cells)
         try:
             e = np.asarray(edges if edges is not None else (), dtype=np.float64)

@@ -119,6 +119,10 @@ def test_cli_options_are_validated(argv, words, capsys, tmp_path):
 def test_library_arguments_are_validated(small_objective, mlp, without_type_checks):
     with pytest.raises(ValueError, match="Objective.tissue"):
         diffgrn.Objective(tissue="chain")
+    with pytest.raises(ValueError, match="Chain.n_cells must be an integer <= 2147483647"):
+        diffgrn.Chain(1e300)  # (it passed the integer check and filled the memory)
+    with pytest.raises(ValueError, match="GiB .* lower Lattice.rows x cols"):
+        diffgrn.Lattice(40_000, 40_000)
     with pytest.raises(ValueError, match="regulator must be a diffgrn regulator"):
         diffgrn.train(small_objective, None, key=jr.key(0))
     with pytest.raises(ValueError, match="train.objective"):
