@@ -4,6 +4,7 @@ import argparse
 import json
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -139,6 +140,21 @@ def _add_model_args(p: argparse.ArgumentParser):
         default=None,
         help="output folder (None: runs/ and a name from the method, tissue and seed)",
     )
+    if p.prog.endswith("train"):
+        p.add_argument(
+            "--checkpoint-every",
+            type=int,
+            default=None,
+            help="save a checkpoint every K iterations (and on Ctrl-C) beside --out, in "
+            "OUT.checkpoint/, to continue with --resume OUT",
+        )
+        p.add_argument(
+            "--resume",
+            type=Path,
+            default=None,
+            help="continue the interrupted run whose --out was this folder (its options "
+            "are taken from its checkpoint)",
+        )
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -359,6 +375,21 @@ def _write_run(
     return fresh
 
 
+def _checkpoint_folder(out: Path) -> Path:
+    return out.parent / f"{out.name}.checkpoint"
+
+
+def _resume_argv(folder: Path) -> list[str]:
+    """The command of the interrupted run whose output folder is `folder`."""
+    f = _checkpoint_folder(folder) / "command.json"
+    if not f.is_file():
+        raise ValueError(
+            f"--resume {folder}: no checkpoint ({f} is missing; was the run started with "
+            "--checkpoint-every?)"
+        )
+    return list(json.loads(f.read_text())["argv"])
+
+
 def _record(args, argv) -> dict:
     """What reproduces a run from its folder: seed, command line, package versions."""
     return dict(seed=args.seed, command=["diffgrn", *argv], versions=versions())
@@ -377,7 +408,11 @@ def cmd_train(args, argv) -> int:
     k_init, k_train = jr.split(jr.key(args.seed))
     regulator = _regulator(args, k_init)
     objective.check_regulator(regulator)
-    with RunFolder(out, args.overwrite) as folder:  # checked and locked before compiling
+    ckpt = _checkpoint_folder(out) if args.checkpoint_every or args.resume else None
+    with RunFolder(out, args.overwrite or bool(args.resume)) as folder:  # checked, locked
+        if ckpt is not None and not args.resume:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / "command.json").write_text(json.dumps(dict(argv=argv)))
         result = train(
             objective,
             regulator,
@@ -385,10 +420,15 @@ def cmd_train(args, argv) -> int:
             key=k_train,
             iterations=_iterations(args.method, args),
             progress=not args.no_progress,
+            checkpoint=ckpt,
+            checkpoint_every=args.checkpoint_every,
+            resume=bool(args.resume),
         )
         result.config["run"] = _record(args, argv)
         fresh = _write_run(folder.tmp, objective, result, args.seed)
         folder.commit()
+    if ckpt is not None and not _interrupted(result):
+        shutil.rmtree(ckpt, ignore_errors=True)  # the run is whole: no need to resume
     h = result.history
     sem = fresh["std"] / math.sqrt(fresh["repeats"])
     print(
@@ -784,6 +824,14 @@ def main(argv=None) -> int:
     try:
         if args.command == "rerun":
             return cmd_rerun(args)
+        if args.command == "train" and args.resume is not None:
+            resumed = _resume_argv(args.resume)
+            args = sub.choices["train"].parse_args(resumed[1:])
+            args.command, args.argv, args.resume = "train", resumed, Path(args.out)
+            argv = resumed
+        if args.command == "train" and args.checkpoint_every is not None:
+            if args.checkpoint_every < 1:
+                raise ValueError(f"--checkpoint-every must be >= 1; got {args.checkpoint_every}")
         _check_options(args, sub.choices[args.command])
         return cmd_train(args, argv) if args.command == "train" else cmd_compare(args, argv)
     except ValueError as e:

@@ -1,12 +1,17 @@
 """`train`: one loop for every method, one history format for every method."""
 
 import dataclasses
+import hashlib
 import io
+import json
 import math
+import os
+import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -114,6 +119,9 @@ def train(
     callback: Callable[[int, "TrainResult"], None] | None = None,
     select_top: int = 5,
     select_repeats: int = 5,
+    checkpoint: "str | os.PathLike | None" = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
 
@@ -124,6 +132,12 @@ def train(
     each iteration (e.g. to save checkpoints). `select_top`/`select_repeats` control
     the final choice of `best_regulator` (see `TrainResult`; `select_top=1` keeps the
     plain running maximum).
+
+    `checkpoint` (a folder) with `checkpoint_every=K` saves the method's state, the
+    history, the best and final regulators and the selection pool every K iterations
+    and when interrupted (Equinox leaves + JSON with a SHA-256, written whole);
+    `resume=True` continues from that folder's checkpoint: the same call resumed gives
+    exactly the history and regulators of an uninterrupted run (wall times aside).
     """
     if not isinstance(objective, Objective):
         raise ValueError(
@@ -151,14 +165,30 @@ def train(
     )
     history = History()
     result = TrainResult(regulator, regulator, -math.inf, -1, config, history, 0.0)
-    bar = _progress(n_iter, method.config()["method"], progress)
-    k_init, k_loop = jr.split(key)
     pool: list[tuple[float, int, AbstractRegulator]] = []  # top candidates seen
     start = regulator
+    ckpt = None
+    if checkpoint is not None:
+        if checkpoint_every is not None:
+            check_range("train", "checkpoint_every", checkpoint_every, ge=1, integer=True)
+        ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
+        ckpt.bind(result)
+    elif resume or checkpoint_every is not None:
+        raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
+    first_stage, first_j, saved_state = 0, 0, None
+    if resume:
+        first_stage, first_j, saved_state, start = ckpt.load(
+            result, pool, regulator, stages, objective, key
+        )
+    bar = _progress(n_iter, method.config()["method"], progress)
+    if bar is not None and len(history):
+        bar.update(len(history))
     try:
         for n_stage, (stage, stage_iter) in enumerate(stages):
-            if n_stage:  # a later phase starts from the previous phase's candidate
-                k_init, k_loop = jr.split(jr.fold_in(key, n_stage))
+            if n_stage < first_stage:
+                continue
+            k_init, k_loop = _stage_keys(key, n_stage)
+            resumed = (first_j, saved_state) if n_stage == first_stage else (0, None)
             done = _run_stage(
                 stage,
                 objective,
@@ -172,11 +202,15 @@ def train(
                 select_top,
                 bar,
                 callback,
+                resumed,
+                None if ckpt is None else ckpt.saver(n_stage, start, pool),
             )
             if not done:
                 break
             start = result.final_regulator
     except KeyboardInterrupt:
+        if ckpt is not None:
+            ckpt.save_last()
         result.error = f"interrupted at iteration {len(history)}; best regulator so far kept"
         print(
             f"\ninterrupted at iteration {len(history)}: training stopped; choosing the best "
@@ -211,12 +245,17 @@ def _run_stage(
     select_top,
     bar,
     callback,
+    resumed=(0, None),
+    save=None,
 ) -> bool:
     """Run one method for `n_iter` iterations, appending to `result` in place.
     Returns False when training must stop (non-finite values)."""
     history = result.history
     trainer = method.build(objective, regulator)
     state = trainer.init(k_init)
+    j0, saved = resumed
+    if saved is not None:  # resuming: the saved state, in the structure init gives
+        state = saved(state)
 
     t0 = time.perf_counter()
     step = jax.jit(trainer.step).lower(state, k_loop).compile()
@@ -232,8 +271,8 @@ def _run_stage(
     offset = len(history)
     wall = history.wall_time[-1] if offset else 0.0
     rsteps = history.replicate_steps[-1] if offset else 0
-    for j in range(n_iter):
-        i = offset + j
+    for j in range(j0, n_iter):
+        i = offset + j - j0
         k_step, k_eval = jr.split(jr.fold_in(k_loop, j))
         t = time.perf_counter()
         new_state, info = step(state, k_step)
@@ -275,9 +314,109 @@ def _run_stage(
         if bar is not None:
             bar.set_postfix(U_draw=f"{u:.3f}", best_draw=f"{result.best_utility:.3f}")
             bar.update(1)
+        if save is not None:
+            save(j + 1, state)
         if callback is not None:
             callback(i, result)
     return True
+
+
+def _stage_keys(key, n_stage: int):
+    """(init key, loop key) of a stage: the first from `key`, later ones folded in."""
+    return jr.split(key) if n_stage == 0 else jr.split(jr.fold_in(key, n_stage))
+
+
+class Checkpoint:
+    """A training checkpoint folder: `state.eqx` (Equinox leaves of the method state,
+    the stage's start, best and final regulators and the pool) and `checkpoint.json`
+    (where training stands, the history, the config and the leaves' SHA-256)."""
+
+    def __init__(self, folder: Path, every: int | None, config: dict):
+        self.folder, self.every, self.config = folder, every, config
+        self.last = None
+
+    def saver(self, n_stage: int, start, pool):
+        def save(j_next: int, state):
+            self.last = (n_stage, j_next, state, start, list(pool), self._result)
+            if self.every is not None and j_next % self.every == 0:
+                self.save_last()
+
+        return save
+
+    def bind(self, result: "TrainResult"):
+        self._result = result
+
+    def save_last(self):
+        if self.last is None:
+            return
+        n_stage, j_next, state, start, pool, result = self.last
+        h = result.history
+        n = len(h.iteration)
+        hist = {k: v[:n] for k, v in h.to_dict().items()}  # consistent even mid-append
+        leaves = dict(
+            state=state,
+            start=start,
+            best=result.best_regulator,
+            final=result.final_regulator,
+            pool=[c[2] for c in pool],
+        )
+        tmp = self.folder.parent / f".{self.folder.name}.tmp-{os.getpid()}"
+        tmp.mkdir(parents=True, exist_ok=True)
+        eqx.tree_serialise_leaves(tmp / "state.eqx", leaves)
+        if (self.folder / "command.json").is_file():  # the CLI's record, kept across saves
+            shutil.copy2(self.folder / "command.json", tmp / "command.json")
+        meta = dict(
+            format="diffgrn-checkpoint-v1",
+            stage=n_stage,
+            next_iteration=j_next,
+            history=hist,
+            best_utility=result.best_utility,
+            best_iteration=result.best_iteration,
+            pool=[[c[0], c[1]] for c in pool],
+            compile_time=result.compile_time,
+            config=self.config,
+            sha256=hashlib.sha256((tmp / "state.eqx").read_bytes()).hexdigest(),
+        )
+        (tmp / "checkpoint.json").write_text(json.dumps(meta, default=str))
+        old = self.folder.parent / f".{self.folder.name}.old-{os.getpid()}"
+        if self.folder.exists():
+            os.replace(self.folder, old)
+        os.replace(tmp, self.folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, result, pool, regulator, stages, objective, key):
+        meta_file, leaves_file = self.folder / "checkpoint.json", self.folder / "state.eqx"
+        if not meta_file.is_file() or not leaves_file.is_file():
+            raise ValueError(f"train.resume: no checkpoint in {self.folder}")
+        meta = json.loads(meta_file.read_text())
+        if meta.get("format") != "diffgrn-checkpoint-v1":
+            raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
+        if hashlib.sha256(leaves_file.read_bytes()).hexdigest() != meta.get("sha256"):
+            raise ValueError(f"train.resume: {leaves_file} does not match {meta_file}")
+        if json.loads(json.dumps(self.config, default=str)) != meta["config"]:
+            raise ValueError(
+                f"train.resume: the checkpoint in {self.folder} is of another run (its "
+                "objective, method, regulator or iterations differ from this call's)"
+            )
+        n_stage, j_next = meta["stage"], meta["next_iteration"]
+        stage = stages[n_stage][0]
+        k_init, _ = _stage_keys(key, n_stage)
+        like_state = stage.build(objective, regulator).init(k_init)
+        like = dict(
+            state=like_state,
+            start=regulator,
+            best=regulator,
+            final=regulator,
+            pool=[regulator] * len(meta["pool"]),
+        )
+        saved = eqx.tree_deserialise_leaves(leaves_file, like)
+        result.history.__dict__.update(History.from_dict(meta["history"]).__dict__)
+        result.best_utility, result.best_iteration = meta["best_utility"], meta["best_iteration"]
+        result.best_regulator, result.final_regulator = saved["best"], saved["final"]
+        result.compile_time = meta["compile_time"]
+        pool[:] = [(u, i, r) for (u, i), r in zip(meta["pool"], saved["pool"])]
+        state = saved["state"]
+        return n_stage, j_next, (lambda _like: state), saved["start"]
 
 
 def assess(

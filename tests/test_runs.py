@@ -183,31 +183,94 @@ def test_collect_refuses_runs_of_different_setups(tmp_path):
         Comparison.collect(tmp_path)
 
 
-@pytest.mark.slow  # a real interrupt through the CLI: ~20 s
-def test_ctrl_c_stops_saves_a_whole_folder_and_exits_130(tmp_path):
-    out = tmp_path / "run"
+def _interrupt_after(argv, first_line_prefix, wait=1.0):
+    """Run `diffgrn ARGV` in a subprocess and press Ctrl-C once it is iterating."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "diffgrn.cli", "train", "--quick", "--generations", "100000",
-         "--out", str(out)],
+        [sys.executable, "-m", "diffgrn.cli", *argv],
         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    deadline = time.time() + 120
-    seen = ""
+    deadline, seen = time.time() + 180, ""
     while time.time() < deadline:  # wait until it is iterating (a log line per 10 %)
         line = proc.stderr.readline()
         seen += line
-        if line.startswith("es:") or not line:
+        if line.startswith(first_line_prefix) or not line:
             break
-    time.sleep(2.0)
+    time.sleep(wait)
     t0 = time.time()
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, seen + stderr
-    assert "interrupted at iteration" in stderr
-    assert time.time() - t0 < 60
+    return proc.returncode, seen + stderr, time.time() - t0
+
+
+def _cli(*argv):
+    """`diffgrn ARGV` in a subprocess (the same numerics as the interrupted one)."""
+    proc = subprocess.run([sys.executable, "-m", "diffgrn.cli", *argv], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.mark.slow  # a real interrupt and resume through the CLI: ~90 s
+def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_path):
+    out, full = tmp_path / "run", tmp_path / "full"
+    argv = ["train", "--quick", "--generations", "400", "--checkpoint-every", "5"]
+    code, stderr, seconds = _interrupt_after([*argv, "--out", str(out)], "es: 40/400")
+    assert code == 130, stderr
+    assert "interrupted at iteration" in stderr and seconds < 60
     assert (out / "history.json").is_file() and (out / "best" / "meta.json").is_file()
-    assert json.loads((out / "history.json").read_text())["error"].startswith("interrupted")
-    assert not list(tmp_path.glob(".run*"))
+    partial = json.loads((out / "history.json").read_text())
+    assert partial["error"].startswith("interrupted")
+    assert 40 <= len(partial["history"]["iteration"]) < 400
+    assert (tmp_path / "run.checkpoint" / "checkpoint.json").is_file()
+    assert not list(tmp_path.glob(".run*"))  # no temporary folder or lock left
+    # resume from the checkpoint; the result equals an uninterrupted run's
+    _cli("train", "--resume", str(out), "--no-progress")
+    assert not (tmp_path / "run.checkpoint").exists()
+    _cli(*argv, "--no-progress", "--out", str(full))
+    a, b = (json.loads((d / "history.json").read_text()) for d in (out, full))
+    for field in ("iteration", "hard_utility", "hard_s_rep", "replicate_steps"):
+        assert a["history"][field] == b["history"][field], field
+    assert a["best_iteration"] == b["best_iteration"]
+    assert a["fresh_noise"]["values"] == b["fresh_noise"]["values"]
+
+
+@pytest.mark.parametrize("method", ["es", "cmaes", "adam", "hybrid"])
+def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
+    small_objective, mlp, method, tmp_path
+):
+    import jax
+    import jax.numpy as jnp
+
+    if method == "hybrid":
+        method = diffgrn.Hybrid(diffgrn.CMAES(population=6), diffgrn.Gradient(), switch=2)
+    kw = dict(key=jr.key(1), iterations=6, progress=False)
+    full = diffgrn.train(small_objective, mlp, method, **kw)
+
+    def stop(i, res):
+        if i == 3:
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "ck"
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        part = diffgrn.train(small_objective, mlp, method, **kw, checkpoint=folder,
+                             checkpoint_every=2, callback=stop)  # fmt: skip
+    assert len(part.history) == 4
+    res = diffgrn.train(small_objective, mlp, method, **kw, checkpoint=folder, resume=True)
+    assert res.history.hard_utility == full.history.hard_utility
+    assert res.best_iteration == full.best_iteration
+    for a, b in ((res.best_regulator, full.best_regulator), (res.final_regulator,
+                                                             full.final_regulator)):  # fmt: skip
+        la, lb = (jax.tree_util.tree_leaves(eqx_filter(r)) for r in (a, b))
+        assert all(bool(jnp.array_equal(x, y)) for x, y in zip(la, lb))
+    with pytest.raises(ValueError, match="another run"):
+        diffgrn.train(small_objective, mlp, method, key=jr.key(1), iterations=7,
+                      progress=False, checkpoint=folder, resume=True)  # fmt: skip
+
+
+def eqx_filter(tree):
+    import equinox as eqx
+
+    return eqx.filter(tree, eqx.is_array)
 
 
 @pytest.fixture(scope="module")
