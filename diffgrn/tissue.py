@@ -87,7 +87,7 @@ class Tissue(eqx.Module):
 MAX_CELLS = 2**31 - 1  # neighbour indices are int32
 
 
-def _check_cells(owner: str, field: str, n_cells: int, width: int) -> None:
+def _check_cells(owner: str, field: str, n_cells: float, width: int) -> None:
     """Refuse a tissue whose construction cannot fit, before building anything:
     about 48 bytes per neighbour slot while the table is built."""
     from .dynamics import available_memory  # (dynamics imports this module)

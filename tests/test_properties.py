@@ -11,15 +11,15 @@ from hypothesis import strategies as st
 
 import diffgrn
 
-fates_strategy = st.tuples(
-    st.integers(2, 16),  # replicates
-    st.integers(1, 128),  # cells
+fates_strategy = st.tuples(  # a few shapes (each compiles once), any values
+    st.sampled_from([2, 5, 16]),  # replicates
+    st.sampled_from([1, 7, 33, 128]),  # cells
     st.integers(1, 2),  # readout genes m: K = 2^m fates
     st.integers(0, 2**32 - 1),  # seed of the 0/1 draw
     st.floats(0.0, 1.0),  # probability of fate 1
 ).map(lambda t: (np.random.default_rng(t[3]).random((t[0], t[1], t[2])) < t[4]).astype(np.float32))
 
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
 
 
 @SETTINGS

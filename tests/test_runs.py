@@ -234,7 +234,11 @@ def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_
     assert a["fresh_noise"]["values"] == b["fresh_noise"]["values"]
 
 
-@pytest.mark.parametrize("method", ["es", "cmaes", "adam", "hybrid"])
+@pytest.mark.parametrize(  # hybrid runs cmaes then adam; each alone is in the slow pass
+    "method",
+    ["es", "hybrid", pytest.param("cmaes", marks=pytest.mark.slow),
+     pytest.param("adam", marks=pytest.mark.slow)],
+)  # fmt: skip
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     small_objective, mlp, method, tmp_path
 ):
@@ -306,5 +310,5 @@ def test_max_stiffness_guard_rejects_unresolved_regulators(open_chain, without_t
         diffgrn.Dynamics(max_stiffness=0.0)
     # CMA-ES with a large step on the tanh family stays where Euler resolves f
     res = diffgrn.train(guarded, diffgrn.TanhRegulator(), diffgrn.CMAES(population=8, sigma=5.0),
-                        key=jr.key(0), iterations=8, progress=False)  # fmt: skip
+                        key=jr.key(0), iterations=4, progress=False)  # fmt: skip
     assert float(diffgrn.diagnostics.stiffness(res.best_regulator, 0.01)) <= 1.0

@@ -300,65 +300,15 @@ def test_cli_train_and_compare(tmp_path):
 
 
 def test_cli_train_command(tmp_path, monkeypatch, capsys):
+    # The 3-parameter reference regulator and truncated backpropagation from the CLI,
+    # into the default folder.
     monkeypatch.chdir(tmp_path)
-    assert (
-        cli_main(
-            [
-                "train",
-                "--method",
-                "adam",
-                "--steps",
-                "1",
-                "--quick",
-                "--t-final",
-                "1",
-                "--dt",
-                "0.05",
-                "--replicates",
-                "8",
-                "--cells",
-                "5",
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    assert (tmp_path / "runs" / "adam-open-seed0" / "best" / "meta.json").is_file()
+    argv = ["train", "--method", "adam", "--quick", "--t-final", "1", "--dt", "0.05",
+            "--replicates", "8", "--cells", "5", "--no-progress", "--regulator", "tanh",
+            "--backprop-steps", "5", "--bandwidth-to", "0.2", "--steps", "4"]  # fmt: skip
+    assert cli_main(argv) == 0
     assert "fresh noise" in capsys.readouterr().out
-    # The 3-parameter reference regulator and truncated backpropagation from the CLI.
-    assert (
-        cli_main(
-            [
-                "train",
-                "--method",
-                "adam",
-                "--steps",
-                "1",
-                "--quick",
-                "--t-final",
-                "1",
-                "--dt",
-                "0.05",
-                "--replicates",
-                "8",
-                "--cells",
-                "5",
-                "--no-progress",
-                "--regulator",
-                "tanh",
-                "--backprop-steps",
-                "5",
-                "--bandwidth-to",
-                "0.2",
-                "--steps",
-                "4",
-                "--out",
-                "tanh",
-            ]
-        )
-        == 0
-    )
-    saved = diffgrn.load(tmp_path / "tanh" / "best")
+    saved = diffgrn.load(tmp_path / "runs" / "adam-open-seed0" / "best")
     assert isinstance(saved.regulator, diffgrn.TanhRegulator)
     assert saved.config["method"]["estimator"]["backprop_steps"] == 5
     assert saved.config["method"]["bandwidth"] == "linear 0.5 -> 0.2 over 3 steps"
