@@ -42,6 +42,13 @@ def test_bad_out_is_refused_before_any_compute(tmp_path, capsys, monkeypatch):
     finally:
         os.chmod(tmp_path / "ro", 0o700)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "ro"]  # nothing left
+    # the same through the installed command, in a subprocess: exit 2, a clear message
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffgrn.cli", *train, "--out", "afile/sub"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "afile is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_run_folder_is_whole_recorded_and_rerun_gives_the_same_history(tmp_path, capsys):
