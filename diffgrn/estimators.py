@@ -14,7 +14,9 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from . import diagnostics
 from ._validate import check_choice, check_range
 from .objective import Objective
+from .readout import HardReadout
 from .regulator import AbstractRegulator
+from .utility import hard_utility, soft_utility
 
 
 class AbstractEstimator(eqx.Module):
@@ -102,6 +104,115 @@ class AntitheticES(AbstractEstimator):
 
     def config(self):
         return dict(type="AntitheticES", sigma=self.sigma, pairs=self.pairs, utility=self.utility)
+
+
+class LikelihoodRatio(AbstractEstimator):
+    """Path-space score-function (likelihood-ratio) gradient of E[U], for the hard
+    utility itself: no surrogate, no parameter perturbation, the clip included.
+
+    Each Euler–Maruyama step draws the pre-constraint state
+    y_k ~ N(s_{k−1} + f_θ(s_{k−1}, s̄_{k−1})·dt, σ²·dt) and the clip (or reflection,
+    pin) is a deterministic function of y_k, so the score of replicate r's path is
+    score_r = Σ_k Σ_cells Σ_genes ∂f_θ/∂θ · ΔW_k / σ over the free cells (ΔW_k: the
+    increment actually used) and ∇θ E[U] = E[U · score]. U is a function of a whole
+    batch of R replicates (the objective's R), so the baseline matters:
+
+    - `baseline="replicate"` (default): Σ_r (U − U_{−r})·score_r on one batch, U_{−r}
+      the utility of the batch without replicate r (independent of r's path, so
+      unbiased); `batches` such batches are averaged.
+    - `baseline="batch"`: `batches` (≥ 2) independent batches, each
+      (U_b − mean of the other batches' U)·Σ_r score_{b,r}.
+
+    `utility="soft"` estimates ∇E[U_soft] the same way (to mix with `Pathwise`).
+    Needs σ > 0 and a step-grid Brownian path (`"grid"` or `"counter"`). Stores the
+    trajectory: memory ∝ steps × replicates × cells.
+    """
+
+    baseline: str = eqx.field(static=True, default="replicate")
+    batches: int = eqx.field(static=True, default=1)
+    utility: str = eqx.field(static=True, default="hard")
+
+    def __check_init__(self):
+        check_choice("LikelihoodRatio", "baseline", self.baseline, ("replicate", "batch"))
+        check_choice("LikelihoodRatio", "utility", self.utility, ("hard", "soft"))
+        least = 2 if self.baseline == "batch" else 1
+        check_range("LikelihoodRatio", "batches", self.batches, ge=least, integer=True)
+
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
+        sigma = objective.dynamics.sigma
+        sigmas = sigma if isinstance(sigma, tuple) else (sigma,)
+        if min(sigmas) <= 0:
+            raise ValueError(
+                "LikelihoodRatio needs noise: Dynamics.sigma must be > 0 for every gene "
+                f"(the score divides by σ); got {sigma}"
+            )
+        if objective.dynamics.brownian not in ("grid", "counter"):
+            raise ValueError(
+                "LikelihoodRatio needs a step-grid Brownian path: Dynamics.brownian "
+                f"'grid' or 'counter'; got {objective.dynamics.brownian!r}"
+            )
+        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        keys = jax.random.split(key, self.batches)
+        per_batch = [self._batch(objective, regulator, k) for k in keys]
+        utils = jax.numpy.stack([u for u, _, _ in per_batch])
+        total = None
+        for u_b, u_minus, surrogate in per_batch:
+            if self.baseline == "replicate":
+                weights = u_b - u_minus  # (R,)
+            else:
+                others = (jax.numpy.sum(utils) - u_b) / (self.batches - 1)
+                weights = jax.numpy.full_like(u_minus, u_b - others)
+            g = jax.grad(lambda p, s=surrogate, w=weights: s(eqx.combine(p, static), w))(params)
+            total = g if total is None else jax.tree_util.tree_map(jax.numpy.add, total, g)
+        grads = jax.tree_util.tree_map(lambda x: x / self.batches, total)
+        value = jax.numpy.mean(utils) if self.utility == "soft" else jax.numpy.nan
+        return grads, value
+
+    def _batch(self, objective, regulator, key):
+        """(U of the batch, U without each replicate (R,), the score surrogate)."""
+        jnp = jax.numpy
+        lax = jax.lax
+        dyn, tissue = objective.dynamics, objective.tissue
+        s0, path = objective.draw(key)
+        traj = dyn.solve(regulator, tissue, s0, path, save_every=1)  # (T+1, R, N, G)
+        traj = lax.stop_gradient(traj)
+        steps = traj.shape[0] - 1
+        dw = jax.vmap(path.increment)(jnp.arange(steps))  # (T, R, N, G)
+        final = traj[-1]
+        u_fn = self._utility(objective)
+        u = u_fn(final)
+        r = final.shape[0]
+        idx = jnp.array([[j for j in range(r) if j != i] for i in range(r)])
+        u_minus = jax.vmap(lambda rows: u_fn(final[rows]))(idx)
+        sigma = jnp.asarray(dyn.sigma, traj.dtype)
+        free = (~tissue.pinned)[None, None, :, None]
+        prev = traj[:-1]
+        sbar = tissue.neighbour_mean(prev)
+
+        def surrogate(reg, weights):  # Σ_r w_r · score_r(θ): its θ-gradient is the estimate
+            f = reg(prev, sbar)  # (T, R, N, G)
+            per_rep = jnp.sum(jnp.where(free, f * dw / sigma, 0.0), axis=(0, 2, 3))
+            return jnp.sum(lax.stop_gradient(weights) * per_rep)
+
+        return u, u_minus, surrogate
+
+    def _utility(self, objective):
+        if self.utility == "hard":
+            return lambda s: hard_utility(objective.fates(s, HardReadout())).value
+        return lambda s: soft_utility(objective.fates(s), objective.bandwidth).value
+
+    def cost(self, objective: Objective) -> int:
+        return self.batches * objective.replicate_steps
+
+    def config(self):
+        return dict(
+            type="LikelihoodRatio",
+            baseline=self.baseline,
+            batches=self.batches,
+            utility=self.utility,
+        )
 
 
 class Mixture(AbstractEstimator):

@@ -1,5 +1,6 @@
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -124,3 +125,75 @@ def test_openes_improves_hard_utility(small_objective, mlp, jitted):
 def test_estimator_validation(make, field, without_type_checks):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+def _lr_problem(constraint="clip"):
+    objective = diffgrn.Objective(
+        tissue=diffgrn.Chain(5, "open"),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, constraint=constraint),
+        replicates=16,
+        bandwidth=0.5,
+        readout=diffgrn.SoftReadout(10.0),
+    )
+    return objective, diffgrn.TanhRegulator(1.0, 6.0, 0.4)
+
+
+def _mean_and_se(fn, keys, chunk=250):
+    """Mean and standard error over keys of a pytree-valued fn (as flat vectors)."""
+    flat = lambda k: jax.flatten_util.ravel_pytree(fn(k))[0]
+    parts = [jax.lax.map(flat, keys[i : i + chunk]) for i in range(0, keys.shape[0], chunk)]
+    x = np.asarray(jnp.concatenate(parts))
+    return x.mean(0), x.std(0, ddof=1) / np.sqrt(x.shape[0])
+
+
+@pytest.mark.slow  # statistics over thousands of draws
+def test_likelihood_ratio_is_unbiased_for_the_hard_utility():
+    objective, reg = _lr_problem()
+    lr = diffgrn.LikelihoodRatio()
+    params, static = eqx.partition(reg, eqx.is_inexact_array)
+    est = eqx.filter_jit(lambda k: lr(objective, reg, k)[0])
+    m_lr, se_lr = _mean_and_se(lambda k: eqx.filter(est(k), eqx.is_inexact_array),
+                               jr.split(jr.key(0), 3000))  # fmt: skip
+    # Central differences of E[U_hard] with common random numbers, same R per batch.
+    flat0, unravel = jax.flatten_util.ravel_pytree(params)
+    hard = lambda x, k: objective.hard(eqx.combine(unravel(x), static), k).value
+    eps = 0.05
+
+    @eqx.filter_jit
+    def fd(k):
+        basis = jnp.eye(flat0.size) * eps
+        return jax.vmap(lambda e: hard(flat0 + e, k) - hard(flat0 - e, k))(basis) / (2 * eps)
+
+    m_fd, se_fd = _mean_and_se(lambda k: fd(k), jr.split(jr.key(1), 3000))
+    tol = 4 * np.sqrt(se_lr**2 + se_fd**2)
+    assert np.all(np.abs(m_lr - m_fd) < tol), (m_lr, m_fd, tol)
+    assert np.any(np.abs(m_fd) > 2 * se_fd)  # a gradient is there to be found
+
+
+@pytest.mark.slow  # statistics over thousands of draws
+def test_likelihood_ratio_of_the_soft_utility_agrees_with_pathwise_under_softclip():
+    objective, reg = _lr_problem("softclip")  # smooth: the pathwise gradient is unbiased
+    lr = diffgrn.LikelihoodRatio(utility="soft")
+    pw = diffgrn.Pathwise()
+    f_lr = eqx.filter_jit(lambda k: eqx.filter(lr(objective, reg, k)[0], eqx.is_inexact_array))
+    f_pw = eqx.filter_jit(lambda k: eqx.filter(pw(objective, reg, k)[0], eqx.is_inexact_array))
+    m_lr, se_lr = _mean_and_se(f_lr, jr.split(jr.key(2), 3000))
+    m_pw, se_pw = _mean_and_se(f_pw, jr.split(jr.key(3), 1000))
+    tol = 4 * np.sqrt(se_lr**2 + se_pw**2)
+    assert np.all(np.abs(m_lr - m_pw) < tol), (m_lr, m_pw, tol)
+
+
+def test_likelihood_ratio_needs_noise_and_validates(without_type_checks):
+    objective, reg = _lr_problem()
+    silent = objective.replace(dynamics=objective.dynamics.replace(sigma=0.0))
+    with pytest.raises(ValueError, match="needs noise"):
+        diffgrn.LikelihoodRatio()(silent, reg, jr.key(0))
+    with pytest.raises(ValueError, match="LikelihoodRatio.batches"):
+        diffgrn.LikelihoodRatio(baseline="batch", batches=1)
+    with pytest.raises(ValueError, match="LikelihoodRatio.baseline"):
+        diffgrn.LikelihoodRatio(baseline="none")
+    # it plugs into Gradient like Pathwise: a few Adam steps on U_hard
+    res = diffgrn.train(objective, reg, diffgrn.Gradient(estimator=diffgrn.LikelihoodRatio()),
+                        key=jr.key(0), iterations=3, progress=False)  # fmt: skip
+    assert res.error is None and len(res.history) == 3
+    assert res.history.replicate_steps[0] == objective.replicate_steps
