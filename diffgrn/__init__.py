@@ -4,7 +4,7 @@ from . import diagnostics, estimators
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .dynamics import Dynamics, ProjectedSolver, available_memory
-from .estimators import AntitheticES, LikelihoodRatio, Mixture, Pathwise
+from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
 from .io import load, save
 from .methods import (
     CMAES,
@@ -56,6 +56,7 @@ __all__ = [
     "CounterBrownianPath",
     "Dynamics",
     "ES",
+    "InverseVariance",
     "LikelihoodRatio",
     "Gradient",
     "Graph",

@@ -216,12 +216,16 @@ class LikelihoodRatio(AbstractEstimator):
 
 
 class Mixture(AbstractEstimator):
-    """(1 − weight)·a + weight·b of two estimators, each normalised to unit norm
-    first (their scales differ by orders of magnitude), on independent keys."""
+    """(1 − weight)·a + weight·b of two estimators on independent keys, each normalised
+    to unit norm first (`normalise=True`, default: for estimators of different
+    objectives, whose scales differ by orders of magnitude), or as they are
+    (`normalise=False`: the α-blend of two estimators of the same gradient, unbiased
+    when both are)."""
 
     a: AbstractEstimator
     b: AbstractEstimator
     weight: float = eqx.field(static=True, default=0.5)
+    normalise: bool = eqx.field(static=True, default=True)
 
     def __check_init__(self):
         check_range("Mixture", "weight", self.weight, ge=0.0, le=1.0)
@@ -232,8 +236,10 @@ class Mixture(AbstractEstimator):
         ka, kb = jax.random.split(key)
         ga, ua = self.a(objective, regulator, ka)
         gb, _ = self.b(objective, regulator, kb)
-        na = diagnostics.tree_norm(ga)
-        nb = diagnostics.tree_norm(gb)
+        if self.normalise:
+            na, nb = diagnostics.tree_norm(ga), diagnostics.tree_norm(gb)
+        else:
+            na = nb = jax.numpy.ones(())
         safe = lambda n: jax.numpy.where(n > 0, n, 1.0)
         mix = jax.tree_util.tree_map(
             lambda x, y: (1 - self.weight) * x / safe(na) + self.weight * y / safe(nb), ga, gb
@@ -244,4 +250,57 @@ class Mixture(AbstractEstimator):
         return self.a.cost(objective) + self.b.cost(objective)
 
     def config(self):
-        return dict(type="Mixture", a=self.a.config(), b=self.b.config(), weight=self.weight)
+        return dict(
+            type="Mixture",
+            a=self.a.config(),
+            b=self.b.config(),
+            weight=self.weight,
+            normalise=self.normalise,
+        )
+
+
+class InverseVariance(AbstractEstimator):
+    """Per-parameter inverse-variance combination of two estimators of the same
+    gradient (PIPPS's "total propagation", Parmas et al. 2018): each is drawn on
+    `batches` independent keys; with means m_a, m_b and sample variances of the mean
+    v_a, v_b per parameter, the estimate is (m_a/v_a + m_b/v_b) / (1/v_a + 1/v_b).
+    The weights come from the same draws, so the combination is unbiased only as the
+    variances are known; `batches` ≥ 2 (default 4). Costs `batches` × both."""
+
+    a: AbstractEstimator
+    b: AbstractEstimator
+    batches: int = eqx.field(static=True, default=4)
+
+    def __check_init__(self):
+        check_range("InverseVariance", "batches", self.batches, ge=2, integer=True)
+
+    def __call__(
+        self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> tuple[PyTree, Float[Array, ""] | float]:
+        jnp = jax.numpy
+        ka, kb = jax.random.split(key)
+
+        def stats(est, k):
+            draws = [est(objective, regulator, kk) for kk in jax.random.split(k, self.batches)]
+            grads = [eqx.filter(g, eqx.is_inexact_array) for g, _ in draws]
+            stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *grads)
+            mean = jax.tree_util.tree_map(lambda x: jnp.mean(x, 0), stacked)
+            var = jax.tree_util.tree_map(
+                lambda x: jnp.var(x, 0, ddof=1) / self.batches + 1e-30, stacked
+            )
+            return mean, var, draws[0][1]
+
+        ma, va, ua = stats(self.a, ka)
+        mb, vb, _ = stats(self.b, kb)
+        combined = jax.tree_util.tree_map(
+            lambda a, b, x, y: (a / x + b / y) / (1 / x + 1 / y), ma, mb, va, vb
+        )
+        return combined, ua
+
+    def cost(self, objective: Objective) -> int:
+        return self.batches * (self.a.cost(objective) + self.b.cost(objective))
+
+    def config(self):
+        return dict(
+            type="InverseVariance", a=self.a.config(), b=self.b.config(), batches=self.batches
+        )

@@ -181,6 +181,17 @@ def test_likelihood_ratio_of_the_soft_utility_agrees_with_pathwise_under_softcli
     m_pw, se_pw = _mean_and_se(f_pw, jr.split(jr.key(3), 1000))
     tol = 4 * np.sqrt(se_lr**2 + se_pw**2)
     assert np.all(np.abs(m_lr - m_pw) < tol), (m_lr, m_pw, tol)
+    # the α-blend and the inverse-variance mixture of the two are unbiased too
+    for mix, n in (
+        (diffgrn.Mixture(lr, pw, 0.5, normalise=False), 2000),
+        (diffgrn.InverseVariance(lr, pw, batches=4), 400),
+    ):
+        f = eqx.filter_jit(
+            lambda k, m=mix: eqx.filter(m(objective, reg, k)[0], eqx.is_inexact_array)
+        )
+        m_mix, se_mix = _mean_and_se(f, jr.split(jr.key(4), n), chunk=100)
+        tol = 4 * np.sqrt(se_mix**2 + se_pw**2)
+        assert np.all(np.abs(m_mix - m_pw) < tol), (type(mix).__name__, m_mix, m_pw, tol)
 
 
 def test_likelihood_ratio_needs_noise_and_validates(without_type_checks):
