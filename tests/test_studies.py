@@ -27,6 +27,7 @@ def test_all_studies_listed():
         "traps",
         "resolution",
         "scaling",
+        "estimators",
     }
 
 
@@ -166,3 +167,13 @@ def test_scaling_quick(tmp_path):
         for row in table:
             assert row["cells"] == 16 and -1.0 <= row["cosine_pathwise_es"] <= 1.0
             assert row["snr"] > 0 and 0.0 <= row["hard_utility"] <= 1.0
+
+
+@pytest.mark.slow  # CI runs it after the README suite
+def test_estimators_quick(tmp_path):
+    rows = run("estimators", tmp_path)["rows"]
+    names = {r["estimator"] for r in rows}
+    assert names == {"pathwise (∇U_soft)", "likelihood ratio", "antithetic ES",
+                     "inverse-variance (LR, ES)"}  # fmt: skip
+    for r in rows:
+        assert -1.0 <= r["cosine"] <= 1.0 and r["variance"] >= 0 and r["cost"] > 0

@@ -11,4 +11,5 @@ STUDIES = (
     "traps",
     "resolution",
     "scaling",
+    "estimators",
 )
