@@ -63,8 +63,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _add_model_args(p: argparse.ArgumentParser):
-    g = p.add_argument_group("model (defaults from model.md)")
+def add_tissue_options(g, cells: bool = True) -> None:
+    """--tissue, --size, --boundary, (--cells,) --genes, --inputs: shared with the studies."""
     g.add_argument(
         "--tissue",
         choices=("chain", "square", "hex"),
@@ -75,12 +75,13 @@ def _add_model_args(p: argparse.ArgumentParser):
         "--size",
         default=None,
         help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
-        "a lattice (None: --cells for a chain, 10x10 for a lattice)",
+        "a lattice (None: --cells, 7, for a chain; 10x10 for a lattice)",
     )
     g.add_argument(
         "--boundary", choices=("open", "pinned", "periodic"), default="open", help="tissue boundary"
     )
-    g.add_argument("--cells", type=int, default=7, help="chain length")
+    if cells:
+        g.add_argument("--cells", type=int, default=7, help="chain length")
     g.add_argument("--genes", type=int, default=1, help="genes per cell")
     g.add_argument(
         "--inputs",
@@ -88,6 +89,11 @@ def _add_model_args(p: argparse.ArgumentParser):
         default="neighbours",
         help="mlp regulator: neighbours' mean only, or the cell's own state too",
     )
+
+
+def _add_model_args(p: argparse.ArgumentParser):
+    g = p.add_argument_group("model (defaults from model.md)")
+    add_tissue_options(g)
     g.add_argument(
         "--fate-genes",
         default="0",

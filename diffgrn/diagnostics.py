@@ -19,7 +19,7 @@ from ._typing import KeyBatch
 from .brownian import GridBrownianPath
 from .objective import Objective
 from .readout import HardReadout
-from .regulator import AbstractRegulator, drift_stiffness
+from .regulator import AbstractRegulator, drift_stiffness, max_jacobian_row_sum
 from .utility import hard_utility, soft_utility
 
 ScalarFn = Callable[[PyTree, PRNGKeyArray], Scalar]
@@ -293,9 +293,4 @@ def visited_stiffness(
     g = traj.shape[-1]
     s_flat, sbar_flat = traj.reshape(-1, g), sbar.reshape(-1, g)
     pick = jr.choice(jr.key(1), s_flat.shape[0], (min(samples, s_flat.shape[0]),), replace=False)
-
-    def row_sums(s, sb):
-        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(s, sb)
-        return jnp.max(jnp.sum(jnp.abs(js) + jnp.abs(jb), axis=1))
-
-    return dyn.dt * jnp.max(jax.vmap(row_sums)(s_flat[pick], sbar_flat[pick]))
+    return dyn.dt * max_jacobian_row_sum(regulator, s_flat[pick], sbar_flat[pick])

@@ -221,11 +221,20 @@ def drift_stiffness(
     g = regulator.genes
     x = jnp.linspace(0.0, 1.0, points)[:, None] * jnp.ones(g)
     s_rand, sbar_rand = jr.uniform(jr.key(0), (2, samples, g))
+    on_diagonal = max_jacobian_row_sum(regulator, x, x)
+    off_diagonal = max_jacobian_row_sum(regulator, s_rand, sbar_rand)
+    return dt * jnp.maximum(on_diagonal, off_diagonal)
 
-    def row_sums(s, sbar):  # ∞-norm of the Jacobian with respect to (s, s̄)
-        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(s, sbar)
+
+def max_jacobian_row_sum(
+    regulator: AbstractRegulator,
+    s: Float[Array, "points genes"],
+    sbar: Float[Array, "points genes"],
+) -> Float[Array, ""]:
+    """max over the points of ‖[∂f/∂s, ∂f/∂s̄]‖_∞ (the largest absolute row sum)."""
+
+    def row_sums(si, sbari):
+        js, jb = jax.jacfwd(regulator, argnums=(0, 1))(si, sbari)
         return jnp.max(jnp.sum(jnp.abs(js) + jnp.abs(jb), axis=1))
 
-    on_diagonal = jax.vmap(row_sums)(x, x)
-    off_diagonal = jax.vmap(row_sums)(s_rand, sbar_rand)
-    return dt * jnp.maximum(jnp.max(on_diagonal), jnp.max(off_diagonal))
+    return jnp.max(jax.vmap(row_sums)(s, sbar))

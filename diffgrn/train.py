@@ -171,8 +171,7 @@ def train(
     if checkpoint is not None:
         if checkpoint_every is not None:
             check_range("train", "checkpoint_every", checkpoint_every, ge=1, integer=True)
-        ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
-        ckpt.bind(result)
+        ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config, result)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
     first_stage, first_j, saved_state = 0, 0, None
@@ -252,10 +251,8 @@ def _run_stage(
     Returns False when training must stop (non-finite values)."""
     history = result.history
     trainer = method.build(objective, regulator)
-    state = trainer.init(k_init)
     j0, saved = resumed
-    if saved is not None:  # resuming: the saved state, in the structure init gives
-        state = saved(state)
+    state = trainer.init(k_init) if saved is None else saved  # resuming: the saved state
 
     t0 = time.perf_counter()
     step = jax.jit(trainer.step).lower(state, k_loop).compile()
@@ -331,25 +328,23 @@ class Checkpoint:
     the stage's start, best and final regulators and the pool) and `checkpoint.json`
     (where training stands, the history, the config and the leaves' SHA-256)."""
 
-    def __init__(self, folder: Path, every: int | None, config: dict):
-        self.folder, self.every, self.config = folder, every, config
+    def __init__(self, folder: Path, every: int | None, config: dict, result: "TrainResult"):
+        self.folder, self.every, self.config, self.result = folder, every, config, result
         self.last = None
 
     def saver(self, n_stage: int, start, pool):
         def save(j_next: int, state):
-            self.last = (n_stage, j_next, state, start, list(pool), self._result)
+            self.last = (n_stage, j_next, state, start, list(pool))
             if self.every is not None and j_next % self.every == 0:
                 self.save_last()
 
         return save
 
-    def bind(self, result: "TrainResult"):
-        self._result = result
-
     def save_last(self):
         if self.last is None:
             return
-        n_stage, j_next, state, start, pool, result = self.last
+        n_stage, j_next, state, start, pool = self.last
+        result = self.result
         h = result.history
         n = len(h.iteration)
         hist = {k: v[:n] for k, v in h.to_dict().items()}  # consistent even mid-append
@@ -415,8 +410,7 @@ class Checkpoint:
         result.best_regulator, result.final_regulator = saved["best"], saved["final"]
         result.compile_time = meta["compile_time"]
         pool[:] = [(u, i, r) for (u, i), r in zip(meta["pool"], saved["pool"])]
-        state = saved["state"]
-        return n_stage, j_next, (lambda _like: state), saved["start"]
+        return n_stage, j_next, saved["state"], saved["start"]
 
 
 def assess(

@@ -34,19 +34,10 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
         "the trained regulator instead of a short ES run",
     )
     if model:
-        g = p.add_argument_group("model (default: model.md's 7-cell open chain, one gene)")
-        g.add_argument("--tissue", choices=("chain", "square", "hex"), default="chain")
-        g.add_argument(
-            "--size", default=None, help="cells of a chain (7) or ROWSxCOLS of a lattice (10x10)"
-        )
-        g.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open")
-        g.add_argument("--genes", type=int, default=1, help="genes per cell (gene 0 is read out)")
-        g.add_argument(
-            "--inputs",
-            choices=("neighbours", "both"),
-            default="neighbours",
-            help="the MLP sees the neighbours' mean only, or the cell's own state too",
-        )
+        from diffgrn.cli import add_tissue_options
+
+        g = p.add_argument_group("model (default: model.md's 7-cell open chain; gene 0 read out)")
+        add_tissue_options(g, cells=False)
     return p
 
 
