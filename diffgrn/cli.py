@@ -14,7 +14,7 @@ import jax.random as jr
 from . import __version__, plotting
 from ._runs import RunFolder, check_out, versions
 from .dynamics import Dynamics
-from .estimators import Pathwise
+from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Pathwise
 from .io import dumps, save
 from .methods import (
     CMAES,
@@ -264,7 +264,7 @@ def _method(name: str, args):
             name.removeprefix("evosax:"), population=args.population, sigma=args.cma_sigma
         )
     if name == "openes":
-        return openes(default_optimiser(args.lr, args.clip))
+        return openes(default_optimiser(args.lr, args.clip), args.es_sigma, args.es_pairs)
     steps = _iterations("adam", args) - (args.switch if name == "hybrid" else 0)
 
     for flag, end in (
@@ -277,9 +277,18 @@ def _method(name: str, args):
     def anneal(start, end):  # linear over the first three quarters of the Adam steps
         return None if end is None else LinearSchedule(start, end, max(1, 3 * steps // 4))
 
+    pathwise = Pathwise(replicates=args.grad_replicates, backprop_steps=args.backprop_steps)
+    estimator = dict(
+        pathwise=lambda: pathwise,
+        likelihood_ratio=lambda: LikelihoodRatio(),
+        antithetic_es=lambda: AntitheticES(args.es_sigma, args.es_pairs),
+        inverse_variance=lambda: InverseVariance(
+            pathwise, AntitheticES(args.es_sigma, args.es_pairs), batches=2
+        ),
+    )[args.estimator.replace("-", "_")]()
     adam = Gradient(
         default_optimiser(args.lr, args.clip),
-        Pathwise(replicates=args.grad_replicates, backprop_steps=args.backprop_steps),
+        estimator,
         temperature=anneal(args.temperature, args.temperature_to),
         bandwidth=anneal(args.bandwidth, args.bandwidth_to),
     )
@@ -503,6 +512,14 @@ def cmd_compare(args, argv) -> int:
             f"--target must be a number in (0, log2 K = {math.log2(objective.n_fates):g}] "
             f"bits per cell; got {args.target}"
         ) from None
+    if args.reassess < 0:
+        raise ValueError(f"compare --reassess must be >= 0 (0: off); got {args.reassess}")
+    if args.reassess_repeats < 2:
+        raise ValueError(f"compare --reassess-repeats must be >= 2; got {args.reassess_repeats}")
+    if args.baseline is not None and not args.collect and args.baseline not in names:
+        raise ValueError(
+            f"compare --baseline {args.baseline!r} is not among --methods ({', '.join(names)})"
+        )
     check_out(out, overwrite=True)  # a shared folder: run folders are checked one by one
     if args.collect:
         if not out.is_dir():
@@ -553,6 +570,8 @@ def _run_compare(args, argv, objective, out, names, folders, errors, interrupted
             progress=not args.no_progress,
             make_regulator=lambda k: _regulator(args, k),
             on_run=on_run,
+            reassess=args.reassess or None,
+            reassess_repeats=args.reassess_repeats,
         )
     except KeyboardInterrupt:
         print(
@@ -573,7 +592,12 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     plotting.save_figure(
         axes[0], out / "compare.png", f"{' vs '.join(names)}, {seeds} seed(s), same objective"
     )
-    baseline = "es" if "es" in comparison.runs else None
+    baseline = args.baseline or next((b for b in ("es", "cmaes") if b in comparison.runs), None)
+    if baseline is not None and baseline not in comparison.runs:
+        raise ValueError(
+            f"compare --baseline {baseline!r} is not among the compared methods "
+            f"({', '.join(comparison.runs)})"
+        )
     table = comparison.to_markdown(baseline)
     (out / "compare.md").write_text(table + "\n")
     (out / "compare.json").write_text(
@@ -617,6 +641,9 @@ METHOD_OPTIONS = dict(
     lr={"adam", "openes", "hybrid"},
     clip={"adam", "openes", "hybrid"},
     grad_replicates={"adam", "hybrid"},
+    estimator={"adam", "hybrid"},
+    es_sigma={"adam", "hybrid", "openes"},
+    es_pairs={"adam", "hybrid", "openes"},
     backprop_steps={"adam", "hybrid"},
     bandwidth_to={"adam", "hybrid"},
     temperature_to={"adam", "hybrid"},
@@ -640,9 +667,11 @@ def _check_options(args, parser: argparse.ArgumentParser):
             f"{', '.join(unused)} {'does' if len(unused) == 1 else 'do'} not apply to "
             f"{', '.join(sorted(kinds))}: drop {'it' if len(unused) == 1 else 'them'}"
         )
-    for flag, value in (("--lr", args.lr), ("--clip", args.clip)):
+    for flag, value in (("--lr", args.lr), ("--clip", args.clip), ("--es-sigma", args.es_sigma)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be a finite number > 0; got {value}")
+    if args.es_pairs < 1:
+        raise ValueError(f"--es-pairs must be an integer >= 1; got {args.es_pairs}")
 
 
 def cmd_rerun(args) -> int:
@@ -757,6 +786,27 @@ def main(argv=None) -> int:
                 help="utility target for time-to-target and success rate (None: no target)",
             )
             p.add_argument(
+                "--reassess",
+                type=int,
+                default=20,
+                help="re-assess each run's candidate at about this many iterations "
+                "(geometric, plus evenly spaced) on --reassess-repeats fresh draws: "
+                "the target counts as reached when the mean's lower 95%% bound "
+                "crosses it (0: judge on single monitored draws)",
+            )
+            p.add_argument(
+                "--reassess-repeats",
+                type=int,
+                default=10,
+                help="fresh draws per re-assessment (>= 2)",
+            )
+            p.add_argument(
+                "--baseline",
+                default=None,
+                help="method the speed-ups are measured against (default: es if "
+                "compared, else cmaes, else none)",
+            )
+            p.add_argument(
                 "--collect",
                 action="store_true",
                 help="train nothing: tabulate the METHOD-seedK runs already "
@@ -798,6 +848,28 @@ def main(argv=None) -> int:
             type=int,
             default=25,
             help="replicates per pathwise gradient estimate (adam, hybrid)",
+        )
+        g.add_argument(
+            "--estimator",
+            default="pathwise",
+            choices=["pathwise", "likelihood-ratio", "antithetic-es", "inverse-variance"],
+            help="adam, hybrid: gradient estimator (pathwise ∇U_soft; likelihood-ratio "
+            "∇U_hard, path-space score; antithetic-es ∇U_hard; inverse-variance: "
+            "pathwise and antithetic-es combined per parameter, 2 draws each)",
+        )
+        g.add_argument(
+            "--es-sigma",
+            type=float,
+            default=0.05,
+            help="antithetic ES perturbation scale (openes; adam with antithetic-es or "
+            "inverse-variance)",
+        )
+        g.add_argument(
+            "--es-pairs",
+            type=int,
+            default=16,
+            help="antithetic ES pairs per estimate (openes; adam with antithetic-es or "
+            "inverse-variance)",
         )
         g.add_argument(
             "--backprop-steps",

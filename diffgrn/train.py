@@ -51,6 +51,9 @@ class History:
     - `wall_time`: cumulative seconds inside the method's compiled steps
       (compilation and the monitoring evaluation excluded).
     - `replicate_steps`: cumulative simulated replicate-steps used by the method.
+    - `checks`: re-assessments of the candidate at chosen iterations (`train(reassess=…)`),
+      one dict each: iteration, mean, std, repeats, `lower` (the mean's lower 95 %
+      bound, Student t), wall_time, replicate_steps. What a fair time-to-target uses.
     """
 
     iteration: list = dataclasses.field(default_factory=list)
@@ -61,25 +64,26 @@ class History:
     grad_norm: list = dataclasses.field(default_factory=list)
     wall_time: list = dataclasses.field(default_factory=list)
     replicate_steps: list = dataclasses.field(default_factory=list)
+    checks: list = dataclasses.field(default_factory=list)
 
     def __len__(self):
         return len(self.iteration)
 
     def to_dict(self) -> dict:
-        return {
-            k: [
-                None if isinstance(v, float) and not math.isfinite(v) else v
-                for v in getattr(self, k)
-            ]
-            for k in HISTORY_FIELDS
-        }
+        finite = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
+        d = {k: [finite(v) for v in getattr(self, k)] for k in HISTORY_FIELDS}
+        d["checks"] = [{k: finite(v) for k, v in c.items()} for c in self.checks]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
         missing = [k for k in HISTORY_FIELDS if k not in d]
         if missing:
             raise ValueError(f"history is missing fields {missing}")
-        return cls(**{k: [math.nan if v is None else v for v in d[k]] for k in HISTORY_FIELDS})
+        nan = lambda v: math.nan if v is None else v
+        history = cls(**{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS})
+        history.checks = [{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])]
+        return history
 
 
 @dataclasses.dataclass
@@ -122,6 +126,8 @@ def train(
     checkpoint: "str | os.PathLike | None" = None,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    reassess: int | None = None,
+    reassess_repeats: int = 10,
 ) -> TrainResult:
     """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
 
@@ -138,6 +144,12 @@ def train(
     and when interrupted (Equinox leaves + JSON with a SHA-256, written whole);
     `resume=True` continues from that folder's checkpoint: the same call resumed gives
     exactly the history and regulators of an uninterrupted run (wall times aside).
+
+    `reassess=K` re-assesses the current candidate at K iterations spaced
+    geometrically from the first to the last, each on `reassess_repeats` fresh draws
+    (keys no training step uses), into `history.checks` with the mean's lower 95 %
+    bound: a target counts as reached when that bound crosses it, not at the first
+    lucky draw (`Comparison`). Not counted in wall time or replicate-steps.
     """
     if not isinstance(objective, Objective):
         raise ValueError(
@@ -149,6 +161,9 @@ def train(
     check_range("train", "iterations", n_iter, ge=1, integer=True)
     check_range("train", "select_top", select_top, ge=1, integer=True)
     check_range("train", "select_repeats", select_repeats, ge=1, integer=True)
+    if reassess is not None:
+        check_range("train", "reassess", reassess, ge=1, integer=True)
+        check_range("train", "reassess_repeats", reassess_repeats, ge=2, integer=True)
     if eval_replicates is not None:
         check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
     monitor_obj = (
@@ -179,6 +194,12 @@ def train(
         first_stage, first_j, saved_state, start = ckpt.load(
             result, pool, regulator, stages, objective, key
         )
+    checker = None
+    if reassess is not None:
+        config.update(reassess=reassess, reassess_repeats=reassess_repeats)
+        checker = _Checker(
+            monitor_obj, check_points(n_iter, reassess), reassess_repeats, key, history
+        )
     bar = _progress(n_iter, method.config()["method"], progress)
     if bar is not None and len(history):
         bar.update(len(history))
@@ -203,6 +224,7 @@ def train(
                 callback,
                 resumed,
                 None if ckpt is None else ckpt.saver(n_stage, start, pool),
+                checker,
             )
             if not done:
                 break
@@ -246,6 +268,7 @@ def _run_stage(
     callback,
     resumed=(0, None),
     save=None,
+    checker=None,
 ) -> bool:
     """Run one method for `n_iter` iterations, appending to `result` in place.
     Returns False when training must stop (non-finite values)."""
@@ -311,11 +334,71 @@ def _run_stage(
         if bar is not None:
             bar.set_postfix(U_draw=f"{u:.3f}", best_draw=f"{result.best_utility:.3f}")
             bar.update(1)
+        if checker is not None:
+            checker(i, result.final_regulator, wall, rsteps)
         if save is not None:
             save(j + 1, state)
         if callback is not None:
             callback(i, result)
     return True
+
+
+def check_points(n_iter: int, count: int) -> list[int]:
+    """About `count` iterations (0-based) up to the last: `count` spaced geometrically
+    from the first (dense early, where methods cross targets) and `count` // 2 evenly
+    (so late crossings are resolved too); fewer where they coincide."""
+    if count == 1 or n_iter == 1:
+        return [n_iter - 1]
+    ratio = n_iter ** (1 / (count - 1))
+    geometric = {min(n_iter, round(ratio**k)) - 1 for k in range(count)}
+    even = {max(0, round(n_iter * k / (count // 2)) - 1) for k in range(1, count // 2 + 1)}
+    return sorted(geometric | even)
+
+
+def lower_bound_95(values) -> tuple[float, float, float]:
+    """(mean, sample std, the mean's lower 95 % bound: mean − t₀.₉₇₅,ₙ₋₁ · std / √n)."""
+    v = np.asarray(values, float)
+    n = len(v)
+    mean, std = float(v.mean()), float(v.std(ddof=1))
+    return mean, std, mean - _t975(n - 1) * std / math.sqrt(n)
+
+
+def _t975(dof: int) -> float:
+    """Student t's 97.5 % quantile (bisection on the CDF via the incomplete beta)."""
+    from jax.scipy.special import betainc
+
+    cdf = lambda t: 1 - 0.5 * float(betainc(dof / 2, 0.5, dof / (dof + t * t)))
+    lo, hi = 0.0, 20.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < 0.975 else (lo, mid)
+    return (lo + hi) / 2
+
+
+class _Checker:
+    """Re-assesses the candidate at the check points into `history.checks`."""
+
+    def __init__(self, objective, points, repeats, key, history):
+        self.objective, self.points, self.repeats = objective, set(points), repeats
+        self.key, self.history = jr.fold_in(key, 2**21), history
+
+    def __call__(self, i, regulator, wall, rsteps):
+        if i not in self.points:
+            return
+        keys = jr.split(jr.fold_in(self.key, i), self.repeats)
+        values = [float(u) for u in _hard_many(self.objective, regulator, keys).value]
+        mean, std, lower = lower_bound_95(values)
+        self.history.checks.append(
+            dict(
+                iteration=i,
+                mean=mean,
+                std=std,
+                lower=lower,
+                repeats=self.repeats,
+                wall_time=wall,
+                replicate_steps=rsteps,
+            )
+        )
 
 
 def _stage_keys(key, n_stage: int):
@@ -348,6 +431,7 @@ class Checkpoint:
         h = result.history
         n = len(h.iteration)
         hist = {k: v[:n] for k, v in h.to_dict().items()}  # consistent even mid-append
+        hist["checks"] = [c for c in hist["checks"] if c["iteration"] < n]
         leaves = dict(
             state=state,
             start=start,

@@ -116,6 +116,9 @@ def test_a_solve_too_big_for_memory_is_refused_with_what_to_lower(capsys, tmp_pa
         (["compare", "--target", "2.0"], "--target must be a number in (0, log2 K = 1]"),
         (["compare", "--target", "nan"], "--target must be a number"),
         (["compare", "--methods", ","], "compare --methods is empty"),
+        (["compare", "--reassess", "-1"], "--reassess must be >= 0"),
+        (["compare", "--reassess-repeats", "1"], "--reassess-repeats must be >= 2"),
+        (["compare", "--baseline", "cmaes"], "--baseline 'cmaes' is not among --methods"),
     ],
 )
 def test_cli_options_are_validated(argv, words, capsys, tmp_path):

@@ -12,7 +12,8 @@ import pytest
 
 import diffgrn
 from diffgrn.cli import main as cli_main
-from diffgrn.train import HISTORY_FIELDS
+from diffgrn.compare import reached
+from diffgrn.train import HISTORY_FIELDS, History, check_points, lower_bound_95
 
 
 def mean_over_keys(fn, regulator, n=6):
@@ -35,8 +36,8 @@ def adam_result(small_objective, mlp):
 def test_history_has_same_fields_for_every_method(es_result, adam_result):
     for res, n in ((es_result, 25), (adam_result, 20)):
         d = res.history.to_dict()
-        assert set(d) == set(HISTORY_FIELDS)
-        assert all(len(v) == n for v in d.values())
+        assert set(d) == {*HISTORY_FIELDS, "checks"} and d["checks"] == []
+        assert all(len(d[k]) == n for k in HISTORY_FIELDS)
         assert np.all(np.diff(res.history.wall_time) >= 0)
         assert np.all(np.diff(res.history.replicate_steps) > 0)
     # ES: pop × R × steps per generation; Adam: R × steps per step.
@@ -326,6 +327,7 @@ def test_compare_same_start_per_seed_and_table(small_objective):
         progress=False,
         assess_repeats=2,
         on_run=lambda name, seed, res, fresh: seen.append((name, seed)),
+        reassess=None,  # judged on single draws here; re-assessments: the next test
     )
     assert seen == [("es", 0), ("adam", 0), ("es", 1), ("adam", 1)]
     assert [len(comp.runs[m][0].history) for m in ("es", "adam")] == [2, 3]
@@ -348,6 +350,38 @@ def test_compare_same_start_per_seed_and_table(small_objective):
     assert f"Speed-up to U ≥ {target} against es" in comp.to_markdown("es")
     with pytest.raises(ValueError, match="unknown baseline"):
         comp.speedups("cmaes")
+
+
+def test_reassessment_points_and_fair_time_to_target(small_objective, mlp):
+    res = diffgrn.train(
+        small_objective, mlp, "es", key=jr.key(3), iterations=6, progress=False,
+        reassess=3, reassess_repeats=4,
+    )  # fmt: skip
+    checks = res.history.checks
+    assert [c["iteration"] for c in checks] == check_points(6, 3) == [0, 1, 5]
+    for c in checks:
+        i = c["iteration"]
+        assert c["lower"] < c["mean"] and c["repeats"] == 4
+        assert c["wall_time"] == res.history.wall_time[i]
+        assert c["replicate_steps"] == res.history.replicate_steps[i]
+    assert History.from_dict(res.history.to_dict()).checks == checks
+    # A lucky single draw crosses the target at iteration 1; the re-assessment's lower
+    # bound only at iteration 4: the fair rule counts iteration 4, the old one 1.
+    h = History(
+        iteration=list(range(6)),
+        hard_utility=[0.5, 0.71, 0.6, 0.65, 0.72, 0.73],
+        wall_time=[1.0, 2, 3, 4, 5, 6],
+        replicate_steps=[10, 20, 30, 40, 50, 60],
+    )
+    assert reached(h, 0.7) == (2.0, 20)
+    h.checks = [
+        dict(iteration=1, mean=0.66, lower=0.64, wall_time=2.0, replicate_steps=20),
+        dict(iteration=4, mean=0.73, lower=0.705, wall_time=5.0, replicate_steps=50),
+    ]
+    assert reached(h, 0.7) == (5.0, 50)
+    assert reached(h, 0.71) is None
+    mean, std, lower = lower_bound_95([0.68, 0.67, 0.69, 0.70, 0.66])
+    assert lower == pytest.approx(0.68 - 2.7764 * std / 5**0.5, abs=1e-4)
 
 
 def test_cli_rejects_bad_values(capsys):
