@@ -32,7 +32,7 @@ from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
 from .tissue import Chain, Lattice
 from .train import TrainResult, assess, train
-from .utility import hard_utility
+from .utility import PatternInformation, TargetPattern
 
 DESCRIPTION = """\
 Differentiable simulation of gene-regulatory fate patterning in JAX.
@@ -45,6 +45,10 @@ commands (each writes into --out, default runs/...):
   compare  train several methods from the same starts over seeds; writes one
            run folder per method and seed, compare.md, compare.json, compare.png
              diffgrn compare --methods es,adam,random --seeds 3 --target 0.6
+  explore  which patterns can the tissue make? curiosity-driven search
+           (imgep) against random search at equal simulations; writes one
+           library per method, coverage.png, descriptors.png, gallery.png
+             diffgrn explore --budget 2000 --method imgep,random
   study    a gradient-diagnostic study (diffgrn study -h lists them); writes
            its table (JSON) and figures
              diffgrn study horizon --quick
@@ -130,6 +134,19 @@ def _add_model_args(p: argparse.ArgumentParser):
         type=float,
         default=0.5,
         help="KDE bandwidth h (model.md's first version: 0.1)",
+    )
+    g.add_argument(
+        "--target-pattern",
+        default=None,
+        help="optimise toward this pattern instead of U: 0/1 per cell, e.g. 0011001 "
+        "(row-major on a lattice; one readout gene)",
+    )
+    g.add_argument(
+        "--pattern-score",
+        choices=("agreement", "hit"),
+        default="agreement",
+        help="with --target-pattern: mean per-cell agreement, or the fraction of "
+        "replicates that hit the pattern exactly",
     )
     g.add_argument(
         "--regulator",
@@ -244,6 +261,9 @@ def _objective(args) -> Objective:
         replicates=reps,
         genes=args.genes,
         fate_genes=_ints(args.fate_genes, "--fate-genes"),
+        utility=PatternInformation()
+        if args.target_pattern is None
+        else TargetPattern(args.target_pattern, args.pattern_score),
     )
 
 
@@ -364,7 +384,7 @@ def _write_run(
     if len(result.history):
         states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
         fates = objective.fates(states, HardReadout())
-        u = hard_utility(fates)
+        u = objective.utility.hard(fates)
         plotting.save_figure(
             plotting.plot_patterns(fates),
             out / "patterns.png",
@@ -412,6 +432,76 @@ def _record(args, argv) -> dict:
 
 def _interrupted(result: TrainResult) -> bool:
     return bool(result.error) and result.error.startswith("interrupted")
+
+
+def cmd_explore(args, argv) -> int:
+    from .discovery import explore, get_descriptors
+
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    bad = [m for m in methods if m not in ("imgep", "random")] or ([] if methods else [""])
+    if bad:
+        raise ValueError(f"explore --method must be imgep, random or both; got {args.method!r}")
+    budget = args.budget if args.budget is not None else (200 if args.quick else 2000)
+    for flag, value, least in (("--budget", budget, 1), ("--batch", args.batch, 1)):
+        if value < least:
+            raise ValueError(f"{flag} must be an integer >= {least}; got {value}")
+    if args.bins < 1:
+        raise ValueError(f"--bins must be an integer >= 1; got {args.bins}")
+    for flag, value in (("--scale", args.scale), ("--mutation", args.mutation)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag} must be a finite number > 0; got {value}")
+    descriptors = get_descriptors(args.descriptors)
+    objective = _objective(args)
+    out = args.out or Path("runs") / f"explore-{_tissue_label(args, objective)}-seed{args.seed}"
+    k_init, k_explore = jr.split(jr.key(args.seed))
+    regulator = _regulator(args, k_init)
+    objective.check_regulator(regulator)
+    libraries = {}
+    with RunFolder(out, args.overwrite) as folder:
+        for method in methods:
+            lib = explore(
+                objective,
+                regulator,
+                method,
+                budget=budget,
+                key=k_explore,  # the same first random round for every method
+                descriptors=descriptors,
+                batch=args.batch,
+                scale=args.scale,
+                mutation=args.mutation,
+                bins=args.bins,
+                progress=not args.no_progress,
+            )
+            lib.config["run"] = _record(args, argv)
+            lib.save(folder.tmp / method)
+            title = f"{method}, {_describe(objective)}, {budget} simulations"
+            plotting.plot_descriptor_space(lib, title).savefig(
+                folder.tmp / method / "descriptors.png", dpi=110
+            )
+            fig = plotting.plot_gallery(lib, objective.tissue, n_fates=objective.n_fates)
+            fig.savefig(folder.tmp / method / "gallery.png", dpi=110)
+            plotting.plt.close("all")
+            libraries[method] = lib
+        ax = plotting.plot_coverage(libraries)
+        plotting.save_figure(
+            ax,
+            folder.tmp / "coverage.png",
+            f"{_describe(objective)}: occupied bins of ({', '.join(d.name for d in descriptors)})",
+        )
+        summary = dict(
+            budget=budget,
+            bins_per_descriptor=args.bins,
+            descriptors=[d.name for d in descriptors],
+            filled={m: lib.coverage[-1][1] for m, lib in libraries.items()},
+            coverage={m: lib.coverage for m, lib in libraries.items()},
+            config=objective.config(),
+            run=_record(args, argv),
+        )
+        (folder.tmp / "explore.json").write_text(dumps(summary))
+        folder.commit()
+    line = ", ".join(f"{m} {n} bins" for m, n in summary["filled"].items())
+    print(f"explore ({_describe(objective)}, {budget} simulations each): {line}; written to {out}")
+    return 0
 
 
 def cmd_train(args, argv) -> int:
@@ -509,8 +599,8 @@ def cmd_compare(args, argv) -> int:
         check_target(args.target, objective)
     except ValueError:
         raise ValueError(
-            f"--target must be a number in (0, log2 K = {math.log2(objective.n_fates):g}] "
-            f"bits per cell; got {args.target}"
+            f"--target must be a number in (0, {objective.utility.upper(objective.n_fates):g}] "
+            f"(the utility's largest value; log2 K bits per cell for U); got {args.target}"
         ) from None
     if args.reassess < 0:
         raise ValueError(f"compare --reassess must be >= 0 (0: off); got {args.reassess}")
@@ -750,6 +840,32 @@ def main(argv=None) -> int:
     rerun.add_argument("folder", type=Path, help="a folder written by diffgrn train or compare")
     rerun.add_argument("--out", type=Path, required=True, help="the new output folder")
     rerun.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ex = sub.add_parser(
+        "explore",
+        help="explore which patterns the tissue makes: IMGEP against random search",
+        description="Curiosity-driven exploration (IMGEP) and random search of the "
+        "regulator's parameters at equal simulations, in a space of pattern descriptors.",
+        formatter_class=_HelpFormatter,
+    )
+    ex.add_argument(
+        "--method", default="imgep,random", help="imgep, random, or both comma-separated"
+    )
+    ex.add_argument(
+        "--budget", type=int, default=None, help="simulations per method (None: 2000, 200 --quick)"
+    )
+    ex.add_argument(
+        "--descriptors",
+        default="fraction,boundaries,dominant",
+        help="comma-separated: fraction (fate-1 fraction), boundaries (per cell), like "
+        "(like-fated neighbour pairs), srep (S_rep), dominant (dominant pattern's frequency)",
+    )
+    ex.add_argument("--batch", type=int, default=50, help="regulators simulated per round")
+    ex.add_argument("--bins", type=int, default=20, help="bins per descriptor for coverage")
+    ex.add_argument("--scale", type=float, default=1.0, help="random draws' scale around θ₀")
+    ex.add_argument(
+        "--mutation", type=float, default=0.2, help="imgep: mutation, relative to --scale"
+    )
+    _add_model_args(ex)
     for name, helptext in (
         ("train", "train one method"),
         ("compare", "train several methods from the same starts over seeds on one objective"),
@@ -902,6 +1018,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "rerun":
             return cmd_rerun(args)
+        if args.command == "explore":
+            return cmd_explore(args, argv)
         if args.command == "train" and args.resume is not None:
             resumed = _resume_argv(args.resume)
             args = sub.choices["train"].parse_args(resumed[1:])

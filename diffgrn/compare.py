@@ -228,10 +228,11 @@ def reached(history: History, target: float) -> tuple[float, float] | None:
 
 
 def check_target(target: float | None, objective: Objective) -> None:
-    """A utility target must be finite and reachable: 0 < target ≤ log₂ K bits per cell."""
+    """A utility target must be finite and reachable: 0 < target ≤ the utility's
+    largest value (log₂ K bits per cell for U)."""
     if target is None:
         return
-    check_range("compare", "target", target, gt=0.0, le=math.log2(objective.n_fates))
+    check_range("compare", "target", target, gt=0.0, le=objective.utility.upper(objective.n_fates))
 
 
 def compare(

@@ -18,9 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 from ._typing import KeyBatch
 from .brownian import GridBrownianPath
 from .objective import Objective
-from .readout import HardReadout
 from .regulator import AbstractRegulator, drift_stiffness, max_jacobian_row_sum
-from .utility import hard_utility, soft_utility
 
 ScalarFn = Callable[[PyTree, PRNGKeyArray], Scalar]
 
@@ -173,8 +171,8 @@ def adjoint_norms(
         p = GridBrownianPath(path.t0, path.t1, path.dt, inc)
         s = dyn.solve(regulator, tissue, s0, p)
         if utility == "soft":
-            return soft_utility(objective.fates(s), objective.bandwidth).value
-        return hard_utility(objective.fates(s, HardReadout())).value
+            return objective.soft_of(s).value
+        return objective.hard_of(s).value
 
     g = jax.grad(u)(path.increments)
     return jnp.sqrt(jnp.sum(g**2, axis=tuple(range(1, g.ndim))))
@@ -195,7 +193,7 @@ def stage_gradients(
 
     s_t = final(params, s0)
     fates, readout_vjp = jax.vjp(objective.fates, s_t)
-    util, util_vjp = jax.vjp(lambda f: soft_utility(f, objective.bandwidth), fates)
+    util, util_vjp = jax.vjp(lambda f: objective.utility.soft(f, objective.bandwidth), fates)
     one = jnp.ones(())
     zero = jnp.zeros(())
     (g_fates,) = util_vjp(type(util)(one, zero, zero))

@@ -14,9 +14,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from . import diagnostics
 from ._validate import check_choice, check_range
 from .objective import Objective
-from .readout import HardReadout
 from .regulator import AbstractRegulator
-from .utility import hard_utility, soft_utility
 
 
 class AbstractEstimator(eqx.Module):
@@ -200,8 +198,8 @@ class LikelihoodRatio(AbstractEstimator):
 
     def _utility(self, objective):
         if self.utility == "hard":
-            return lambda s: hard_utility(objective.fates(s, HardReadout())).value
-        return lambda s: soft_utility(objective.fates(s), objective.bandwidth).value
+            return lambda s: objective.hard_of(s).value
+        return lambda s: objective.soft_of(s).value
 
     def cost(self, objective: Objective) -> int:
         return self.batches * objective.replicate_steps

@@ -15,7 +15,7 @@ from .dynamics import Dynamics
 from .readout import AbstractReadout, HardReadout, SoftReadout, readout_from_config
 from .regulator import AbstractRegulator, drift_stiffness
 from .tissue import Chain, Tissue, tissue_from_config
-from .utility import Utility, hard_utility, soft_utility
+from .utility import AbstractUtility, PatternInformation, Utility, utility_from_config
 
 
 def _as_tuple(x):
@@ -58,6 +58,9 @@ class Objective(eqx.Module):
       `bandwidth`).
     - `evaluate(regulator, key)`: both from one simulation.
 
+    `utility` scores the fates: `PatternInformation()` (U = S_pat − S_rep, the
+    default) or `TargetPattern("0011001")` (make one chosen pattern).
+
     The same key gives the same noise in all of them (common random numbers).
 
     `genes` is the number of genes per cell (default 1; the regulator's `genes` must
@@ -76,6 +79,7 @@ class Objective(eqx.Module):
     genes: int = eqx.field(static=True, default=1, converter=_as_int)
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)
     devices: int | tuple | None = eqx.field(static=True, default=None, converter=_as_devices)
+    utility: AbstractUtility = eqx.field(default_factory=PatternInformation)
 
     def __check_init__(self):
         if not isinstance(self.tissue, Tissue):
@@ -130,6 +134,12 @@ class Objective(eqx.Module):
                 f"Objective.dynamics must be a diffgrn.Dynamics; got {type(self.dynamics).__name__}"
             )
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
+        if not isinstance(self.utility, AbstractUtility):
+            raise ValueError(
+                "Objective.utility must be a diffgrn utility (PatternInformation, "
+                f"TargetPattern); got {type(self.utility).__name__}"
+            )
+        self.utility.check(self.tissue.n_cells, len(self.fate_genes))
         check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
         if not isinstance(self.readout, AbstractReadout):
             raise ValueError(
@@ -226,7 +236,7 @@ class Objective(eqx.Module):
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
     ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
-        util = _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s)
+        util = _nan_unless_finite(self.hard_of(s), s)
         bound = self.dynamics.max_stiffness
         if bound is not None:  # reject regulators Euler at this dt does not resolve
             ok = drift_stiffness(regulator, self.dynamics.dt) <= bound
@@ -238,15 +248,20 @@ class Objective(eqx.Module):
     ) -> Utility:
         """`replicates` overrides the objective's R for this evaluation."""
         s = self.simulate(regulator, key, replicates=replicates)
-        return soft_utility(self.fates(s), self.bandwidth)
+        return self.soft_of(s)
+
+    def hard_of(self, states: Float[Array, "replicates cells genes"]) -> Utility:
+        """The hard utility of final states `(R, N, G)` (no finiteness check)."""
+        return self.utility.hard(self.fates(states, HardReadout()))
+
+    def soft_of(self, states: Float[Array, "replicates cells genes"]) -> Utility:
+        """The soft utility of final states `(R, N, G)` (readout, then `utility.soft`)."""
+        return self.utility.soft(self.fates(states), self.bandwidth)
 
     def evaluate(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> tuple[Utility, Utility]:
         """(hard, soft) utilities of one simulation."""
         s = self.simulate(regulator, key)
-        return (
-            _nan_unless_finite(hard_utility(self.fates(s, HardReadout())), s),
-            soft_utility(self.fates(s), self.bandwidth),
-        )
+        return _nan_unless_finite(self.hard_of(s), s), self.soft_of(s)
 
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:
         """−U_soft: the quantity gradient methods minimise."""
@@ -280,6 +295,11 @@ class Objective(eqx.Module):
             replicates=self.replicates,
             genes=self.genes,
             fate_genes=list(self.fate_genes),
+            **(
+                {}
+                if isinstance(self.utility, PatternInformation)
+                else dict(utility=self.utility.config())
+            ),
         )
 
     @classmethod
@@ -292,6 +312,7 @@ class Objective(eqx.Module):
             replicates=config["replicates"],
             genes=config.get("genes", 1),
             fate_genes=tuple(config.get("fate_genes", (0,))),
+            utility=utility_from_config(config.get("utility")),
         )
 
 

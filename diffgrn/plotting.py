@@ -283,3 +283,98 @@ def plot_comparison(comparison: Comparison, x: str = "wall_time", ax: Axes | Non
     if comparison.target is not None:
         ax.axhline(comparison.target, color="k", ls=":", lw=1, label="target")
     return _finish(ax, x, "hard U on fresh noise (bits per cell)")
+
+
+def plot_coverage(libraries: Mapping, ax: Axes | None = None) -> Axes:
+    """Occupied descriptor bins against simulations, one curve per exploration
+    (`{name: Library}`)."""
+    ax = ax or plt.figure(figsize=(6, 4)).gca()
+    for name, lib in libraries.items():
+        sims, filled = zip(*lib.coverage)
+        ax.plot(sims, filled, marker=".", label=f"{name}: {filled[-1]} bins")
+    ax.set_xlabel("simulations (regulators, each on R replicates)")
+    lib = next(iter(libraries.values()))
+    ax.set_ylabel(f"occupied bins ({lib.bins} per descriptor)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_descriptor_space(library, title: str | None = None) -> Figure:
+    """The library in descriptor space: the first descriptor against each other one,
+    each regulator a dot coloured by its hard utility."""
+    d = np.asarray(library.descriptors, float)
+    n_panels = max(1, d.shape[1] - 1)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.8), squeeze=False)
+    util = np.asarray(library.utility, float)
+    for j, ax in enumerate(axes[0]):
+        y = d[:, j + 1] if d.shape[1] > 1 else np.zeros(len(d))
+        sc = ax.scatter(d[:, 0], y, c=util, s=6, cmap="viridis", alpha=0.8)
+        ax.set_xlabel(library.names[0])
+        ax.set_ylabel(library.names[j + 1] if d.shape[1] > 1 else "")
+        ax.set_xlim(*library.bounds[0])
+        if d.shape[1] > 1:
+            ax.set_ylim(*library.bounds[j + 1])
+        ax.grid(alpha=0.3)
+    fig.colorbar(sc, ax=axes[0, -1], label="hard utility (same draw)")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gallery_rows(library, count: int = 12) -> list[int]:
+    """`count` rows from distinct descriptor bins, spread over the bins in order (the
+    most reproducible regulator of each chosen bin)."""
+    cells = library.cells()
+    ok = np.all(np.isfinite(np.asarray(library.descriptors, float)), axis=1)
+    keys = [tuple(c) for c in cells]
+    best: dict = {}
+    names = list(library.names)
+    rank = (
+        np.asarray(library.descriptors[:, names.index("dominant pattern's frequency")], float)
+        if "dominant pattern's frequency" in names
+        else np.nan_to_num(np.asarray(library.utility, float), nan=-1.0)
+    )
+    for i in np.flatnonzero(ok):
+        if keys[i] not in best or rank[i] > rank[best[keys[i]]]:
+            best[keys[i]] = i
+    chosen = [best[k] for k in sorted(best)]
+    if len(chosen) > count:
+        chosen = [chosen[j] for j in np.linspace(0, len(chosen) - 1, count).round().astype(int)]
+    return [int(i) for i in chosen]
+
+
+def plot_gallery(library, tissue: Tissue, count: int = 12, n_fates: int = 2) -> Figure:
+    """Dominant patterns of regulators from distinct descriptor bins, drawn on the
+    tissue, each titled with its descriptors."""
+    rows = gallery_rows(library, count)
+    cols = min(4, max(1, len(rows)))
+    nrows = max(1, -(-len(rows) // cols))
+    flat = np.ptp(tissue.positions()[:, 1]) == 0  # a chain: one row of cells
+    height = 1.0 if flat else 2.8
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.3 * cols, height * nrows + 0.6), squeeze=False)
+    m = max(1, int(round(np.log2(n_fates))))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), rows):
+        pattern = np.asarray(library.patterns[i]).reshape(tissue.n_cells, m)
+        plot_tissue(
+            tissue,
+            fate_index(pattern[None])[0],
+            ax,
+            cmap=fate_colormap(n_fates),
+            vmin=-0.5,
+            vmax=n_fates - 0.5,
+            edgecolors="0.6",
+            linewidths=0.3,
+        )
+        values = ", ".join(f"{v:.2f}" for v in library.descriptors[i])
+        ax.set_title(f"#{i}: ({values})\nU = {float(library.utility[i]):.3f}", fontsize=8)
+    fig.suptitle(
+        "dominant pattern of regulators from distinct bins; descriptors: "
+        + ", ".join(library.names),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig

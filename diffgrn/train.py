@@ -25,9 +25,7 @@ from ._validate import check_range
 from .brownian import GridBrownianPath
 from .methods import AbstractMethod, get_method
 from .objective import Objective
-from .readout import HardReadout
 from .regulator import AbstractRegulator
-from .utility import hard_utility
 
 HISTORY_FIELDS = (
     "iteration",
@@ -592,7 +590,7 @@ def _paired(objective, regulator, keys, coarse, fine):
         summed = inc.reshape(coarse.n_steps, refine, *inc.shape[1:]).sum(axis=1)
         coarse_path = GridBrownianPath(0.0, coarse.t_final, coarse.dt, summed)
         u = [
-            hard_utility(objective.fates(d.solve(regulator, tissue, s0, p), HardReadout())).value
+            objective.hard_of(d.solve(regulator, tissue, s0, p)).value
             for d, p in ((coarse, coarse_path), (fine, path))
         ]
         return u[0], u[1]

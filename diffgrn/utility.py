@@ -5,11 +5,17 @@
 it is differentiable in the fates.
 """
 
+import abc
+from collections.abc import Sequence
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Scalar
+
+from ._validate import check_choice
 
 
 class Utility(NamedTuple):
@@ -124,3 +130,146 @@ def soft_utility(
     log_q = jax.nn.logsumexp(-d2 / (2.0 * bandwidth**2), axis=1) - jnp.log(r)
     s_rep = -jnp.mean(log_q) / jnp.log(2.0) / n
     return Utility(s_pat - s_rep, s_pat, s_rep)
+
+
+def dominant_pattern(
+    fates: Float[Array, "replicates cells *genes"],
+) -> tuple[Float[Array, "cells genes"], Scalar]:
+    """The most frequent whole-tissue pattern of binary fates `(R, N)` or `(R, N, m)`
+    and its frequency among the R replicates (ties: the lowest packed pattern)."""
+    z = _as_fates(fates) >= 0.5
+    r, n, m = z.shape
+    words = _pack_rows(z.reshape(r, n * m))
+    order = jnp.lexsort(tuple(words[:, i] for i in reversed(range(words.shape[1]))))
+    sorted_words = words[order]
+    new = jnp.concatenate(
+        [jnp.ones((1,), bool), jnp.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
+    )
+    group = jnp.cumsum(new) - 1
+    counts = jnp.zeros((r,), jnp.float32).at[group].add(1.0)
+    top = jnp.argmax(counts)
+    row = order[jnp.argmax(group == top)]
+    return z[row].astype(jnp.float32), counts[top] / r
+
+
+class AbstractUtility(eqx.Module):
+    """What an `Objective` scores the fates `(R, N, m)` of R replicates with: `hard`
+    on thresholded fates, `soft` (differentiable) on fates in [0, 1]."""
+
+    @abc.abstractmethod
+    def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility: ...
+
+    @abc.abstractmethod
+    def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility: ...
+
+    @abc.abstractmethod
+    def config(self) -> dict: ...
+
+    def check(self, n_cells: int, n_readout: int) -> None:
+        """Raise ValueError if this utility cannot score `n_cells` × `n_readout` fates."""
+
+    def upper(self, n_fates: int) -> float:
+        """The largest value the utility can take (targets are checked against it)."""
+        return float(np.log2(n_fates))
+
+
+class PatternInformation(AbstractUtility):
+    """U = S_pat − S_rep (model.md; `hard_utility`, `soft_utility`): fates used evenly,
+    the same pattern in every replicate. The default."""
+
+    def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility:
+        return hard_utility(fates)
+
+    def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
+        return soft_utility(fates, bandwidth)
+
+    def config(self) -> dict:
+        return dict(type="PatternInformation")
+
+
+class TargetPattern(AbstractUtility):
+    """Reward for making one chosen pattern, e.g. `TargetPattern("0011001")`.
+
+    `pattern`: a string of 0/1 with one character per cell (one readout gene; cells
+    in tissue order, row-major on a lattice) or a nested sequence `(cells, m)` for m
+    readout genes. `score`:
+
+    - `"agreement"` (default): the mean per-cell agreement with the pattern, in [0, 1]
+      (0.5 ≈ chance). Soft: Σ p·t + (1 − p)(1 − t) averaged.
+    - `"hit"`: the fraction of replicates that make the pattern exactly, in [0, 1].
+      Soft: the product over cells of the per-cell agreements, averaged.
+
+    Its `Utility` carries (value, mean agreement, fraction of exact hits) in the
+    (value, s_pat, s_rep) slots, so histories show both."""
+
+    pattern: tuple = eqx.field(static=True)
+    score: str = eqx.field(static=True, default="agreement")
+
+    def __init__(self, pattern: "str | Sequence", score: str = "agreement"):
+        if isinstance(pattern, str):
+            if not pattern or set(pattern) - {"0", "1"}:
+                raise ValueError(
+                    f"TargetPattern.pattern must be a string of 0 and 1 (one per cell); "
+                    f"got {pattern!r}"
+                )
+            rows = tuple((int(c),) for c in pattern)
+        else:
+            arr = np.asarray(pattern)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            if arr.ndim != 2 or arr.size == 0 or not np.isin(arr, (0, 1)).all():
+                raise ValueError(
+                    "TargetPattern.pattern must be 0/1 values, one per cell (or "
+                    f"(cells, readout genes)); got {pattern!r}"[:300]
+                )
+            rows = tuple(tuple(int(v) for v in row) for row in arr)
+        check_choice("TargetPattern", "score", score, ("agreement", "hit"))
+        self.pattern = rows
+        self.score = score
+
+    @property
+    def target(self) -> Float[Array, "cells m"]:
+        return jnp.asarray(self.pattern, jnp.float32)
+
+    def check(self, n_cells: int, n_readout: int) -> None:
+        shape = (len(self.pattern), len(self.pattern[0]))
+        if shape != (n_cells, n_readout):
+            raise ValueError(
+                f"TargetPattern.pattern has {shape[0]} cells × {shape[1]} readout genes but "
+                f"the objective has {n_cells} cells × {n_readout} readout genes"
+            )
+
+    def upper(self, n_fates: int) -> float:
+        return 1.0
+
+    def _utility(self, agree: Float[Array, "replicates cells m"], hit) -> Utility:
+        mean = jnp.mean(agree)
+        return Utility(mean if self.score == "agreement" else hit, mean, hit)
+
+    def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility:
+        z = (_as_fates(fates) >= 0.5).astype(jnp.float32)
+        agree = 1.0 - jnp.abs(z - self.target)
+        return self._utility(agree, jnp.mean(jnp.all(agree > 0.5, axis=(1, 2))))
+
+    def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
+        del bandwidth
+        p = _as_fates(fates)
+        t = self.target
+        agree = p * t + (1 - p) * (1 - t)
+        return self._utility(agree, jnp.mean(jnp.prod(agree, axis=(1, 2))))
+
+    def config(self) -> dict:
+        text = "".join(str(r[0]) for r in self.pattern) if len(self.pattern[0]) == 1 else None
+        return dict(
+            type="TargetPattern",
+            pattern=text if text is not None else [list(r) for r in self.pattern],
+            score=self.score,
+        )
+
+
+def utility_from_config(config: dict | None) -> AbstractUtility:
+    if config is None or config.get("type") == "PatternInformation":
+        return PatternInformation()
+    if config.get("type") == "TargetPattern":
+        return TargetPattern(config["pattern"], config.get("score", "agreement"))
+    raise ValueError(f"unknown utility config {config!r}")

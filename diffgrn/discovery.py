@@ -1,0 +1,504 @@
+"""Discovery: which patterns can a tissue make? Curiosity-driven exploration (IMGEP)
+against random search, in a space of pattern descriptors.
+
+`explore(objective, regulator, method="imgep" | "random", budget=…, key=…)` simulates
+`budget` regulators (each on the objective's R replicates), describes what each one
+makes with `descriptors`, and returns a `Library` of (parameters, descriptors,
+utility, dominant pattern) with the coverage curve: occupied bins of the descriptor
+space (`bins` per dimension) against simulations.
+"""
+
+import abc
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+
+from ._validate import check_choice, check_range
+from .objective import Objective
+from .readout import HardReadout
+from .regulator import AbstractRegulator, regulator_from_config
+from .utility import dominant_pattern, hard_utility
+
+LIBRARY_FORMAT = "diffgrn-library-v1"
+
+
+class AbstractDescriptor(eqx.Module):
+    """One number describing what R replicates made: a function of the binary fates
+    `(R, N, m)`, the final states `(R, N, G)` and the tissue's undirected neighbour
+    pairs `(P, 2)`, with a documented range (`bounds`) used for binning."""
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        fates: Float[Array, "replicates cells m"],
+        states: Float[Array, "replicates cells genes"],
+        pairs: Array,
+    ) -> Scalar: ...
+
+    @abc.abstractmethod
+    def bounds(self, objective: Objective) -> tuple[float, float]: ...
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+class FateFraction(AbstractDescriptor):
+    """Fraction of cells in fate 1 of readout gene `gene`, over cells and replicates:
+    [0, 1]."""
+
+    gene: int = eqx.field(static=True, default=0)
+
+    def __call__(self, fates, states, pairs):
+        return jnp.mean(fates[..., self.gene])
+
+    def bounds(self, objective):
+        return 0.0, 1.0
+
+    @property
+    def name(self):
+        return f"fate-1 fraction (gene {self.gene})"
+
+
+class Boundaries(AbstractDescriptor):
+    """Fate boundaries per cell: neighbour pairs whose readout gene `gene` differs,
+    divided by the number of cells, averaged over replicates (domain structure):
+    [0, P / N] for P neighbour pairs (a chain of N cells: (N − 1) / N)."""
+
+    gene: int = eqx.field(static=True, default=0)
+
+    def __call__(self, fates, states, pairs):
+        z = fates[..., self.gene]
+        unlike = z[:, pairs[:, 0]] != z[:, pairs[:, 1]]
+        return jnp.mean(jnp.sum(unlike, axis=1)) / z.shape[1]
+
+    def bounds(self, objective):
+        return 0.0, len(neighbour_pairs(objective)) / objective.n_cells
+
+    @property
+    def name(self):
+        return "boundaries per cell"
+
+
+class LikeNeighbours(AbstractDescriptor):
+    """Fraction of neighbour pairs with the same fate of readout gene `gene` (1:
+    uniform domains, 0: perfect alternation): [0, 1]. Useful on lattices."""
+
+    gene: int = eqx.field(static=True, default=0)
+
+    def __call__(self, fates, states, pairs):
+        z = fates[..., self.gene]
+        return jnp.mean(z[:, pairs[:, 0]] == z[:, pairs[:, 1]])
+
+    def bounds(self, objective):
+        return 0.0, 1.0
+
+    @property
+    def name(self):
+        return "like-fated neighbour pairs"
+
+
+class Reproducibility(AbstractDescriptor):
+    """S_rep: the entropy of whole-tissue patterns over replicates, per cell (0: every
+    replicate makes the same pattern): [0, log₂ R / N]."""
+
+    def __call__(self, fates, states, pairs):
+        return hard_utility(fates).s_rep
+
+    def bounds(self, objective):
+        return 0.0, math.log2(objective.replicates) / objective.n_cells
+
+    @property
+    def name(self):
+        return "S_rep (bits per cell)"
+
+
+class DominantPattern(AbstractDescriptor):
+    """Frequency of the most common whole-tissue pattern among the replicates:
+    [1 / R, 1], binned over [0, 1]."""
+
+    def __call__(self, fates, states, pairs):
+        return dominant_pattern(fates)[1]
+
+    def bounds(self, objective):
+        return 0.0, 1.0
+
+    @property
+    def name(self):
+        return "dominant pattern's frequency"
+
+
+class Descriptor(AbstractDescriptor):
+    """Your own descriptor: `fn(fates, states, pairs) -> scalar` with its range."""
+
+    fn: Callable = eqx.field(static=True)
+    low: float = eqx.field(static=True)
+    high: float = eqx.field(static=True)
+    label: str = eqx.field(static=True, default="custom")
+
+    def __check_init__(self):
+        if not callable(self.fn):
+            raise ValueError(f"Descriptor.fn must be callable; got {self.fn!r}")
+        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
+            raise ValueError(
+                f"Descriptor needs finite low < high; got low={self.low}, high={self.high}"
+            )
+
+    def __call__(self, fates, states, pairs):
+        return self.fn(fates, states, pairs)
+
+    def bounds(self, objective):
+        return float(self.low), float(self.high)
+
+    @property
+    def name(self):
+        return self.label
+
+
+DESCRIPTORS = dict(
+    fraction=FateFraction,
+    boundaries=Boundaries,
+    like=LikeNeighbours,
+    srep=Reproducibility,
+    dominant=DominantPattern,
+)
+
+
+def default_descriptors() -> tuple[AbstractDescriptor, ...]:
+    """Fate-1 fraction, boundaries per cell and the dominant pattern's frequency."""
+    return FateFraction(), Boundaries(), DominantPattern()
+
+
+def get_descriptors(names: "str | Sequence") -> tuple[AbstractDescriptor, ...]:
+    """Descriptors from names (`"fraction,boundaries,dominant"`) or objects."""
+    items = names.split(",") if isinstance(names, str) else list(names)
+    out = []
+    for item in items:
+        if isinstance(item, AbstractDescriptor):
+            out.append(item)
+            continue
+        name = str(item).strip()
+        if name not in DESCRIPTORS:
+            raise ValueError(
+                f"unknown descriptor {name!r}; expected some of {', '.join(DESCRIPTORS)} "
+                "or diffgrn.discovery.Descriptor objects"
+            )
+        out.append(DESCRIPTORS[name]())
+    if not out:
+        raise ValueError("explore.descriptors is empty; give at least one")
+    return tuple(out)
+
+
+def neighbour_pairs(objective: Objective) -> np.ndarray:
+    """The tissue's undirected neighbour pairs (i < j), `(P, 2)`."""
+    pairs = objective.tissue.neighbour_pairs()
+    pairs = np.sort(np.asarray(pairs, np.int64), axis=1)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0).astype(np.int32)
+
+
+@dataclasses.dataclass
+class Library:
+    """What `explore` found: one row per simulated regulator.
+
+    `params` `(n, P)` flat parameters (`regulator(i)` rebuilds one), `descriptors`
+    `(n, D)`, `utility` `(n,)` (the objective's hard utility on the same draw),
+    `patterns` `(n, N·m)` the dominant pattern (0/1), `coverage` the (simulations,
+    occupied bins) curve, `names`/`bounds` the descriptors', `bins` per dimension."""
+
+    params: np.ndarray
+    descriptors: np.ndarray
+    utility: np.ndarray
+    patterns: np.ndarray
+    coverage: list
+    names: list
+    bounds: list
+    bins: int
+    template: AbstractRegulator
+    config: dict
+
+    def __len__(self) -> int:
+        return len(self.utility)
+
+    def regulator(self, i: int) -> AbstractRegulator:
+        """The regulator of row `i`."""
+        params, static = eqx.partition(self.template, eqx.is_inexact_array)
+        _, unravel = ravel_pytree(params)
+        return eqx.combine(unravel(jnp.asarray(self.params[i])), static)
+
+    def cells(self, descriptors: np.ndarray | None = None) -> np.ndarray:
+        """The bin index `(n, D)` of each row (or of `descriptors`)."""
+        return bin_index(
+            self.descriptors if descriptors is None else descriptors, self.bounds, self.bins
+        )
+
+    def filled(self) -> int:
+        """Occupied bins of the descriptor space."""
+        return occupied(self.descriptors, self.bounds, self.bins)
+
+    def nearest_pattern(self, pattern: Sequence[int]) -> int:
+        """The row whose dominant pattern is nearest `pattern` (Hamming distance; ties:
+        the most reproducible, then the highest utility)."""
+        target = np.asarray([int(c) for c in pattern], np.int8).ravel()
+        if target.shape[0] != self.patterns.shape[1]:
+            raise ValueError(
+                f"Library.nearest_pattern: the pattern has {target.shape[0]} values but "
+                f"the library's patterns have {self.patterns.shape[1]}"
+            )
+        dist = np.abs(self.patterns.astype(np.int8) - target).sum(axis=1)
+        util = np.nan_to_num(self.utility, nan=-np.inf)
+        names = list(self.names)
+        freq = (
+            self.descriptors[:, names.index(DominantPattern().name)]
+            if DominantPattern().name in names
+            else np.zeros(len(self))
+        )
+        return int(np.lexsort((-util, -freq, dist))[0])
+
+    def save(self, path: "str | os.PathLike") -> Path:
+        """Write the folder `path`: `library.eqx` (Equinox leaves: arrays and the
+        template regulator) and `meta.json` (shapes, names, coverage, config and the
+        leaves' SHA-256). No pickle."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        leaves = path / "library.eqx"
+        eqx.tree_serialise_leaves(leaves, (self._arrays(), self.template))
+        meta = dict(
+            format=LIBRARY_FORMAT,
+            rows=len(self),
+            shapes={k: list(v.shape) for k, v in self._arrays().items()},
+            names=list(self.names),
+            bounds=[list(b) for b in self.bounds],
+            bins=self.bins,
+            coverage=[list(c) for c in self.coverage],
+            regulator=self.template.config(),
+            config=self.config,
+            sha256=hashlib.sha256(leaves.read_bytes()).hexdigest(),
+        )
+        from .io import dumps
+
+        (path / "meta.json").write_text(dumps(meta))
+        return path
+
+    def _arrays(self) -> dict:
+        return dict(
+            params=jnp.asarray(self.params, jnp.float32),
+            descriptors=jnp.asarray(self.descriptors, jnp.float32),
+            utility=jnp.asarray(self.utility, jnp.float32),
+            patterns=jnp.asarray(self.patterns, jnp.int8),
+        )
+
+
+def load_library(path: "str | os.PathLike") -> Library:
+    """Read a folder written by `Library.save` (the SHA-256 is checked)."""
+    path = Path(path)
+    meta_file, leaves = path / "meta.json", path / "library.eqx"
+    for f in (meta_file, leaves):
+        if not f.is_file():
+            raise FileNotFoundError(f"load_library: {f} is missing (not a saved library?)")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("format") != LIBRARY_FORMAT:
+        raise ValueError(f"load_library: {meta_file} is not a {LIBRARY_FORMAT} file")
+    if hashlib.sha256(leaves.read_bytes()).hexdigest() != meta.get("sha256"):
+        raise ValueError(f"load_library: {leaves} does not match {meta_file}")
+    template = regulator_from_config(meta["regulator"])
+    dtypes = dict(params=jnp.float32, descriptors=jnp.float32, utility=jnp.float32)
+    like = {k: jnp.zeros(s, dtypes.get(k, jnp.int8)) for k, s in meta["shapes"].items()}
+    arrays, template = eqx.tree_deserialise_leaves(leaves, (like, template))
+    a = {k: np.asarray(v) for k, v in arrays.items()}
+    return Library(
+        a["params"],
+        a["descriptors"],
+        a["utility"],
+        a["patterns"],
+        [tuple(c) for c in meta["coverage"]],
+        meta["names"],
+        [tuple(b) for b in meta["bounds"]],
+        meta["bins"],
+        template,
+        meta["config"],
+    )
+
+
+def bin_index(descriptors: np.ndarray, bounds, bins: int) -> np.ndarray:
+    """Bin of each descriptor row: `bins` equal bins per dimension over `bounds`."""
+    d = np.asarray(descriptors, float)
+    lo = np.asarray([b[0] for b in bounds])
+    hi = np.asarray([b[1] for b in bounds])
+    x = (d - lo) / (hi - lo)
+    return np.clip(np.floor(x * bins), 0, bins - 1).astype(np.int64)
+
+
+def occupied(descriptors: np.ndarray, bounds, bins: int) -> int:
+    """Number of distinct bins the finite rows of `descriptors` occupy."""
+    d = np.asarray(descriptors, float)
+    d = d[np.all(np.isfinite(d), axis=1)]
+    if len(d) == 0:
+        return 0
+    return len(np.unique(bin_index(d, bounds, bins), axis=0))
+
+
+def explore(
+    objective: Objective,
+    regulator: AbstractRegulator,
+    method: str = "imgep",
+    *,
+    budget: int = 2000,
+    key: PRNGKeyArray,
+    descriptors: "str | Sequence | None" = None,
+    batch: int = 50,
+    initial: int | None = None,
+    scale: float = 1.0,
+    mutation: float = 0.2,
+    expand: float = 0.2,
+    bins: int = 20,
+    progress: bool = True,
+) -> Library:
+    """Explore the patterns `objective`'s tissue makes with regulators shaped like
+    `regulator`, with `budget` simulations (each one regulator on R replicates).
+
+    - `method="random"`: every regulator is θ₀ + `scale`·z, z ~ N(0, I) around the
+      given regulator's parameters θ₀ (as `RandomSearch`).
+    - `method="imgep"`: the first `initial` (default budget // 10, at least one
+      batch) as random; then each round samples `batch` goals uniformly in the box of
+      the descriptors reached so far, widened by `expand` × its width on each side
+      (within the descriptors' bounds), takes the regulator whose descriptors are
+      nearest each goal (in descriptor space scaled by the bounds) and perturbs it,
+      θ + `mutation`·`scale`·z. Goals outside what has been reached pull the
+      search outward.
+
+    All of a round's regulators are simulated in one compiled call (vmap over the
+    batch; the library is preallocated, so no recompilation across rounds).
+    """
+    check_choice("explore", "method", method, ("imgep", "random"))
+    check_range("explore", "budget", budget, ge=1, integer=True)
+    check_range("explore", "batch", batch, ge=1, integer=True)
+    check_range("explore", "scale", scale, gt=0.0)
+    check_range("explore", "mutation", mutation, gt=0.0)
+    check_range("explore", "expand", expand, ge=0.0)
+    check_range("explore", "bins", bins, ge=1, integer=True)
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"explore.objective must be a diffgrn.Objective; got {type(objective).__name__}"
+        )
+    objective.check_regulator(regulator)
+    descs = default_descriptors() if descriptors is None else get_descriptors(descriptors)
+    batch = min(batch, budget)
+    n_init = budget if method == "random" else (budget // 10 if initial is None else initial)
+    check_range("explore", "initial", n_init, ge=1, le=budget, integer=True)
+    n_init = max(batch, n_init) if method == "imgep" else n_init
+    n_init = min(n_init, budget)
+
+    params, static = eqx.partition(regulator, eqx.is_inexact_array)
+    theta0, unravel = ravel_pytree(params)
+    n_params = theta0.size
+    bounds = [d.bounds(objective) for d in descs]
+    lo = jnp.asarray([b[0] for b in bounds], jnp.float32)
+    hi = jnp.asarray([b[1] for b in bounds], jnp.float32)
+    pairs = jnp.asarray(neighbour_pairs(objective))
+    n_pattern = objective.n_cells * len(objective.fate_genes)
+
+    def describe(theta, k):
+        reg = eqx.combine(unravel(theta), static)
+        s = objective.simulate(reg, k)
+        fates = objective.fates(s, HardReadout())
+        d = jnp.stack([jnp.asarray(f(fates, s, pairs), jnp.float32) for f in descs])
+        u = objective.hard_of(s).value
+        ok = jnp.all(jnp.isfinite(s))
+        pattern = dominant_pattern(fates)[0].reshape(-1)
+        return jnp.where(ok, d, jnp.nan), jnp.where(ok, u, jnp.nan), pattern.astype(jnp.int8)
+
+    @jax.jit
+    def random_round(k):
+        k_theta, k_sim = jr.split(k)
+        thetas = theta0 + scale * jr.normal(k_theta, (batch, n_params))
+        return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+
+    @jax.jit
+    def imgep_round(k, lib_theta, lib_desc, count):
+        k_goal, k_mut, k_sim = jr.split(k, 3)
+        valid = (jnp.arange(lib_desc.shape[0]) < count) & jnp.all(jnp.isfinite(lib_desc), 1)
+        unit = (lib_desc - lo) / (hi - lo)
+        big = jnp.where(valid[:, None], unit, jnp.nan)
+        reached_lo, reached_hi = jnp.nanmin(big, 0), jnp.nanmax(big, 0)
+        width = reached_hi - reached_lo
+        g_lo = jnp.clip(reached_lo - expand * width, 0.0, 1.0)
+        g_hi = jnp.clip(reached_hi + expand * width, 0.0, 1.0)
+        goals = g_lo + (g_hi - g_lo) * jr.uniform(k_goal, (batch, lo.shape[0]))
+        dist = jnp.sum((jnp.where(valid[:, None], unit, 1e6)[None] - goals[:, None]) ** 2, -1)
+        source = jnp.argmin(dist, axis=1)
+        thetas = lib_theta[source] + mutation * scale * jr.normal(k_mut, (batch, n_params))
+        return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+
+    lib_theta = np.zeros((budget, n_params), np.float32)
+    lib_desc = np.full((budget, len(descs)), np.nan, np.float32)
+    lib_util = np.full((budget,), np.nan, np.float32)
+    lib_pat = np.zeros((budget, n_pattern), np.int8)
+    coverage = []
+    bar = _bar(budget, f"explore ({method})", progress)
+    count, r = 0, 0
+    while count < budget:
+        k = jr.fold_in(key, r)
+        if count < n_init:
+            out = random_round(k)
+        else:  # goals and sources from the library as it stands
+            out = imgep_round(k, jnp.asarray(lib_theta), jnp.asarray(lib_desc), count)
+        thetas, desc, util, pat = (np.asarray(x) for x in out)
+        take = min(batch, budget - count)
+        sl = slice(count, count + take)
+        lib_theta[sl], lib_desc[sl], lib_util[sl], lib_pat[sl] = (
+            thetas[:take],
+            desc[:take],
+            util[:take],
+            pat[:take],
+        )
+        count += take
+        r += 1
+        coverage.append((count, occupied(lib_desc[:count], bounds, bins)))
+        if bar is not None:
+            bar.set_postfix(bins=coverage[-1][1])
+            bar.update(take)
+    if bar is not None:
+        bar.close()
+    config = dict(
+        method=method,
+        budget=budget,
+        batch=batch,
+        initial=n_init,
+        scale=scale,
+        mutation=mutation,
+        expand=expand,
+        bins=bins,
+        descriptors=[d.name for d in descs],
+        objective=objective.config(),
+    )
+    return Library(
+        lib_theta,
+        lib_desc,
+        lib_util,
+        lib_pat,
+        coverage,
+        [d.name for d in descs],
+        bounds,
+        bins,
+        regulator,
+        config,
+    )
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    from .train import _progress
+
+    return _progress(total, desc, enabled)
