@@ -28,6 +28,7 @@ def test_all_studies_listed():
         "resolution",
         "scaling",
         "estimators",
+        "discovery",
     }
 
 
@@ -177,3 +178,20 @@ def test_estimators_quick(tmp_path):
                      "inverse-variance (LR, ES)"}  # fmt: skip
     for r in rows:
         assert -1.0 <= r["cosine"] <= 1.0 and r["variance"] >= 0 and r["cost"] > 0
+
+
+@pytest.mark.slow  # CI runs it after the README suite
+def test_discovery_quick(tmp_path):
+    res = run("discovery", tmp_path)
+    cov = res["coverage"]
+    assert set(cov) == {"chain-open", "chain-pinned", "hex3x3-open"}
+    for c in cov.values():
+        for row in c["seeds"]:
+            assert row["imgep"] >= 1 and row["random"] >= 1
+            assert row["curves"]["imgep"][-1][0] == 48
+    for name in ("gallery-chain-open.png", "descriptors-hex3x3-open.png"):
+        assert (tmp_path / "discovery" / name).is_file()
+    assert len(res["finetune"]) == 2
+    for row in res["finetune"]:
+        for start in ("random start", "nearest discovery"):
+            assert 0 <= row[start]["hit"] <= 1 and 0 <= row[start]["agreement"] <= 1

@@ -12,4 +12,5 @@ STUDIES = (
     "resolution",
     "scaling",
     "estimators",
+    "discovery",
 )
