@@ -1,8 +1,9 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import diagnostics, estimators
+from . import diagnostics, discovery, estimators
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
+from .discovery import Library, explore, load_library
 from .dynamics import Dynamics, ProjectedSolver, available_memory
 from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
 from .io import load, save
@@ -36,16 +37,26 @@ from .regulator import (
 )
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
-from .utility import Utility, binary_entropy, hard_utility, pattern_entropy, soft_utility
+from .utility import (
+    AbstractUtility,
+    PatternInformation,
+    TargetPattern,
+    Utility,
+    binary_entropy,
+    hard_utility,
+    pattern_entropy,
+    soft_utility,
+)
 
 ES = MuPlusLambdaES
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "AbstractMethod",
     "AbstractReadout",
     "AbstractRegulator",
+    "AbstractUtility",
     "AntitheticES",
     "CMAES",
     "Evosax",
@@ -65,17 +76,20 @@ __all__ = [
     "History",
     "Hybrid",
     "Lattice",
+    "Library",
     "LinearSchedule",
     "MLPRegulator",
     "Mixture",
     "MuPlusLambdaES",
     "Objective",
     "Pathwise",
+    "PatternInformation",
     "ProjectedSolver",
     "SoftReadout",
     "StepInfo",
     "StraightThroughReadout",
     "TanhRegulator",
+    "TargetPattern",
     "Tissue",
     "TrainResult",
     "TranscriptionalRegulator",
@@ -87,9 +101,12 @@ __all__ = [
     "count_parameters",
     "default_optimiser",
     "diagnostics",
+    "discovery",
     "estimators",
+    "explore",
     "hard_utility",
     "load",
+    "load_library",
     "openes",
     "pattern_entropy",
     "save",
