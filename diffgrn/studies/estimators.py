@@ -1,12 +1,12 @@
-"""Estimators: bias and variance of every gradient estimator of E[U_hard], against T and σ.
+"""Estimators: bias and variance of every gradient estimator of E[U_hard], against T, σ and N.
 
 For the 3-parameter tanh lateral inhibition a·tanh(−b(s̄ − c)) (a = 1, b = 6, c = 0.4)
-on the open 7-cell chain, the ground truth ∇E[U_hard] is a central difference of
-E[U_hard] with common random numbers over many batches of R replicates (E[U] depends
-on R, so every batch has the objective's R). Each estimator is drawn on independent
-keys: its mean gives the bias (cosine with the ground truth, relative error), its
-spread the variance; "variance × cost" (trace of the covariance of one estimate times
-its simulated replicate-steps) compares them at equal compute.
+on the open 7-cell chain (N cells in the N sweep), the ground truth ∇E[U_hard] is a
+central difference of E[U_hard] with common random numbers over many batches of R
+replicates (E[U] depends on R, so every batch has the objective's R). Each estimator
+is drawn on independent keys: its mean gives the bias (cosine with the ground truth,
+relative error), its spread the variance; "variance × cost" (trace of the covariance
+of one estimate times its simulated replicate-steps) compares them at equal compute.
 """
 
 import equinox as eqx
@@ -66,15 +66,17 @@ def main(argv=None):
     quick = args.quick
     horizons = (1.0,) if quick else (1.0, 2.0, 5.0, 10.0)
     sigmas = (0.1,) if quick else (0.03, 0.1, 0.3)
+    cells = (5,) if quick else (7, 20, 50)
     n_truth, n_draws = (200, 16) if quick else (3000, 200)
     replicates, dt = 16, 0.02
     reg = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
     rows = []
     sweeps = [("t_final", t, dict(t_final=t, sigma=0.1)) for t in horizons]
     sweeps += [("sigma", s, dict(t_final=2.0 if not quick else 1.0, sigma=s)) for s in sigmas]
+    sweeps += [("cells", n, dict(t_final=2.0 if not quick else 1.0, sigma=0.1)) for n in cells]
     for name, value, dyn in sweeps:
         objective = diffgrn.Objective(
-            tissue=diffgrn.Chain(7, "open"),
+            tissue=diffgrn.Chain(value if name == "cells" else 7, "open"),
             dynamics=diffgrn.Dynamics(dt=dt, **dyn),
             replicates=replicates,
             bandwidth=0.5,
@@ -106,8 +108,9 @@ def main(argv=None):
                 f"var={var:.3g} var×cost={var * cost:.3g}"
             )
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    for col, sweep in enumerate(("t_final", "sigma")):
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    labels = dict(t_final="horizon T", sigma="noise σ", cells="cells N (T = 2, σ = 0.1)")
+    for col, sweep in enumerate(("t_final", "sigma", "cells")):
         for ename in estimators():
             sel = [r for r in rows if r["sweep"] == sweep and r["estimator"] == ename]
             xs = [r["value"] for r in sel]
@@ -116,7 +119,7 @@ def main(argv=None):
         axes[0, col].set_ylabel("cos(mean estimate, ∇E[U_hard])")
         axes[1, col].set_ylabel("variance × replicate-steps per estimate")
         for ax in axes[:, col]:
-            ax.set_xlabel("horizon T" if sweep == "t_final" else "noise σ")
+            ax.set_xlabel(labels[sweep])
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(
