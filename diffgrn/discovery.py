@@ -248,7 +248,7 @@ class Library:
         """Occupied bins of the descriptor space."""
         return occupied(self.descriptors, self.bounds, self.bins)
 
-    def nearest_pattern(self, pattern: Sequence[int]) -> int:
+    def nearest_pattern(self, pattern: "str | Sequence[int]") -> int:
         """The row whose dominant pattern is nearest `pattern` (Hamming distance; ties:
         the most reproducible, then the highest utility)."""
         target = np.asarray([int(c) for c in pattern], np.int8).ravel()

@@ -134,6 +134,7 @@ def test_target_pattern_utility_hard_and_soft():
     assert diffgrn.Objective.from_config(obj.config()).utility == t
 
 
+@pytest.mark.slow  # a gradient compile for a new utility: CI runs it after the README suite
 def test_target_pattern_trains_with_adam(small_objective):
     """The pathwise gradient of the soft agreement reaches the hard agreement: from
     f ≈ 0 (fates at chance) to a network that drives every cell to fate 1."""
@@ -147,7 +148,8 @@ def test_target_pattern_trains_with_adam(small_objective):
 
 def test_cli_explore_writes_libraries_and_figures(tmp_path, capsys):
     out = tmp_path / "ex"
-    argv = ["explore", "--quick", "--budget", "16", "--batch", "8", "--cells", "5"]
+    argv = ["explore", "--budget", "16", "--batch", "8", "--cells", "5", "--t-final", "1",
+            "--dt", "0.05", "--replicates", "8"]  # fmt: skip
     assert cli_main([*argv, "--no-progress", "--out", str(out)]) == 0
     for f in ("coverage.png", "explore.json", "imgep/gallery.png", "random/descriptors.png"):
         assert (out / f).is_file(), f
