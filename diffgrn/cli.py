@@ -606,6 +606,8 @@ def cmd_compare(args, argv) -> int:
         raise ValueError(f"compare --reassess must be >= 0 (0: off); got {args.reassess}")
     if args.reassess_repeats < 2:
         raise ValueError(f"compare --reassess-repeats must be >= 2; got {args.reassess_repeats}")
+    if args.merge is not None and not args.collect:
+        raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
     if args.baseline is not None and not args.collect and args.baseline not in names:
         raise ValueError(
             f"compare --baseline {args.baseline!r} is not among --methods ({', '.join(names)})"
@@ -615,6 +617,17 @@ def cmd_compare(args, argv) -> int:
         if not out.is_dir():
             raise ValueError(f"compare --collect: {out} is not a folder of runs")
         comparison = Comparison.collect(out, args.target)
+        for item in filter(None, (args.merge or "").split(",")):
+            label, sep, folder = item.partition("=")
+            if not sep or not label.strip() or not folder.strip():
+                raise ValueError(f"compare --merge takes LABEL=DIR,...; got {item!r}")
+            other = Comparison.collect(Path(folder.strip()), args.target)
+            if len(other.runs) != 1:
+                raise ValueError(
+                    f"compare --merge: {folder} holds {len(other.runs)} methods; give "
+                    "folders of one method each"
+                )
+            comparison = comparison.merge(other, {next(iter(other.runs)): label.strip()})
         return _write_comparison(out, comparison, list(comparison.runs), objective, args)
     seeds = _seeds(args.seeds)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else seeds
@@ -915,6 +928,13 @@ def main(argv=None) -> int:
                 type=int,
                 default=10,
                 help="fresh draws per re-assessment (>= 2)",
+            )
+            p.add_argument(
+                "--merge",
+                default=None,
+                help="with --collect: add the runs of other compare folders of one method "
+                "each under a label, LABEL=DIR,... (same hard objective; the soft readout "
+                "and bandwidth may differ)",
             )
             p.add_argument(
                 "--baseline",

@@ -94,6 +94,8 @@ class Comparison:
             else 0.0
             if m is None
             else b / m
+            if m > 0
+            else math.inf
         )
         rows = []
         for name, runs in self.runs.items():
@@ -165,6 +167,35 @@ class Comparison:
             )
             fresh.setdefault(name, []).append(summary["fresh_noise"])
         return cls(runs, fresh, target, seeds, objective)
+
+    def merge(self, other: "Comparison", rename: Mapping[str, str] | None = None) -> "Comparison":
+        """This comparison with `other`'s methods added (renamed by `rename`, e.g.
+        `{"adam": "adam, h = 2"}`), for tables across folders. Both must score runs
+        with the same hard objective: the soft readout and the bandwidth may differ
+        (they shape only gradient estimators' surrogates), nothing else."""
+        rename = dict(rename or {})
+        hard = lambda cfg: {
+            k: v for k, v in (cfg or {}).items() if k not in ("readout", "bandwidth")
+        }
+        if self.objective is not None and other.objective is not None:
+            if hard(self.objective) != hard(other.objective):
+                raise ValueError(
+                    "Comparison.merge: the runs were judged on different hard objectives"
+                )
+        if self.target != other.target:
+            raise ValueError(f"Comparison.merge: targets differ ({self.target} and {other.target})")
+        runs, fresh, seeds = (
+            dict(self.runs),
+            dict(self.fresh),
+            {n: self.seed_list(n) for n in self.runs},
+        )
+        for name in other.runs:
+            label = rename.get(name, name)
+            if label in runs:
+                raise ValueError(f"Comparison.merge: {label!r} is in both; rename it")
+            runs[label], fresh[label] = other.runs[name], other.fresh[name]
+            seeds[label] = other.seed_list(name)
+        return Comparison(runs, fresh, self.target, seeds, self.objective)
 
     def to_markdown(self, baseline: str | None = None) -> str:
         """The table; with a target and a `baseline` method, also the per-seed

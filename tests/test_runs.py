@@ -180,6 +180,23 @@ def test_speedups_pair_runs_by_seed_not_by_position():
     assert row["seeds"] == [1] and row["wall_time_ratio"] == [1.0]  # not es seed 0 (3.0)
 
 
+def test_merge_needs_the_same_hard_objective():
+    base = dict(tissue=dict(n_cells=7), readout=dict(temperature=20.0), bandwidth=0.5)
+    a = Comparison({"cmaes": [_result([0, 0, 1])]}, {"cmaes": [dict(mean=1.0)]}, 0.5, None, base)
+    wide = dict(base, readout=dict(temperature=10.0), bandwidth=2.0)
+    b = Comparison({"adam": [_result([0, 1])]}, {"adam": [dict(mean=0.9)]}, 0.5, None, wide)
+    merged = a.merge(b, {"adam": "adam, h = 2"})
+    assert list(merged.runs) == ["cmaes", "adam, h = 2"]
+    (row,) = merged.speedups("cmaes")
+    assert row["wall_time_ratio"] == [2.0]  # cmaes at iteration 2, adam at 1 (wall time i)
+    with pytest.raises(ValueError, match="in both"):
+        merged.merge(b, {"adam": "cmaes"})
+    other = dict(base, tissue=dict(n_cells=9))
+    c = Comparison({"es": [_result([1])]}, {"es": [dict(mean=1.0)]}, 0.5, None, other)
+    with pytest.raises(ValueError, match="different hard objectives"):
+        a.merge(c)
+
+
 def test_collect_refuses_runs_of_different_setups(tmp_path):
     for name, t_final in (("es-seed0", 20.0), ("adam-seed0", 5.0)):
         (tmp_path / name).mkdir()
