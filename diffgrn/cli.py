@@ -374,7 +374,10 @@ def _write_run(
     (out / "history.json").write_text(dumps(summary))
     name = result.config["method"]["method"]
     title = f"{name}, {_describe(objective)}, seed {seed}"
-    plotting.save_figure(plotting.plot_run(result, fresh, title), out / "training_curve.png")
+    parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
+    plotting.save_figure(
+        plotting.plot_run(result, fresh, title, parts=parts), out / "training_curve.png"
+    )
     plotting.save_figure(
         plotting.plot_regulator(result.best_regulator),
         out / "regulator.png",
@@ -544,8 +547,13 @@ def cmd_train(args, argv) -> int:
         f"{h.wall_time[-1] if len(h) else 0:.1f} s in steps, compile "
         f"{result.compile_time:.1f} s; written to {out}"
     )
+    target = isinstance(objective.utility, TargetPattern)
     print(
-        f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
+        f"  toward {objective.config()['utility']['pattern']}: mean per-cell agreement "
+        f"{fresh['s_pat']:.4f}, exact hits {fresh['s_rep']:.4f} of replicates "
+        f"(U = the {objective.utility.score})"
+        if target
+        else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
         f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
     )
     res = fresh.get("resolution") or {}
@@ -557,7 +565,7 @@ def cmd_train(args, argv) -> int:
             + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
         )
     bound = math.log2(objective.replicates) / objective.n_cells
-    if bound < 0.2:
+    if bound < 0.2 and not target:
         print(
             f"  note: with R = {objective.replicates} replicates and N = "
             f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
@@ -673,7 +681,7 @@ def _run_compare(args, argv, objective, out, names, folders, errors, interrupted
             progress=not args.no_progress,
             make_regulator=lambda k: _regulator(args, k),
             on_run=on_run,
-            reassess=args.reassess or None,
+            reassess=(args.reassess or None) if args.target is not None else None,
             reassess_repeats=args.reassess_repeats,
         )
     except KeyboardInterrupt:

@@ -182,6 +182,12 @@ class Comparison:
                 raise ValueError(
                     "Comparison.merge: the runs were judged on different hard objectives"
                 )
+        judged = lambda c: {bool(r.history.checks) for runs in c.runs.values() for r in runs}
+        if len(judged(self) | judged(other)) > 1:
+            raise ValueError(
+                "Comparison.merge: some runs have re-assessments and some do not, so "
+                "their times to target are judged differently; re-run with the same --reassess"
+            )
         if self.target != other.target:
             raise ValueError(f"Comparison.merge: targets differ ({self.target} and {other.target})")
         runs, fresh, seeds = (

@@ -28,7 +28,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 from ._validate import check_choice, check_range
 from .objective import Objective
 from .readout import HardReadout
-from .regulator import AbstractRegulator, regulator_from_config
+from .regulator import AbstractRegulator, drift_stiffness, regulator_from_config
 from .utility import dominant_pattern, hard_utility
 
 LIBRARY_FORMAT = "diffgrn-library-v1"
@@ -69,7 +69,7 @@ class FateFraction(AbstractDescriptor):
 
     @property
     def name(self):
-        return f"fate-1 fraction (gene {self.gene})"
+        return "fate-1 fraction" + (f" (gene {self.gene})" if self.gene else "")
 
 
 class Boundaries(AbstractDescriptor):
@@ -89,7 +89,7 @@ class Boundaries(AbstractDescriptor):
 
     @property
     def name(self):
-        return "boundaries per cell"
+        return "boundaries per cell" + (f" (gene {self.gene})" if self.gene else "")
 
 
 class LikeNeighbours(AbstractDescriptor):
@@ -107,7 +107,7 @@ class LikeNeighbours(AbstractDescriptor):
 
     @property
     def name(self):
-        return "like-fated neighbour pairs"
+        return "like-fated neighbour pairs" + (f" (gene {self.gene})" if self.gene else "")
 
 
 class Reproducibility(AbstractDescriptor):
@@ -251,13 +251,21 @@ class Library:
     def nearest_pattern(self, pattern: "str | Sequence[int]") -> int:
         """The row whose dominant pattern is nearest `pattern` (Hamming distance; ties:
         the most reproducible, then the highest utility)."""
-        target = np.asarray([int(c) for c in pattern], np.int8).ravel()
+        if isinstance(pattern, str):
+            if set(pattern) - {"0", "1"}:
+                raise ValueError(f"Library.nearest_pattern: expected 0/1; got {pattern!r}")
+            target = np.asarray([int(c) for c in pattern], np.int8)
+        else:
+            target = np.asarray(pattern, np.int8).ravel()  # (cells, m) row-major as stored
+            if not np.isin(target, (0, 1)).all():
+                raise ValueError(f"Library.nearest_pattern: expected 0/1; got {pattern!r}")
         if target.shape[0] != self.patterns.shape[1]:
             raise ValueError(
                 f"Library.nearest_pattern: the pattern has {target.shape[0]} values but "
                 f"the library's patterns have {self.patterns.shape[1]}"
             )
-        dist = np.abs(self.patterns.astype(np.int8) - target).sum(axis=1)
+        dist = np.abs(self.patterns.astype(np.int8) - target).sum(axis=1).astype(float)
+        dist[~np.all(np.isfinite(np.asarray(self.descriptors, float)), axis=1)] = np.inf
         util = np.nan_to_num(self.utility, nan=-np.inf)
         names = list(self.names)
         freq = (
@@ -301,8 +309,10 @@ class Library:
         )
 
 
-def load_library(path: "str | os.PathLike") -> Library:
-    """Read a folder written by `Library.save` (the SHA-256 is checked)."""
+def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = None) -> Library:
+    """Read a folder written by `Library.save` (the SHA-256 is checked). `like`: a
+    regulator of the saved shape, needed for your own regulator classes (diffgrn's
+    are rebuilt from the saved config)."""
     path = Path(path)
     meta_file, leaves = path / "meta.json", path / "library.eqx"
     for f in (meta_file, leaves):
@@ -313,7 +323,16 @@ def load_library(path: "str | os.PathLike") -> Library:
         raise ValueError(f"load_library: {meta_file} is not a {LIBRARY_FORMAT} file")
     if hashlib.sha256(leaves.read_bytes()).hexdigest() != meta.get("sha256"):
         raise ValueError(f"load_library: {leaves} does not match {meta_file}")
-    template = regulator_from_config(meta["regulator"])
+    if like is None:
+        try:
+            template = regulator_from_config(meta["regulator"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(
+                f"load_library: cannot rebuild the regulator {meta['regulator']} ({e}); "
+                "pass like=<a regulator of the same shape>"
+            ) from None
+    else:
+        template = like
     dtypes = dict(params=jnp.float32, descriptors=jnp.float32, utility=jnp.float32)
     like = {k: jnp.zeros(s, dtypes.get(k, jnp.int8)) for k, s in meta["shapes"].items()}
     arrays, template = eqx.tree_deserialise_leaves(leaves, (like, template))
@@ -395,10 +414,19 @@ def explore(
         )
     objective.check_regulator(regulator)
     descs = default_descriptors() if descriptors is None else get_descriptors(descriptors)
+    for d in descs:
+        gene = getattr(d, "gene", 0)
+        if not 0 <= gene < len(objective.fate_genes):
+            raise ValueError(
+                f"explore.descriptors: {type(d).__name__}.gene = {gene} but the objective "
+                f"reads out {len(objective.fate_genes)} gene(s): expected 0 to "
+                f"{len(objective.fate_genes) - 1} (an index into Objective.fate_genes)"
+            )
     batch = min(batch, budget)
     n_init = budget if method == "random" else (budget // 10 if initial is None else initial)
-    check_range("explore", "initial", n_init, ge=1, le=budget, integer=True)
-    n_init = max(batch, n_init) if method == "imgep" else n_init
+    if initial is not None:
+        check_range("explore", "initial", initial, ge=1, le=budget, integer=True)
+    n_init = max(batch, n_init, 1) if method == "imgep" else n_init
     n_init = min(n_init, budget)
 
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
@@ -417,6 +445,9 @@ def explore(
         d = jnp.stack([jnp.asarray(f(fates, s, pairs), jnp.float32) for f in descs])
         u = objective.hard_of(s).value
         ok = jnp.all(jnp.isfinite(s))
+        bound = objective.dynamics.max_stiffness
+        if bound is not None:  # as Objective.hard: unresolved regulators are not counted
+            ok = ok & (drift_stiffness(reg, objective.dynamics.dt) <= bound)
         pattern = dominant_pattern(fates)[0].reshape(-1)
         return jnp.where(ok, d, jnp.nan), jnp.where(ok, u, jnp.nan), pattern.astype(jnp.int8)
 
@@ -433,7 +464,7 @@ def explore(
         unit = (lib_desc - lo) / (hi - lo)
         big = jnp.where(valid[:, None], unit, jnp.nan)
         reached_lo, reached_hi = jnp.nanmin(big, 0), jnp.nanmax(big, 0)
-        width = reached_hi - reached_lo
+        width = jnp.maximum(reached_hi - reached_lo, 1.0 / bins)  # never a collapsed box
         g_lo = jnp.clip(reached_lo - expand * width, 0.0, 1.0)
         g_hi = jnp.clip(reached_hi + expand * width, 0.0, 1.0)
         goals = g_lo + (g_hi - g_lo) * jr.uniform(k_goal, (batch, lo.shape[0]))

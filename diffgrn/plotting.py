@@ -49,16 +49,20 @@ def plot_histories(
     return _finish(ax, x, "utility (bits per cell)")
 
 
-def plot_run(result, fresh: dict, title: str, ax: Axes | None = None) -> Axes:
+def plot_run(
+    result, fresh: dict, title: str, ax: Axes | None = None, parts: tuple | None = None
+) -> Axes:
     """One run's training curve: hard U, S_pat and S_rep of the monitored candidate on
     each iteration's fresh draw, the selected iteration, and the run's reported number
-    (the best regulator's fresh-noise assessment, mean ± s.e.)."""
+    (the best regulator's fresh-noise assessment, mean ± s.e.). `parts` renames the
+    two parts (e.g. `("agreement", "exact hits")` for a `TargetPattern`)."""
+    parts = parts or ("S_pat", "S_rep")
     ax = ax or plt.figure(figsize=(6.5, 4)).gca()
     h = result.history
     xs = np.asarray(h.iteration, float)
     ax.plot(xs, h.hard_utility, color="C0", label="hard U (each iteration's fresh draw)")
-    ax.plot(xs, h.hard_s_pat, color="C2", lw=0.8, alpha=0.7, label="S_pat")
-    ax.plot(xs, h.hard_s_rep, color="C3", lw=0.8, alpha=0.7, label="S_rep")
+    ax.plot(xs, h.hard_s_pat, color="C2", lw=0.8, alpha=0.7, label=parts[0])
+    ax.plot(xs, h.hard_s_rep, color="C3", lw=0.8, alpha=0.7, label=parts[1])
     soft = np.asarray(h.soft_utility, float)
     if np.isfinite(soft).any():
         ax.plot(xs, soft, "--", color="C0", alpha=0.5, label="soft U (training draw)")
@@ -75,7 +79,7 @@ def plot_run(result, fresh: dict, title: str, ax: Axes | None = None) -> Axes:
             label=f"reported: U = {fresh['mean']:.3f} ± {sem:.3f} (fresh noise)",
         )
     ax.set_title(title, fontsize=10)
-    return _finish(ax, "iteration", "bits per cell")
+    return _finish(ax, "iteration", "bits per cell" if parts[0] == "S_pat" else "utility")
 
 
 def _finish(ax, x: str, ylabel: str):

@@ -143,11 +143,12 @@ def train(
     `resume=True` continues from that folder's checkpoint: the same call resumed gives
     exactly the history and regulators of an uninterrupted run (wall times aside).
 
-    `reassess=K` re-assesses the current candidate at K iterations spaced
-    geometrically from the first to the last, each on `reassess_repeats` fresh draws
-    (keys no training step uses), into `history.checks` with the mean's lower 95 %
-    bound: a target counts as reached when that bound crosses it, not at the first
-    lucky draw (`Comparison`). Not counted in wall time or replicate-steps.
+    `reassess=K` re-assesses the current candidate at about 1.5 K iterations
+    (`check_points`: K spaced geometrically from the first, K // 2 evenly), each on
+    `reassess_repeats` fresh draws (keys no training step uses), into
+    `history.checks` with the mean's lower 95 % bound: a target counts as reached when
+    that bound crosses it, not at the first lucky draw (`Comparison`). Not counted in
+    wall time or replicate-steps.
     """
     if not isinstance(objective, Objective):
         raise ValueError(
@@ -180,6 +181,8 @@ def train(
     result = TrainResult(regulator, regulator, -math.inf, -1, config, history, 0.0)
     pool: list[tuple[float, int, AbstractRegulator]] = []  # top candidates seen
     start = regulator
+    if reassess is not None:  # part of the run's identity (a checkpoint of it must match)
+        config.update(reassess=reassess, reassess_repeats=reassess_repeats)
     ckpt = None
     if checkpoint is not None:
         if checkpoint_every is not None:
@@ -194,7 +197,6 @@ def train(
         )
     checker = None
     if reassess is not None:
-        config.update(reassess=reassess, reassess_repeats=reassess_repeats)
         checker = _Checker(
             monitor_obj, check_points(n_iter, reassess), reassess_repeats, key, history
         )

@@ -112,6 +112,8 @@ def test_explore_validation(small_objective, mlp):
         explore(small_objective, mlp, "grid", budget=4, key=jr.key(0))
     with pytest.raises(ValueError, match="explore.budget"):
         explore(small_objective, mlp, budget=0, key=jr.key(0))
+    with pytest.raises(ValueError, match="FateFraction.gene = 1"):
+        explore(small_objective, mlp, budget=4, key=jr.key(0), descriptors=[FateFraction(1)])
     with pytest.raises(ValueError, match="unknown descriptor 'colour'"):
         explore(small_objective, mlp, budget=4, key=jr.key(0), descriptors="fraction,colour")
 

@@ -274,7 +274,7 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
 
     if method == "hybrid":
         method = diffgrn.Hybrid(diffgrn.CMAES(population=6), diffgrn.Gradient(), switch=2)
-    kw = dict(key=jr.key(1), iterations=6, progress=False)
+    kw = dict(key=jr.key(1), iterations=6, progress=False, reassess=3, reassess_repeats=2)
     full = diffgrn.train(small_objective, mlp, method, **kw)
 
     def stop(i, res):
@@ -289,6 +289,8 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     res = diffgrn.train(small_objective, mlp, method, **kw, checkpoint=folder, resume=True)
     assert res.history.hard_utility == full.history.hard_utility
     assert res.best_iteration == full.best_iteration
+    same = lambda h: [(c["iteration"], c["mean"], c["lower"]) for c in h.checks]
+    assert same(res.history) == same(full.history) and len(full.history.checks) == 3
     for a, b in ((res.best_regulator, full.best_regulator), (res.final_regulator,
                                                              full.final_regulator)):  # fmt: skip
         la, lb = (jax.tree_util.tree_leaves(eqx_filter(r)) for r in (a, b))
@@ -296,6 +298,9 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     with pytest.raises(ValueError, match="another run"):
         diffgrn.train(small_objective, mlp, method, key=jr.key(1), iterations=7,
                       progress=False, checkpoint=folder, resume=True)  # fmt: skip
+    with pytest.raises(ValueError, match="another run"):  # re-assessed otherwise
+        diffgrn.train(small_objective, mlp, method, **dict(kw, reassess=2),
+                      checkpoint=folder, resume=True)  # fmt: skip
 
 
 def eqx_filter(tree):

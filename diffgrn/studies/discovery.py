@@ -4,6 +4,8 @@ lattice), and whether Adam reaches a chosen target pattern more often from the
 explorer's nearest discovery than from a random start.
 """
 
+import equinox as eqx
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import matplotlib
@@ -121,12 +123,8 @@ def finetune(args, library) -> list[dict]:
                 obj, start, "adam", key=jr.key(i), iterations=args.steps, progress=False
             )
             reg = res.best_regulator
-            row[name] = dict(
-                start_hit=u0[1],
-                hit=_fresh(hit, reg, keys)[1],
-                agreement=_fresh(hit, reg, keys)[0],
-                error=res.error,
-            )
+            agreement, hits = _fresh(hit, reg, keys)
+            row[name] = dict(start_hit=u0[1], hit=hits, agreement=agreement, error=res.error)
         rows.append(row)
         r, d = row["random start"], row["nearest discovery"]
         print(
@@ -143,11 +141,9 @@ def _fresh(obj, reg, keys) -> tuple[float, float]:
     return float(jnp.mean(u.s_pat)), float(jnp.mean(u.s_rep))
 
 
+@eqx.filter_jit
 def _hard(obj, reg, keys):
-    import equinox as eqx
-    import jax
-
-    return eqx.filter_jit(lambda o, r, k: jax.vmap(lambda kk: o.hard(r, kk))(k))(obj, reg, keys)
+    return jax.vmap(lambda k: obj.hard(reg, k))(keys)
 
 
 def main(argv=None):
