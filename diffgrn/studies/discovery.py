@@ -4,6 +4,8 @@ lattice), and whether Adam reaches a chosen target pattern more often from the
 explorer's nearest discovery than from a random start.
 """
 
+import json
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -94,12 +96,18 @@ def coverage(args, out) -> tuple[dict, dict]:
 
 def finetune(args, library) -> list[dict]:
     """Adam toward random target patterns on the open chain, from a random start and
-    from the IMGEP library's nearest discovery, the same number of steps each."""
+    from the IMGEP library's nearest discovery, the same number of steps each.
+
+    The targets are palindromes: a regulator of the neighbours' mean on a chain with
+    independent initial states is mirror-symmetric, so a pattern and its mirror image
+    are equally likely and an asymmetric pattern cannot be made by more than half of
+    the replicates."""
     rng = np.random.default_rng(args.seed)
     n = 7
     targets = []
-    while len(targets) < args.targets:
-        t = "".join(str(b) for b in rng.integers(0, 2, n))
+    while len(targets) < min(args.targets, 2 ** ((n + 1) // 2)):
+        half = "".join(str(b) for b in rng.integers(0, 2, (n + 1) // 2))
+        t = half + half[: n // 2][::-1]
         if t not in targets:
             targets.append(t)
     base = objective(diffgrn.Chain(n, "open"), args.quick)
@@ -129,8 +137,9 @@ def finetune(args, library) -> list[dict]:
         r, d = row["random start"], row["nearest discovery"]
         print(
             f"target {target} (nearest found {row['nearest_pattern']}): hit fraction "
-            f"random start {r['start_hit']:.2f} -> {r['hit']:.2f}, nearest discovery "
-            f"{d['start_hit']:.2f} -> {d['hit']:.2f}"
+            f"random start {r['start_hit']:.2f} -> {r['hit']:.2f} (agreement "
+            f"{r['agreement']:.2f}), nearest discovery {d['start_hit']:.2f} -> {d['hit']:.2f} "
+            f"(agreement {d['agreement']:.2f})"
         )
     return rows
 
@@ -154,6 +163,11 @@ def main(argv=None):
     p.add_argument("--lattice-seeds", type=int, default=1)
     p.add_argument("--targets", type=int, default=None, help="target patterns (None: 10; 2)")
     p.add_argument("--steps", type=int, default=None, help="Adam steps (None: 100; 5 quick)")
+    p.add_argument(
+        "--parts",
+        default="coverage,finetune",
+        help="coverage, finetune or both; finetune alone reuses --out's saved open-chain library",
+    )
     args = p.parse_args(argv)
     q = args.quick
     args.budget = args.budget or (48 if q else 2000)
@@ -163,8 +177,19 @@ def main(argv=None):
     if q:
         args.lattice = "3x3"
     out = _common.Output("discovery", args)
-    cov, libraries = coverage(args, out)
-    tune = finetune(args, libraries["chain-open"])
+    parts = {p.strip() for p in args.parts.split(",")}
+    if not parts or parts - {"coverage", "finetune"}:
+        raise SystemExit(f"--parts: coverage, finetune or both; got {args.parts!r}")
+    previous = out.dir / "results.json"
+    if "coverage" in parts:
+        cov, libraries = coverage(args, out)
+        chain = libraries["chain-open"]
+    else:
+        from diffgrn.discovery import load_library
+
+        cov = json.loads(previous.read_text())["results"]["coverage"]
+        chain = load_library(out.dir / "library-chain-open-imgep")
+    tune = finetune(args, chain) if "finetune" in parts else []
     summary = {
         name: dict(
             imgep=[r["imgep"] for r in c["seeds"]],
@@ -176,7 +201,12 @@ def main(argv=None):
     for start in ("random start", "nearest discovery"):
         hits = [r[start]["hit"] for r in tune]
         summary[f"finetune {start}"] = dict(
-            success=sum(h >= 0.5 for h in hits), targets=len(hits), median_hit=np.median(hits)
+            success=sum(h >= 0.5 for h in hits),
+            targets=len(hits),
+            median_hit=float(np.median(hits)) if hits else None,
+            median_agreement=float(np.median([r[start]["agreement"] for r in tune]))
+            if tune
+            else None,
         )
     print(summary)
     out.write(dict(coverage=cov, finetune=tune, summary=summary))
