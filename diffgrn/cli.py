@@ -701,7 +701,10 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     plotting.plot_comparison(comparison, "replicate_steps", axes[1])
     seeds = max(len(r) for r in comparison.runs.values())
     plotting.save_figure(
-        axes[0], out / "compare.png", f"{' vs '.join(names)}, {seeds} seed(s), same objective"
+        axes[0],
+        out / "compare.png",
+        f"{' vs '.join(names) if len(names) <= 4 else f'{len(names)} methods'}, "
+        f"{seeds} seed(s), same objective",
     )
     baseline = args.baseline or next((b for b in ("es", "cmaes") if b in comparison.runs), None)
     if baseline is not None and baseline not in comparison.runs:

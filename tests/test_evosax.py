@@ -69,6 +69,7 @@ def test_evosax_missing_extra_says_how_to_install(monkeypatch):
         diffgrn.Evosax("CMA_ES")
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_cli_compare_with_evosax_and_random(tmp_path, capsys):
     argv = [
         "compare",

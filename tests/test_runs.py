@@ -51,6 +51,7 @@ def test_bad_out_is_refused_before_any_compute(tmp_path, capsys, monkeypatch):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_run_folder_is_whole_recorded_and_rerun_gives_the_same_history(tmp_path, capsys):
     run, again = tmp_path / "run", tmp_path / "again"
     argv = ["train", *SMALL, "--generations", "2", "--seed", "3", "--out", str(run)]
@@ -261,10 +262,9 @@ def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_
     assert a["fresh_noise"]["values"] == b["fresh_noise"]["values"]
 
 
-@pytest.mark.parametrize(  # hybrid runs cmaes then adam; each alone is in the slow pass
+@pytest.mark.parametrize(  # es in the README suite; the others in the slow pass
     "method",
-    ["es", "hybrid", pytest.param("cmaes", marks=pytest.mark.slow),
-     pytest.param("adam", marks=pytest.mark.slow)],
+    ["es", *(pytest.param(m, marks=pytest.mark.slow) for m in ("hybrid", "cmaes", "adam"))],
 )  # fmt: skip
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     small_objective, mlp, method, tmp_path
@@ -330,6 +330,7 @@ def test_assess_flags_an_euler_artefact_and_passes_a_resolved_regulator(open_cha
     assert "resolution" not in diffgrn.assess(open_chain, stiff, key=jr.key(9), refine=None)
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_max_stiffness_guard_rejects_unresolved_regulators(open_chain, without_type_checks):
     guarded = open_chain.replace(dynamics=open_chain.dynamics.replace(max_stiffness=1.0))
     assert float(guarded.hard(diffgrn.TanhRegulator(51.0, 23.0, 0.395), jr.key(0)).value) == 0

@@ -49,6 +49,7 @@ def test_stage_attribution_quick(tmp_path):
     assert all(len(v) == len(res["adjoint_times"]) for v in res["adjoint_norms"].values())
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_horizon_quick_on_a_lattice_with_two_genes(tmp_path):
     # The studies take the tissue and genes options (the other studies: see the slow tests).
     res = run(
@@ -106,6 +107,7 @@ def test_recipe_quick_pinned(tmp_path):
         assert 0.0 <= r["fresh_mean"] <= 1.0
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_recipe_variants_option(tmp_path, capsys):
     out = tmp_path / "recipe"
     assert (

@@ -300,6 +300,7 @@ def test_cli_train_and_compare(tmp_path):
     assert summary["fresh_noise"]["repeats"] == 10
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_cli_train_command(tmp_path, monkeypatch, capsys):
     # The 3-parameter reference regulator and truncated backpropagation from the CLI,
     # into the default folder.
@@ -391,6 +392,7 @@ def test_cli_rejects_bad_values(capsys):
     assert "sigma" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_cli_lattice_with_two_genes(tmp_path):
     # A hex sheet, two genes, own state as input, both readout genes: es and adam
     # write their figures, the fate map included, and the run loads back.
