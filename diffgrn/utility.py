@@ -45,17 +45,24 @@ def _pack_rows(bits: Array) -> Array:
     return jnp.sum(b << shifts, axis=-1, dtype=jnp.uint32)
 
 
-def pattern_entropy(patterns: Float[Array, "replicates cells"]) -> Scalar:
-    """Shannon entropy (bits) of the empirical distribution of distinct rows."""
-    r = patterns.shape[0]
-    words = _pack_rows(patterns >= 0.5)
+def _group_rows(bits: Array) -> tuple[Array, Array, Array]:
+    """Distinct rows of a 0/1 `(R, N)` array: the sort order, each sorted row's group
+    index and the count of each group (zero-padded to R)."""
+    words = _pack_rows(bits)
     order = jnp.lexsort(tuple(words[:, i] for i in reversed(range(words.shape[1]))))
     sorted_words = words[order]
     new = jnp.concatenate(
         [jnp.ones((1,), bool), jnp.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
     )
     group = jnp.cumsum(new) - 1
-    counts = jnp.zeros((r,), jnp.float32).at[group].add(1.0)
+    counts = jnp.zeros((bits.shape[0],), jnp.float32).at[group].add(1.0)
+    return order, group, counts
+
+
+def pattern_entropy(patterns: Float[Array, "replicates cells"]) -> Scalar:
+    """Shannon entropy (bits) of the empirical distribution of distinct rows."""
+    r = patterns.shape[0]
+    _, _, counts = _group_rows(patterns >= 0.5)
     freq = counts / r
     safe = jnp.where(counts > 0, freq, 1.0)
     return jnp.sum(jnp.where(counts > 0, -freq * jnp.log2(safe), 0.0))
@@ -139,14 +146,7 @@ def dominant_pattern(
     and its frequency among the R replicates (ties: the lowest packed pattern)."""
     z = _as_fates(fates) >= 0.5
     r, n, m = z.shape
-    words = _pack_rows(z.reshape(r, n * m))
-    order = jnp.lexsort(tuple(words[:, i] for i in reversed(range(words.shape[1]))))
-    sorted_words = words[order]
-    new = jnp.concatenate(
-        [jnp.ones((1,), bool), jnp.any(sorted_words[1:] != sorted_words[:-1], axis=1)]
-    )
-    group = jnp.cumsum(new) - 1
-    counts = jnp.zeros((r,), jnp.float32).at[group].add(1.0)
+    order, group, counts = _group_rows(z.reshape(r, n * m))
     top = jnp.argmax(counts)
     row = order[jnp.argmax(group == top)]
     return z[row].astype(jnp.float32), counts[top] / r
