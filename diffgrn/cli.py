@@ -138,7 +138,7 @@ def _add_model_args(p: argparse.ArgumentParser):
     g.add_argument(
         "--target-pattern",
         default=None,
-        help="optimise toward this pattern instead of U: 0/1 per cell, e.g. 0011001 "
+        help="optimise toward this pattern instead of U: 0/1 per cell, e.g. 1001001 "
         "(row-major on a lattice; one readout gene)",
     )
     g.add_argument(

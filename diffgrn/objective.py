@@ -59,7 +59,7 @@ class Objective(eqx.Module):
     - `evaluate(regulator, key)`: both from one simulation.
 
     `utility` scores the fates: `PatternInformation()` (U = S_pat − S_rep, the
-    default) or `TargetPattern("0011001")` (make one chosen pattern).
+    default) or `TargetPattern("1001001")` (make one chosen pattern).
 
     The same key gives the same noise in all of them (common random numbers).
 

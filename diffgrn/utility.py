@@ -188,7 +188,7 @@ class PatternInformation(AbstractUtility):
 
 
 class TargetPattern(AbstractUtility):
-    """Reward for making one chosen pattern, e.g. `TargetPattern("0011001")`.
+    """Reward for making one chosen pattern, e.g. `TargetPattern("1001001")`.
 
     `pattern`: a string of 0/1 with one character per cell (one readout gene; cells
     in tissue order, row-major on a lattice) or a nested sequence `(cells, m)` for m
