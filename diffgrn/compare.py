@@ -168,6 +168,10 @@ class Comparison:
             fresh.setdefault(name, []).append(summary["fresh_noise"])
         return cls(runs, fresh, target, seeds, objective)
 
+    def _judged(self) -> set[bool]:
+        """Whether each run has re-assessments ({True}: all; {False}: none)."""
+        return {bool(r.history.checks) for runs in self.runs.values() for r in runs}
+
     def merge(self, other: "Comparison", rename: Mapping[str, str] | None = None) -> "Comparison":
         """This comparison with `other`'s methods added (renamed by `rename`, e.g.
         `{"adam": "adam, h = 2"}`), for tables across folders. Both must score runs
@@ -182,8 +186,7 @@ class Comparison:
                 raise ValueError(
                     "Comparison.merge: the runs were judged on different hard objectives"
                 )
-        judged = lambda c: {bool(r.history.checks) for runs in c.runs.values() for r in runs}
-        if len(judged(self) | judged(other)) > 1:
+        if len(self._judged() | other._judged()) > 1:
             raise ValueError(
                 "Comparison.merge: some runs have re-assessments and some do not, so "
                 "their times to target are judged differently; re-run with the same --reassess"
@@ -208,11 +211,10 @@ class Comparison:
         speed-ups to the target against it."""
         text = _markdown(self.table())
         if self.target is not None:
-            checked = all(r.history.checks for runs in self.runs.values() for r in runs)
             text += (
                 "\n\nReached: the first re-assessment of the candidate on fresh draws whose "
                 "mean's lower 95 % bound is ≥ the target."
-                if checked
+                if self._judged() == {True}
                 else "\n\nReached: the first monitored single draw ≥ the target "
                 "(runs without re-assessments; noise can carry a draw across)."
             )

@@ -28,7 +28,8 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 from ._validate import check_choice, check_range
 from .objective import Objective
 from .readout import HardReadout
-from .regulator import AbstractRegulator, drift_stiffness, regulator_from_config
+from .regulator import AbstractRegulator, regulator_from_config
+from .train import _progress
 from .utility import dominant_pattern, hard_utility
 
 LIBRARY_FORMAT = "diffgrn-library-v1"
@@ -248,6 +249,14 @@ class Library:
         """Occupied bins of the descriptor space."""
         return occupied(self.descriptors, self.bounds, self.bins)
 
+    def dominance(self) -> np.ndarray:
+        """Each row's dominant pattern frequency (the `DominantPattern` descriptor), or
+        zeros when it was not among the descriptors."""
+        name = DominantPattern().name
+        if name not in self.names:
+            return np.zeros(len(self))
+        return np.asarray(self.descriptors[:, list(self.names).index(name)], float)
+
     def nearest_pattern(self, pattern: "str | Sequence[int]") -> int:
         """The row whose dominant pattern is nearest `pattern` (Hamming distance; ties:
         the most reproducible, then the highest utility)."""
@@ -267,12 +276,7 @@ class Library:
         dist = np.abs(self.patterns.astype(np.int8) - target).sum(axis=1).astype(float)
         dist[~np.all(np.isfinite(np.asarray(self.descriptors, float)), axis=1)] = np.inf
         util = np.nan_to_num(self.utility, nan=-np.inf)
-        names = list(self.names)
-        freq = (
-            self.descriptors[:, names.index(DominantPattern().name)]
-            if DominantPattern().name in names
-            else np.zeros(len(self))
-        )
+        freq = np.nan_to_num(self.dominance(), nan=-1.0)
         return int(np.lexsort((-util, -freq, dist))[0])
 
     def save(self, path: "str | os.PathLike") -> Path:
@@ -422,12 +426,13 @@ def explore(
                 f"reads out {len(objective.fate_genes)} gene(s): expected 0 to "
                 f"{len(objective.fate_genes) - 1} (an index into Objective.fate_genes)"
             )
-    batch = min(batch, budget)
-    n_init = budget if method == "random" else (budget // 10 if initial is None else initial)
     if initial is not None:
         check_range("explore", "initial", initial, ge=1, le=budget, integer=True)
-    n_init = max(batch, n_init, 1) if method == "imgep" else n_init
-    n_init = min(n_init, budget)
+    batch = min(batch, budget)
+    if method == "random":
+        n_init = budget
+    else:  # at least one round of random draws to take goals from
+        n_init = min(budget, max(batch, budget // 10 if initial is None else initial))
 
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
     theta0, unravel = ravel_pytree(params)
@@ -444,10 +449,7 @@ def explore(
         fates = objective.fates(s, HardReadout())
         d = jnp.stack([jnp.asarray(f(fates, s, pairs), jnp.float32) for f in descs])
         u = objective.hard_of(s).value
-        ok = jnp.all(jnp.isfinite(s))
-        bound = objective.dynamics.max_stiffness
-        if bound is not None:  # as Objective.hard: unresolved regulators are not counted
-            ok = ok & (drift_stiffness(reg, objective.dynamics.dt) <= bound)
+        ok = jnp.all(jnp.isfinite(s)) & objective.resolves(reg)  # unresolved: not counted
         pattern = dominant_pattern(fates)[0].reshape(-1)
         return jnp.where(ok, d, jnp.nan), jnp.where(ok, u, jnp.nan), pattern.astype(jnp.int8)
 
@@ -478,7 +480,7 @@ def explore(
     lib_util = np.full((budget,), np.nan, np.float32)
     lib_pat = np.zeros((budget, n_pattern), np.int8)
     coverage = []
-    bar = _bar(budget, f"explore ({method})", progress)
+    bar = _progress(budget, f"explore ({method})", progress)
     count, r = 0, 0
     while count < budget:
         k = jr.fold_in(key, r)
@@ -527,9 +529,3 @@ def explore(
         regulator,
         config,
     )
-
-
-def _bar(total: int, desc: str, enabled: bool):
-    from .train import _progress
-
-    return _progress(total, desc, enabled)

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, Scalar
 
 from ._validate import check_range
 from .brownian import GridBrownianPath
@@ -237,11 +237,17 @@ class Objective(eqx.Module):
     ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
         util = _nan_unless_finite(self.hard_of(s), s)
-        bound = self.dynamics.max_stiffness
-        if bound is not None:  # reject regulators Euler at this dt does not resolve
-            ok = drift_stiffness(regulator, self.dynamics.dt) <= bound
-            util = Utility(*(jnp.where(ok, v, 0.0) for v in util))
+        if self.dynamics.max_stiffness is not None:  # Euler at this dt must resolve it
+            util = Utility(*(jnp.where(self.resolves(regulator), v, 0.0) for v in util))
         return util
+
+    def resolves(self, regulator: AbstractRegulator) -> Bool[Array, ""]:
+        """Whether `regulator` passes `Dynamics.max_stiffness` (dt·max|f'| ≤ the bound;
+        always True without one). `hard` scores regulators that fail as U = 0."""
+        bound = self.dynamics.max_stiffness
+        if bound is None:
+            return jnp.asarray(True)
+        return drift_stiffness(regulator, self.dynamics.dt) <= bound
 
     def soft(
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None

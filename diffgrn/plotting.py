@@ -334,12 +334,7 @@ def gallery_rows(library, count: int = 12) -> list[int]:
     ok = np.all(np.isfinite(np.asarray(library.descriptors, float)), axis=1)
     keys = [tuple(c) for c in cells]
     best: dict = {}
-    names = list(library.names)
-    rank = (
-        np.asarray(library.descriptors[:, names.index("dominant pattern's frequency")], float)
-        if "dominant pattern's frequency" in names
-        else np.nan_to_num(np.asarray(library.utility, float), nan=-1.0)
-    )
+    rank = np.nan_to_num(library.dominance(), nan=-1.0)
     for i in np.flatnonzero(ok):
         if keys[i] not in best or rank[i] > rank[best[keys[i]]]:
             best[keys[i]] = i

@@ -1,6 +1,7 @@
 """`train`: one loop for every method, one history format for every method."""
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -363,6 +364,7 @@ def lower_bound_95(values) -> tuple[float, float, float]:
     return mean, std, mean - _t975(n - 1) * std / math.sqrt(n)
 
 
+@functools.cache
 def _t975(dof: int) -> float:
     """Student t's 97.5 % quantile (bisection on the CDF via the incomplete beta)."""
     from jax.scipy.special import betainc

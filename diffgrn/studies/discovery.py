@@ -6,8 +6,6 @@ explorer's nearest discovery than from a random start.
 
 import json
 
-import equinox as eqx
-import jax
 import jax.numpy as jnp
 import jax.random as jr
 import matplotlib
@@ -19,6 +17,7 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import plotting  # noqa: E402
 from diffgrn.discovery import explore  # noqa: E402
+from diffgrn.train import _hard_many  # noqa: E402
 from diffgrn.utility import TargetPattern  # noqa: E402
 
 from . import _common  # noqa: E402
@@ -146,13 +145,8 @@ def finetune(args, library) -> list[dict]:
 
 def _fresh(obj, reg, keys) -> tuple[float, float]:
     """(mean agreement, mean exact-hit fraction) on fresh draws."""
-    u = _hard(obj, reg, keys)
+    u = _hard_many(obj, reg, keys)
     return float(jnp.mean(u.s_pat)), float(jnp.mean(u.s_rep))
-
-
-@eqx.filter_jit
-def _hard(obj, reg, keys):
-    return jax.vmap(lambda k: obj.hard(reg, k))(keys)
 
 
 def main(argv=None):
