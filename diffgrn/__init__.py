@@ -1,8 +1,10 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import diagnostics, discovery, estimators
+from . import config, constraint, diagnostics, discovery, estimators, noise
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
+from .config import Configurable, from_config
+from .constraint import AbstractConstraint, Clip, Reflect, SoftClip, Unconstrained
 from .discovery import Library, explore, load_library
 from .dynamics import Dynamics, ProjectedSolver, available_memory
 from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
@@ -20,6 +22,7 @@ from .methods import (
     default_optimiser,
     openes,
 )
+from .noise import AbstractNoise, CounterNoise, GridNoise, NoNoise, VirtualTreeNoise
 from .objective import Objective
 from .readout import (
     AbstractReadout,
@@ -53,38 +56,47 @@ ES = MuPlusLambdaES
 __version__ = "0.4.0"
 
 __all__ = [
+    "AbstractConstraint",
     "AbstractMethod",
+    "AbstractNoise",
     "AbstractReadout",
     "AbstractRegulator",
     "AbstractUtility",
     "AntitheticES",
     "CMAES",
-    "Evosax",
-    "RandomSearch",
     "Chain",
     "ChainedReadout",
+    "Clip",
     "Comparison",
+    "Configurable",
     "CounterBrownianPath",
+    "CounterNoise",
     "Dynamics",
     "ES",
-    "InverseVariance",
-    "LikelihoodRatio",
+    "Evosax",
     "Gradient",
     "Graph",
     "GridBrownianPath",
+    "GridNoise",
     "HardReadout",
     "History",
     "Hybrid",
+    "InverseVariance",
     "Lattice",
     "Library",
+    "LikelihoodRatio",
     "LinearSchedule",
     "MLPRegulator",
     "Mixture",
     "MuPlusLambdaES",
+    "NoNoise",
     "Objective",
     "Pathwise",
     "PatternInformation",
     "ProjectedSolver",
+    "RandomSearch",
+    "Reflect",
+    "SoftClip",
     "SoftReadout",
     "StepInfo",
     "StraightThroughReadout",
@@ -93,20 +105,26 @@ __all__ = [
     "Tissue",
     "TrainResult",
     "TranscriptionalRegulator",
+    "Unconstrained",
     "Utility",
+    "VirtualTreeNoise",
     "assess",
     "available_memory",
     "binary_entropy",
     "compare",
+    "config",
+    "constraint",
     "count_parameters",
     "default_optimiser",
     "diagnostics",
     "discovery",
     "estimators",
     "explore",
+    "from_config",
     "hard_utility",
     "load",
     "load_library",
+    "noise",
     "openes",
     "pattern_entropy",
     "save",

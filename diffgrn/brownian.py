@@ -110,3 +110,33 @@ class CounterBrownianPath(AbstractStepPath):
         """The increments of grid step `k` (an integer, may be traced)."""
         draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
         return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))
+
+
+class CoarsenedPath(AbstractStepPath):
+    """A step path on a grid `factor` times coarser than `fine`'s: step k's increment
+    is the sum of `fine`'s steps k·factor … k·factor + factor − 1 (the same Brownian
+    motion, for comparing a solve at dt with one at dt / factor)."""
+
+    fine: AbstractStepPath
+    factor: int = eqx.field(static=True)
+    levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
+
+    @property
+    def t0(self) -> float:
+        return self.fine.t0
+
+    @property
+    def t1(self) -> float:
+        return self.fine.t1
+
+    @property
+    def dt(self) -> float:
+        return self.fine.dt * self.factor
+
+    @property
+    def n_steps(self) -> int:
+        return self.fine.n_steps // self.factor
+
+    def increment(self, k: IntScalarLike) -> Float[Array, "..."]:
+        steps = k * self.factor + jnp.arange(self.factor)
+        return jnp.sum(jax.vmap(self.fine.increment)(steps), axis=0)

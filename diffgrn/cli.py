@@ -13,6 +13,7 @@ import jax.random as jr
 
 from . import __version__, plotting
 from ._runs import RunFolder, check_out, versions
+from .constraint import Clip, Reflect, SoftClip, Unconstrained
 from .dynamics import Dynamics
 from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Pathwise
 from .io import dumps, save
@@ -27,6 +28,7 @@ from .methods import (
     default_optimiser,
     openes,
 )
+from .noise import CounterNoise, GridNoise, VirtualTreeNoise
 from .objective import Objective
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
@@ -114,9 +116,16 @@ def _add_model_args(p: argparse.ArgumentParser):
     )
     g.add_argument(
         "--constraint",
-        choices=("clip", "reflect", "softclip", "none"),
+        choices=tuple(CONSTRAINTS),
         default="clip",
         help="state constraint after every step (clip: model.md)",
+    )
+    g.add_argument(
+        "--noise",
+        choices=tuple(NOISES),
+        default="counter",
+        help="how the Brownian increments are drawn: counter (inside each step, memory "
+        "flat in T), grid (stored; diffgrn <= 0.4's numbers), tree (VirtualBrownianTree)",
     )
     g.add_argument(
         "--max-stiffness",
@@ -236,6 +245,10 @@ def _tissue_label(args, objective) -> str:
     return f"{args.tissue}{t.rows}x{t.cols}-{args.boundary}"
 
 
+CONSTRAINTS = dict(clip=Clip, reflect=Reflect, softclip=SoftClip, none=Unconstrained)
+NOISES = dict(counter=CounterNoise, grid=GridNoise, tree=VirtualTreeNoise)
+
+
 def _objective(args) -> Objective:
     q = args.quick
     t_final = args.t_final if args.t_final is not None else (QUICK["t_final"] if q else 20.0)
@@ -253,9 +266,10 @@ def _objective(args) -> Objective:
             t_final=t_final,
             dt=dt,
             sigma=sigma[0] if len(sigma) == 1 else sigma,
-            constraint=args.constraint,
-            max_stiffness=args.max_stiffness,
+            constraint=CONSTRAINTS[args.constraint](),
+            noise=NOISES[args.noise](),
         ),
+        max_stiffness=args.max_stiffness,
         readout=SoftReadout(args.temperature),
         bandwidth=args.bandwidth,
         replicates=reps,

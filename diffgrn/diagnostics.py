@@ -162,19 +162,20 @@ def adjoint_norms(
     adjoint at step t: it shows where along the horizon gradient signal vanishes,
     explodes, or is cut by the clip.
     """
-    if objective.dynamics.brownian != "grid":
-        raise ValueError("adjoint_norms needs Dynamics(brownian='grid')")
     dyn, tissue = objective.dynamics, objective.tissue
     s0, path = objective.draw(key)
+    if path is None:
+        raise ValueError("adjoint_norms needs noise: Dynamics.sigma is 0")
+    increments = dyn.active_noise.increments(path, dyn.n_steps, dyn.dt)
 
-    def u(inc):
-        p = GridBrownianPath(path.t0, path.t1, path.dt, inc)
+    def u(inc):  # the same noise, held as an array to differentiate against
+        p = GridBrownianPath(0.0, dyn.t_final, dyn.dt, inc)
         s = dyn.solve(regulator, tissue, s0, p)
         if utility == "soft":
             return objective.soft_of(s).value
         return objective.hard_of(s).value
 
-    g = jax.grad(u)(path.increments)
+    g = jax.grad(u)(increments)
     return jnp.sqrt(jnp.sum(g**2, axis=tuple(range(1, g.ndim))))
 
 

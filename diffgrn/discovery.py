@@ -26,16 +26,17 @@ from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ._validate import check_choice, check_range
+from .config import Configurable, from_config
 from .objective import Objective
 from .readout import HardReadout
-from .regulator import AbstractRegulator, regulator_from_config
+from .regulator import AbstractRegulator
 from .train import _progress
 from .utility import dominant_pattern, hard_utility
 
 LIBRARY_FORMAT = "diffgrn-library-v1"
 
 
-class AbstractDescriptor(eqx.Module):
+class AbstractDescriptor(Configurable):
     """One number describing what R replicates made: a function of the binary fates
     `(R, N, m)`, the final states `(R, N, G)` and the tissue's undirected neighbour
     pairs `(P, 2)`, with a documented range (`bounds`) used for binning."""
@@ -329,7 +330,7 @@ def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = Non
         raise ValueError(f"load_library: {leaves} does not match {meta_file}")
     if like is None:
         try:
-            template = regulator_from_config(meta["regulator"])
+            template = from_config(meta["regulator"], AbstractRegulator)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(
                 f"load_library: cannot rebuild the regulator {meta['regulator']} ({e}); "

@@ -16,8 +16,10 @@ import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Shaped
 
 from ._typing import BoolScalarLike, KeyBatch, RealScalarLike
-from ._validate import check_choice, check_range
-from .brownian import CounterBrownianPath, GridBrownianPath
+from ._validate import check_range
+from .config import Configurable
+from .constraint import AbstractConstraint, Clip
+from .noise import AbstractNoise, CounterNoise, NoNoise
 from .regulator import AbstractRegulator
 from .tissue import Tissue
 
@@ -25,9 +27,6 @@ from .tissue import Tissue
 # (`diffrax._custom_types.Y`, `VF`).
 _Y = PyTree[Shaped[ArrayLike, "?*y"], "Y"]
 _VF = PyTree[Shaped[ArrayLike, "?*vf"], "VF"]
-
-BROWNIAN_PATHS = ("grid", "counter", "tree")
-CONSTRAINTS = ("clip", "reflect", "softclip", "none")
 
 
 class ProjectedSolver(diffrax.AbstractWrappedSolver):
@@ -101,7 +100,7 @@ def _as_sigma(sigma):
     return sigma
 
 
-class Dynamics(eqx.Module):
+class Dynamics(Configurable):
     """The SDE of one tissue, integrated by Euler–Maruyama with a fixed step.
 
     **Fields:**
@@ -109,32 +108,15 @@ class Dynamics(eqx.Module):
     - `t_final`: horizon T (default 20).
     - `dt`: step (default 0.01; T/dt must be an integer number of steps).
     - `sigma`: noise amplitude σ ≥ 0 (default 0.1), or one per gene (a tuple).
-    - `brownian`: `"grid"` (increments drawn once on the step grid; fast, exact for
-      Euler–Maruyama, reverse-mode differentiable; memory steps × replicates × cells;
-      default), `"counter"` (each step's increments drawn inside the step from
-      `fold_in(key, step)`: exact and reproducible at O(replicates × cells) memory
-      whatever the horizon; other numbers than `"grid"` for the same key) or
-      `"tree"` (`diffrax.VirtualBrownianTree`).
+    - `noise`: how the increments are drawn (`diffgrn.noise`): `CounterNoise()`
+      (default: inside each step, memory flat in the horizon), `GridNoise()` (stored
+      on the grid; diffgrn ≤ 0.4's numbers), `VirtualTreeNoise()` or `NoNoise()`.
+      With σ = 0 nothing is drawn, whichever it is.
     - `init_low`, `init_high`: initial states are uniform in this range
       (default [0.4, 0.6]).
-    - `constraint`: `"clip"` (s ← clip(s, 0, 1) after every step, as in model.md;
-      default), `"reflect"` (fold back into [0, 1] at the walls: derivative ±1, never
-      0, so backpropagation is not cut at the bounds), `"softclip"` (a smooth clip
-      s ↦ softplus_k(s) − softplus_k(s − 1), softplus_k(x) = log(1 + e^{kx})/k with
-      k = `sharpness`: a smooth increasing map of ℝ onto (0, 1), within log 2 / k of
-      the clip, whose derivative σ(ks) − σ(k(s − 1)) is positive everywhere, though
-      below float32 resolution once s is more than about 17/k outside [0, 1]) or
-      `"none"` (unconstrained).
-    - `sharpness`: k of the soft clip (default 100; larger is closer to the clip).
-    - `backprop_steps`: truncated backpropagation through time: gradients flow
-      through the last `backprop_steps` steps only (the state before them is a
-      constant to reverse mode, and those steps are neither stored nor traversed
-      backwards, so a gradient costs a forward solve plus a backward pass over the
-      last steps; the forward solve is unchanged). `None`: all steps.
-    - `max_stiffness`: a guard against Euler artefacts: `Objective.hard` scores a
-      regulator whose dt·max‖∂f/∂(s, s̄)‖ (`diagnostics.stiffness`) exceeds this as
-      U = 0, so the search methods never select one that Euler at this dt does not
-      resolve (1 is a sensible bound). `None` (default): no guard.
+    - `constraint`: the map applied after every step (`diffgrn.constraint`):
+      `Clip()` (model.md; default), `Reflect()`, `SoftClip(sharpness)` or
+      `Unconstrained()`.
     - `checkpoints`: reverse-mode checkpoints for `diffrax.RecursiveCheckpointAdjoint`;
       `None` stores every step (fastest, memory ∝ steps), an integer trades
       recomputation for memory.
@@ -143,20 +125,19 @@ class Dynamics(eqx.Module):
     t_final: float = eqx.field(static=True, default=20.0)
     dt: float = eqx.field(static=True, default=0.01)
     sigma: float | tuple[float, ...] = eqx.field(static=True, default=0.1, converter=_as_sigma)
-    brownian: str = eqx.field(static=True, default="grid")
+    noise: AbstractNoise = eqx.field(default_factory=CounterNoise)
     init_low: float = eqx.field(static=True, default=0.4)
     init_high: float = eqx.field(static=True, default=0.6)
     checkpoints: int | None = eqx.field(static=True, default=None)
-    constraint: str = eqx.field(static=True, default="clip")
-    backprop_steps: int | None = eqx.field(static=True, default=None)
-    sharpness: float = eqx.field(static=True, default=100.0)
-    max_stiffness: float | None = eqx.field(static=True, default=None)
+    constraint: AbstractConstraint = eqx.field(default_factory=Clip)
 
     def __check_init__(self):
-        if self.max_stiffness is not None:
-            check_range("Dynamics", "max_stiffness", self.max_stiffness, gt=0.0)
-        check_choice("Dynamics", "constraint", self.constraint, CONSTRAINTS)
-        check_range("Dynamics", "sharpness", self.sharpness, gt=0.0)
+        for name, base in (("noise", AbstractNoise), ("constraint", AbstractConstraint)):
+            if not isinstance(getattr(self, name), base):
+                raise ValueError(
+                    f"Dynamics.{name} must be a diffgrn {base.__name__} "
+                    f"({', '.join(_subclass_names(base))}); got {getattr(self, name)!r}"
+                )
         check_range("Dynamics", "dt", self.dt, gt=0.0)
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
         if isinstance(self.sigma, (tuple, list)):
@@ -169,11 +150,8 @@ class Dynamics(eqx.Module):
                 check_range("Dynamics", "sigma", s, ge=0.0)
         else:
             check_range("Dynamics", "sigma", self.sigma, ge=0.0)
-        check_choice("Dynamics", "brownian", self.brownian, BROWNIAN_PATHS)
         check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
         check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
-        if self.backprop_steps is not None:
-            check_range("Dynamics", "backprop_steps", self.backprop_steps, ge=1, integer=True)
         if self.checkpoints is not None:
             check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
         steps = self.t_final / self.dt
@@ -187,6 +165,12 @@ class Dynamics(eqx.Module):
     def n_steps(self) -> int:
         return int(round(self.t_final / self.dt))
 
+    @property
+    def active_noise(self) -> AbstractNoise:
+        """The noise a solve draws: `noise`, or `NoNoise()` when every σ is 0."""
+        sigmas = self.sigma if isinstance(self.sigma, tuple) else (self.sigma,)
+        return NoNoise() if max(sigmas) == 0 else self.noise
+
     def initial_state(
         self, tissue: Tissue, key: PRNGKeyArray, genes: int = 1
     ) -> Float[Array, "cells genes"]:
@@ -194,37 +178,30 @@ class Dynamics(eqx.Module):
         s0 = jr.uniform(key, (tissue.n_cells, genes), minval=self.init_low, maxval=self.init_high)
         return tissue.pin(s0)
 
-    def brownian_path(
-        self, tissue: Tissue, keys: KeyBatch, genes: int = 1
-    ) -> diffrax.AbstractBrownianPath:
-        """A Brownian path of shape `(R, cells, genes)` for a batch of replicate keys.
-
-        With `"grid"` and `"counter"`, replicate r's increments depend on `keys[r]`
-        alone.
-        """
-        shape = (tissue.n_cells, genes)
-        if self.brownian == "grid":
-            sample = lambda k: (
-                GridBrownianPath.sample(shape, k, 0.0, self.t_final, self.dt).increments
-            )
-            inc = jax.vmap(sample)(keys)
-            return GridBrownianPath(0.0, self.t_final, self.dt, jnp.swapaxes(inc, 0, 1))
-        if self.brownian == "counter":
-            return CounterBrownianPath(0.0, self.t_final, self.dt, keys, shape)
-        key = jr.fold_in(keys[0], keys.shape[0])
-        return diffrax.VirtualBrownianTree(
-            0.0, self.t_final, tol=self.dt / 2, shape=(keys.shape[0], *shape), key=key
-        )
-
     def draw(
         self, tissue: Tissue, keys: KeyBatch, genes: int = 1
-    ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath]:
-        """The randomness of one replicate per key: initial states and Brownian path.
-        `simulate(…, keys)` is `solve(…, *draw(tissue, keys, regulator.genes))`."""
+    ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath | None]:
+        """The randomness of one replicate per key: initial states and Brownian path
+        (replicate r's from `keys[r]` alone). `simulate(…, keys)` is
+        `solve(…, *draw(tissue, keys, regulator.genes))`."""
         self.check_memory(tissue, keys.shape[0], genes)
+        s0, noise_keys = self._initial_states(tissue, keys, genes)
+        shape = (tissue.n_cells, genes)
+        return s0, self.active_noise.path(noise_keys, shape, self.t_final, self.dt)
+
+    def draw_paired(
+        self, tissue: Tissue, keys: KeyBatch, genes: int, refine: int
+    ) -> tuple[Float[Array, "replicates cells genes"], Any, Any]:
+        """As `draw`, with the same Brownian motion on the dt grid and on the
+        dt / `refine` grid: `(s0, coarse path, fine path)` (the resolution guard)."""
+        s0, noise_keys = self._initial_states(tissue, keys, genes)
+        shape = (tissue.n_cells, genes)
+        return s0, *self.active_noise.paired(noise_keys, shape, self.t_final, self.dt, refine)
+
+    def _initial_states(self, tissue, keys, genes):
         split = jax.vmap(jr.split)(keys)
         s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
-        return s0, self.brownian_path(tissue, split[:, 1], genes)
+        return s0, split[:, 1]
 
     def check_memory(
         self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
@@ -232,19 +209,19 @@ class Dynamics(eqx.Module):
         """Raise ValueError, before anything is built, when the forward solve's stored
         noise and states would not fit in the memory available (`available_memory()`).
 
-        The estimate covers a forward solve (the grid path's increments at four times
-        their size, the peak measured while drawing them in docs/performance.md). A
-        gradient also stores one state per step (per checkpoint with `checkpoints`),
-        and an ES evaluates `population` such solves at once: leave room for them."""
+        The estimate covers a forward solve. A gradient also stores one state per step
+        (per checkpoint with `checkpoints`), and an ES evaluates `population` such
+        solves at once: leave room for them."""
         state = 4 * replicates * tissue.n_cells * genes
         need = 4 * state  # a few live copies of the state
         parts = []
-        if self.brownian == "grid":  # drawing peaks at ~4x the increments' size
-            need += 4 * state * self.n_steps
+        stored = self.active_noise.stored_bytes(state, self.n_steps)
+        if stored:
+            need += stored
             parts.append(
-                "the grid Brownian path stores steps x replicates x cells x "
-                "genes increments: lower t_final/dt, replicates or cells, or "
-                "use Dynamics(brownian='counter')"
+                f"{type(self.noise).__name__} stores steps x replicates x cells x genes "
+                "increments: lower t_final/dt, replicates or cells, or use "
+                "Dynamics(noise=CounterNoise())"
             )
         if save_every is not None:
             need += state * (self.n_steps // save_every + 1)
@@ -266,18 +243,21 @@ class Dynamics(eqx.Module):
         *,
         save_every: int | None = None,
         shard: Callable | None = None,
+        backprop_steps: int | None = None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Simulate one replicate per key: final states `(R, cells, genes)`, or with
         `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`. `shard`, if
         given, maps the drawn `(s0, path)` before the solve (`Objective` places them
-        on its devices)."""
+        on its devices). `backprop_steps`: see `solve`."""
         if save_every is not None:
             check_range("Dynamics.simulate", "save_every", save_every, ge=1, integer=True)
             self.check_memory(tissue, keys.shape[0], regulator.genes, save_every)
         s0, path = self.draw(tissue, keys, regulator.genes)
         if shard is not None:
             s0, path = shard(s0, path)
-        out = self.solve(regulator, tissue, s0, path, save_every=save_every)
+        out = self.solve(
+            regulator, tissue, s0, path, save_every=save_every, backprop_steps=backprop_steps
+        )
         return out if save_every is None else jnp.swapaxes(out, 0, 1)
 
     def solve(
@@ -285,18 +265,26 @@ class Dynamics(eqx.Module):
         regulator: AbstractRegulator,
         tissue: Tissue,
         s0: Float[Array, "*batch cells genes"],
-        path: diffrax.AbstractBrownianPath,
+        path: diffrax.AbstractBrownianPath | None,
         *,
         save_every: int | None = None,
+        backprop_steps: int | None = None,
     ) -> Float[Array, "..."]:
-        """Integrate from `s0` driven by `path` (same shape as `s0`).
+        """Integrate from `s0` driven by `path` (same shape as `s0`; `None`: no noise).
 
         Replicates are a leading batch axis of the state: the drift, the noise and
-        the clip act cell by cell and `tissue.neighbour_mean` on the cell axis, so one
-        Diffrax solve advances all replicates (cheaper in reverse mode than a
+        the constraint act cell by cell and `tissue.neighbour_mean` on the cell axis,
+        so one Diffrax solve advances all replicates (cheaper in reverse mode than a
         `jax.vmap` of per-replicate solves). Returns the final state, or with
         `save_every=k` the states at times 0, k·dt, 2k·dt, … stacked on axis 0.
+
+        `backprop_steps=k`: truncated backpropagation through time (estimators ask
+        for it): gradients flow through the last k steps only; the state before them
+        is a constant to reverse mode, and those steps are neither stored nor
+        traversed backwards. The forward solve is unchanged.
         """
+        if backprop_steps is not None:
+            check_range("Dynamics.solve", "backprop_steps", backprop_steps, ge=1, integer=True)
 
         def diffusion(t, s, args):
             if isinstance(self.sigma, tuple):  # one σ per gene (the last axis)
@@ -310,21 +298,20 @@ class Dynamics(eqx.Module):
             return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
 
         def terms_of(f):  # drift f(s, s̄) dt plus diagonal noise σ dW on `path`
-            return diffrax.MultiTerm(
-                diffrax.ODETerm(lambda t, s, args: f(s, tissue.neighbour_mean(s))),
-                diffrax.ControlTerm(diffusion, path),
-            )
+            drift = diffrax.ODETerm(lambda t, s, args: f(s, tissue.neighbour_mean(s)))
+            if path is None:
+                return drift
+            return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, path))
 
         terms = terms_of(regulator)
         n = self.n_steps
-        k = self.backprop_steps
+        k = backprop_steps
         save = save_every is not None
         if k is None or k >= n:
             out = self._segment(terms, tissue, s0, 0, n, save)
             return out[::save_every] if save else out
-        # Truncated BPTT: the first n - k steps run with a frozen copy of the
-        # regulator from a frozen start, so reverse mode neither stores nor traverses
-        # them; only the last k steps are differentiated.
+        # The first n - k steps run with a frozen copy of the regulator from a frozen
+        # start, so reverse mode neither stores nor traverses them.
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
         frozen = eqx.combine(jax.lax.stop_gradient(params), static)
         head = self._segment(terms_of(frozen), tissue, jax.lax.stop_gradient(s0), 0, n - k, save)
@@ -336,7 +323,7 @@ class Dynamics(eqx.Module):
     def _segment(self, terms, tissue, s0, first, last, save):
         """Grid steps `first` to `last` from `s0`: the final state, or with `save`
         all states from the start on, stacked on axis 0."""
-        solver = ProjectedSolver(diffrax.Euler(), lambda s, t: tissue.pin(self.constrain(s)))
+        solver = ProjectedSolver(diffrax.Euler(), lambda s, t: tissue.pin(self.constraint(s)))
         steps = last - first
         sol = diffrax.diffeqsolve(
             terms,
@@ -357,35 +344,15 @@ class Dynamics(eqx.Module):
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def constrain(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        """The state constraint applied after every step."""
-        if self.constraint == "clip":
-            return jnp.clip(s, 0.0, 1.0)
-        if self.constraint == "reflect":
-            r = jnp.mod(s, 2.0)  # a triangle wave: reflection at 0 and at 1
-            return jnp.where(r > 1.0, 2.0 - r, r)
-        if self.constraint == "softclip":
-            # s − sp(s − 1) + sp(−s) = sp(s) − sp(s − 1); symmetric about ½, so each
-            # half is computed where its terms are small (no cancellation near 1).
-            k = self.sharpness
-            g = lambda x: (jax.nn.softplus(k * x) - jax.nn.softplus(k * (x - 1.0))) / k
-            return jnp.where(s <= 0.5, g(s), 1.0 - g(1.0 - s))
-        return s
 
-    def config(self) -> dict:
-        return dict(
-            t_final=self.t_final,
-            dt=self.dt,
-            sigma=self.sigma,
-            brownian=self.brownian,
-            init_low=self.init_low,
-            init_high=self.init_high,
-            checkpoints=self.checkpoints,
-            constraint=self.constraint,
-            backprop_steps=self.backprop_steps,
-            sharpness=self.sharpness,
-            max_stiffness=self.max_stiffness,
-        )
+def _subclass_names(base: type) -> list[str]:
+    out, todo = [], list(base.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if not getattr(cls, "__abstractmethods__", None):
+            out.append(cls.__name__ + "()")
+    return out
 
 
 def available_memory() -> int:

@@ -13,11 +13,12 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from . import diagnostics
 from ._validate import check_choice, check_range
+from .config import Configurable
 from .objective import Objective
 from .regulator import AbstractRegulator
 
 
-class AbstractEstimator(eqx.Module):
+class AbstractEstimator(Configurable):
     @abc.abstractmethod
     def __call__(
         self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
@@ -27,16 +28,13 @@ class AbstractEstimator(eqx.Module):
     @abc.abstractmethod
     def cost(self, objective: Objective) -> int: ...
 
-    @abc.abstractmethod
-    def config(self) -> dict: ...
-
 
 class Pathwise(AbstractEstimator):
     """Backpropagation through the simulation: ∇θ U_soft on one noise draw of
     `replicates` replicates (default: the objective's R).
 
     `backprop_steps=k` truncates backpropagation to the last k steps of the solve
-    (`Dynamics.backprop_steps`): the forward solve is the same, the backward pass
+    (`Dynamics.solve`): the forward solve is the same, the backward pass
     covers k steps only (default `None`: all steps).
     """
 
@@ -52,27 +50,18 @@ class Pathwise(AbstractEstimator):
     def __call__(
         self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
     ) -> tuple[PyTree, Float[Array, ""] | float]:
-        if self.backprop_steps is not None:
-            # `tree_at`, not `objective.replace`: the objective may carry a traced
-            # (annealed) bandwidth that construction-time validation cannot check.
-            dyn = objective.dynamics
-            objective = eqx.tree_at(
-                lambda o: o.dynamics,
-                objective,
-                dyn.replace(backprop_steps=self.backprop_steps),
-                is_leaf=lambda x: x is dyn,
-            )
         util, grads = eqx.filter_value_and_grad(
-            lambda r: objective.soft(r, key, replicates=self.replicates).value
+            lambda r: (
+                objective.soft(
+                    r, key, replicates=self.replicates, backprop_steps=self.backprop_steps
+                ).value
+            )
         )(regulator)
         return grads, util
 
     def cost(self, objective: Objective) -> int:
         r = objective.replicates if self.replicates is None else self.replicates
         return r * objective.dynamics.n_steps
-
-    def config(self):
-        return dict(type="Pathwise", replicates=self.replicates, backprop_steps=self.backprop_steps)
 
 
 class AntitheticES(AbstractEstimator):
@@ -100,9 +89,6 @@ class AntitheticES(AbstractEstimator):
     def cost(self, objective: Objective) -> int:
         return 2 * self.pairs * objective.replicate_steps
 
-    def config(self):
-        return dict(type="AntitheticES", sigma=self.sigma, pairs=self.pairs, utility=self.utility)
-
 
 class LikelihoodRatio(AbstractEstimator):
     """Path-space score-function (likelihood-ratio) gradient of E[U], for the hard
@@ -122,7 +108,7 @@ class LikelihoodRatio(AbstractEstimator):
       (U_b − mean of the other batches' U)·Σ_r score_{b,r}.
 
     `utility="soft"` estimates ∇E[U_soft] the same way (to mix with `Pathwise`).
-    Needs σ > 0 and a step-grid Brownian path (`"grid"` or `"counter"`). Stores the
+    Needs σ > 0 (any noise model: the score uses the increments it drew). Stores the
     trajectory: memory ∝ steps × replicates × cells.
     """
 
@@ -145,11 +131,6 @@ class LikelihoodRatio(AbstractEstimator):
             raise ValueError(
                 "LikelihoodRatio needs noise: Dynamics.sigma must be > 0 for every gene "
                 f"(the score divides by σ); got {sigma}"
-            )
-        if objective.dynamics.brownian not in ("grid", "counter"):
-            raise ValueError(
-                "LikelihoodRatio needs a step-grid Brownian path: Dynamics.brownian "
-                f"'grid' or 'counter'; got {objective.dynamics.brownian!r}"
             )
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
         keys = jax.random.split(key, self.batches)
@@ -177,7 +158,7 @@ class LikelihoodRatio(AbstractEstimator):
         traj = dyn.solve(regulator, tissue, s0, path, save_every=1)  # (T+1, R, N, G)
         traj = lax.stop_gradient(traj)
         steps = traj.shape[0] - 1
-        dw = jax.vmap(path.increment)(jnp.arange(steps))  # (T, R, N, G)
+        dw = dyn.active_noise.increments(path, steps, dyn.dt)  # (T, R, N, G)
         final = traj[-1]
         u_fn = self._utility(objective)
         u = u_fn(final)
@@ -203,14 +184,6 @@ class LikelihoodRatio(AbstractEstimator):
 
     def cost(self, objective: Objective) -> int:
         return self.batches * objective.replicate_steps
-
-    def config(self):
-        return dict(
-            type="LikelihoodRatio",
-            baseline=self.baseline,
-            batches=self.batches,
-            utility=self.utility,
-        )
 
 
 class Mixture(AbstractEstimator):
@@ -246,15 +219,6 @@ class Mixture(AbstractEstimator):
 
     def cost(self, objective: Objective) -> int:
         return self.a.cost(objective) + self.b.cost(objective)
-
-    def config(self):
-        return dict(
-            type="Mixture",
-            a=self.a.config(),
-            b=self.b.config(),
-            weight=self.weight,
-            normalise=self.normalise,
-        )
 
 
 class InverseVariance(AbstractEstimator):
@@ -297,8 +261,3 @@ class InverseVariance(AbstractEstimator):
 
     def cost(self, objective: Objective) -> int:
         return self.batches * (self.a.cost(objective) + self.b.cost(objective))
-
-    def config(self):
-        return dict(
-            type="InverseVariance", a=self.a.config(), b=self.b.config(), batches=self.batches
-        )

@@ -15,7 +15,8 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 
-from .regulator import AbstractRegulator, regulator_from_config
+from .config import from_config
+from .regulator import AbstractRegulator
 from .train import History
 
 FORMAT = "diffgrn-regulator-v1"
@@ -99,8 +100,8 @@ def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
             "(truncated, or from another save)"
         )
     try:
-        skeleton = regulator_from_config(meta["regulator"])
-    except (KeyError, TypeError, ValueError) as e:
+        skeleton = from_config(meta["regulator"], AbstractRegulator)
+    except (KeyError, TypeError, ValueError, ImportError, AttributeError) as e:
         raise ValueError(
             f"diffgrn.load: the 'regulator' field of {meta_file} is missing or malformed "
             f"({type(e).__name__}: {e}); got {meta.get('regulator')!r}"

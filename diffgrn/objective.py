@@ -10,12 +10,12 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, Scalar
 
 from ._validate import check_range
-from .brownian import GridBrownianPath
+from .config import Configurable
 from .dynamics import Dynamics
-from .readout import AbstractReadout, HardReadout, SoftReadout, readout_from_config
+from .readout import AbstractReadout, HardReadout, SoftReadout
 from .regulator import AbstractRegulator, drift_stiffness
-from .tissue import Chain, Tissue, tissue_from_config
-from .utility import AbstractUtility, PatternInformation, Utility, utility_from_config
+from .tissue import Chain, Tissue
+from .utility import AbstractUtility, PatternInformation, Utility
 
 
 def _as_tuple(x):
@@ -47,7 +47,7 @@ def _as_devices(x):
         return x
 
 
-class Objective(eqx.Module):
+class Objective(Configurable):
     """Binds a tissue, its dynamics, a differentiable readout and the utility.
 
     Every trainer and study evaluates regulators through this object:
@@ -69,6 +69,11 @@ class Objective(eqx.Module):
     the replicates over all local devices when there are several; an integer uses
     the first `devices` of them, or pass a sequence of `jax.Device`s (the replicates
     are split over the largest number of them that divides R).
+
+    `max_stiffness`: a guard against Euler artefacts: `hard` scores a regulator whose
+    dt·max‖∂f/∂(s, s̄)‖ (`diagnostics.stiffness`) exceeds this as U = 0, so the search
+    methods never select one that Euler at this dt does not resolve (1 is a sensible
+    bound). `None` (default): no guard.
     """
 
     tissue: Tissue = eqx.field(default_factory=Chain)
@@ -80,8 +85,11 @@ class Objective(eqx.Module):
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)
     devices: int | tuple | None = eqx.field(static=True, default=None, converter=_as_devices)
     utility: AbstractUtility = eqx.field(default_factory=PatternInformation)
+    max_stiffness: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
+        if self.max_stiffness is not None:
+            check_range("Objective", "max_stiffness", self.max_stiffness, gt=0.0)
         if not isinstance(self.tissue, Tissue):
             raise ValueError(
                 "Objective.tissue must be a diffgrn tissue (Chain, Lattice, "
@@ -210,13 +218,19 @@ class Objective(eqx.Module):
         *,
         replicates: int | None = None,
         save_every: int | None = None,
+        backprop_steps: int | None = None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Final states `(R, N, G)`, or trajectories `(R, times, N, G)` with
-        `save_every`."""
+        `save_every`; `backprop_steps` truncates reverse mode (`Dynamics.solve`)."""
         self.check_regulator(regulator)
         r = self.replicates if replicates is None else replicates
         return self.dynamics.simulate(
-            regulator, self.tissue, jr.split(key, r), save_every=save_every, shard=self._shard_draw
+            regulator,
+            self.tissue,
+            jr.split(key, r),
+            save_every=save_every,
+            shard=self._shard_draw,
+            backprop_steps=backprop_steps,
         )
 
     def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):
@@ -227,33 +241,36 @@ class Objective(eqx.Module):
 
     def _shard_draw(self, s0, path):
         """Split a draw's initial states and noise over the devices (replicate axis)."""
-        s0 = self._shard(s0, 0)
-        if isinstance(path, GridBrownianPath):
-            path = eqx.tree_at(lambda p: p.increments, path, self._shard(path.increments, 1))
-        return s0, path
+        return self._shard(s0, 0), self.dynamics.active_noise.place(path, self._shard)
 
     def hard(
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
     ) -> Utility:
         s = self.simulate(regulator, key, replicates=replicates)
         util = _nan_unless_finite(self.hard_of(s), s)
-        if self.dynamics.max_stiffness is not None:  # Euler at this dt must resolve it
+        if self.max_stiffness is not None:  # Euler at this dt must resolve it
             util = Utility(*(jnp.where(self.resolves(regulator), v, 0.0) for v in util))
         return util
 
     def resolves(self, regulator: AbstractRegulator) -> Bool[Array, ""]:
-        """Whether `regulator` passes `Dynamics.max_stiffness` (dt·max|f'| ≤ the bound;
-        always True without one). `hard` scores regulators that fail as U = 0."""
-        bound = self.dynamics.max_stiffness
+        """Whether `regulator` passes `max_stiffness` (dt·max|f'| ≤ the bound; always
+        True without one). `hard` scores regulators that fail as U = 0."""
+        bound = self.max_stiffness
         if bound is None:
             return jnp.asarray(True)
         return drift_stiffness(regulator, self.dynamics.dt) <= bound
 
     def soft(
-        self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
+        self,
+        regulator: AbstractRegulator,
+        key: PRNGKeyArray,
+        *,
+        replicates: int | None = None,
+        backprop_steps: int | None = None,
     ) -> Utility:
-        """`replicates` overrides the objective's R for this evaluation."""
-        s = self.simulate(regulator, key, replicates=replicates)
+        """`replicates` overrides the objective's R for this evaluation;
+        `backprop_steps` truncates its gradient to the last steps."""
+        s = self.simulate(regulator, key, replicates=replicates, backprop_steps=backprop_steps)
         return self.soft_of(s)
 
     def hard_of(self, states: Float[Array, "replicates cells genes"]) -> Utility:
@@ -292,34 +309,9 @@ class Objective(eqx.Module):
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def config(self) -> dict:
-        return dict(
-            tissue=self.tissue.config(),
-            dynamics=self.dynamics.config(),
-            readout=self.readout.config(),
-            bandwidth=self.bandwidth,
-            replicates=self.replicates,
-            genes=self.genes,
-            fate_genes=list(self.fate_genes),
-            **(
-                {}
-                if isinstance(self.utility, PatternInformation)
-                else dict(utility=self.utility.config())
-            ),
-        )
-
-    @classmethod
-    def from_config(cls, config: dict) -> "Objective":
-        return cls(
-            tissue=tissue_from_config(config["tissue"]),
-            dynamics=Dynamics(**config["dynamics"]),
-            readout=readout_from_config(config["readout"]),
-            bandwidth=config["bandwidth"],
-            replicates=config["replicates"],
-            genes=config.get("genes", 1),
-            fate_genes=tuple(config.get("fate_genes", (0,))),
-            utility=utility_from_config(config.get("utility")),
-        )
+    def arguments(self) -> dict:
+        # `devices` is where it runs, not what it is: not part of the config.
+        return {k: v for k, v in super().arguments().items() if k != "devices"}
 
 
 def _nan_unless_finite(util: Utility, states: Array) -> Utility:

@@ -7,11 +7,12 @@ import jax
 from jaxtyping import Array, Float, Scalar
 
 from ._validate import check_choice, check_range
+from .config import Configurable
 
 THRESHOLD = 0.5
 
 
-class AbstractReadout(eqx.Module):
+class AbstractReadout(Configurable):
     """Maps final states to fates, elementwise."""
 
     def with_temperature(self, temperature: float | Scalar) -> "AbstractReadout":
@@ -21,18 +22,12 @@ class AbstractReadout(eqx.Module):
     @abc.abstractmethod
     def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
-    @abc.abstractmethod
-    def config(self) -> dict: ...
-
 
 class HardReadout(AbstractReadout):
     """z = 1 if s ≥ 0.5 else 0. Its gradient is zero almost everywhere."""
 
     def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return (s >= THRESHOLD).astype(s.dtype)
-
-    def config(self) -> dict:
-        return dict(type="HardReadout")
 
 
 class SoftReadout(AbstractReadout):
@@ -48,9 +43,6 @@ class SoftReadout(AbstractReadout):
 
     def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
         return jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
-
-    def config(self) -> dict:
-        return dict(type="SoftReadout", temperature=self.temperature)
 
 
 class StraightThroughReadout(AbstractReadout):
@@ -78,11 +70,6 @@ class StraightThroughReadout(AbstractReadout):
         hard = (s >= THRESHOLD).astype(s.dtype)
         return soft + jax.lax.stop_gradient(hard - soft)
 
-    def config(self) -> dict:
-        return dict(
-            type="StraightThroughReadout", surrogate=self.surrogate, temperature=self.temperature
-        )
-
 
 class ChainedReadout(AbstractReadout):
     """Apply `first`, then `second` (e.g. the first version's pipeline: a
@@ -106,23 +93,3 @@ class ChainedReadout(AbstractReadout):
         if not found:
             raise ValueError("ChainedReadout has no stage with a temperature to schedule")
         return out
-
-    def config(self) -> dict:
-        return dict(type="ChainedReadout", first=self.first.config(), second=self.second.config())
-
-
-def readout_from_config(config: dict) -> AbstractReadout:
-    kind = config.get("type")
-    kwargs = {k: v for k, v in config.items() if k != "type"}
-    if kind == "ChainedReadout":
-        return ChainedReadout(
-            readout_from_config(kwargs["first"]), readout_from_config(kwargs["second"])
-        )
-    classes = dict(
-        HardReadout=HardReadout,
-        SoftReadout=SoftReadout,
-        StraightThroughReadout=StraightThroughReadout,
-    )
-    if kind not in classes:
-        raise ValueError(f"unknown readout type {kind!r}; expected one of {', '.join(classes)}")
-    return classes[kind](**kwargs)

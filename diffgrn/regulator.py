@@ -10,10 +10,10 @@ class Repressor(diffgrn.AbstractRegulator):
 
     def __call__(self, s, sbar):             # (..., 1), (..., 1) -> (..., 1)
         return self.strength * (1 - sbar) - s
-
-    def config(self):
-        return dict(type="Repressor")
 ```
+
+`diffgrn.save` records its class and constructor arguments (`diffgrn.config`), so
+`diffgrn.load` rebuilds it in a fresh process.
 """
 
 import abc
@@ -27,11 +27,12 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._validate import check_choice, check_range
+from .config import Configurable
 
 INPUTS = ("neighbours", "both")
 
 
-class AbstractRegulator(eqx.Module):
+class AbstractRegulator(Configurable):
     """f: (s, s̄) ↦ ds/dt on arrays `(*batch, genes)`.
 
     `genes` (default 1) is the number of genes per cell the regulator is built for;
@@ -44,10 +45,6 @@ class AbstractRegulator(eqx.Module):
     def __call__(
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
     ) -> Float[Array, "*batch genes"]: ...
-
-    @abc.abstractmethod
-    def config(self) -> dict:
-        """JSON-able constructor arguments (used by `diffgrn.save`/`load`)."""
 
 
 class MLPRegulator(AbstractRegulator):
@@ -119,11 +116,6 @@ class MLPRegulator(AbstractRegulator):
         last = self.mlp.layers[-1]
         return self.mlp.final_activation(h @ last.weight.T + last.bias)
 
-    def config(self) -> dict:
-        return dict(
-            type="MLPRegulator", widths=list(self.widths), genes=self.genes, inputs=self.inputs
-        )
-
 
 class TanhRegulator(AbstractRegulator):
     """Reference lateral inhibition f(s̄) = a·tanh(−b(s̄ − c)), with a, b, c trainable
@@ -143,9 +135,6 @@ class TanhRegulator(AbstractRegulator):
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
     ) -> Float[Array, "*batch genes"]:
         return self.a * jnp.tanh(-self.b * (sbar - self.c))
-
-    def config(self) -> dict:
-        return dict(type="TanhRegulator")
 
 
 class TranscriptionalRegulator(AbstractRegulator):
@@ -183,29 +172,6 @@ class TranscriptionalRegulator(AbstractRegulator):
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
     ) -> Float[Array, "*batch genes"]:
         return jax.nn.sigmoid(s @ self.W.T + sbar @ self.V.T + self.b) - self.k * s
-
-    def config(self) -> dict:
-        return dict(type="TranscriptionalRegulator", genes=self.genes)
-
-
-def regulator_from_config(config: dict) -> AbstractRegulator:
-    """Rebuild a regulator skeleton (parameters arbitrary) from `config()`."""
-    kind = config.get("type")
-    if kind == "MLPRegulator":
-        return MLPRegulator(
-            config["widths"],
-            key=jr.key(0),
-            genes=config.get("genes", 1),
-            inputs=config.get("inputs", "neighbours"),
-        )
-    if kind == "TanhRegulator":
-        return TanhRegulator()
-    if kind == "TranscriptionalRegulator":
-        return TranscriptionalRegulator(config.get("genes", 2), key=jr.key(0))
-    raise ValueError(
-        f"unknown regulator type {kind!r}; expected 'MLPRegulator', "
-        "'TanhRegulator' or 'TranscriptionalRegulator'"
-    )
 
 
 def count_parameters(regulator: AbstractRegulator) -> int:

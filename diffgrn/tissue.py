@@ -20,13 +20,14 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._validate import check_choice, check_range
+from .config import Configurable
 
 Boundary = Literal["open", "pinned", "periodic"]
 BOUNDARIES = ("open", "pinned", "periodic")
 GEOMETRIES = ("square", "hex")
 
 
-class Tissue(eqx.Module):
+class Tissue(Configurable):
     """Cells coupled through a padded neighbour table.
 
     **Fields:**
@@ -77,11 +78,6 @@ class Tissue(eqx.Module):
         i = np.repeat(np.arange(self.n_cells), nb.shape[1])
         keep = w.ravel() > 0
         return np.stack([i[keep], nb.ravel()[keep]], axis=1)
-
-    def config(self) -> dict:
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot describe itself for saving; use Chain, Lattice or Graph"
-        )
 
 
 MAX_CELLS = 2**31 - 1  # neighbour indices are int32
@@ -154,14 +150,6 @@ class Chain(Tissue):
         self.pinned = jnp.asarray(pinned)
         self.pinned_value = float(pinned_value)
         self.boundary = boundary
-
-    def config(self) -> dict:
-        return dict(
-            type="Chain",
-            n_cells=self.n_cells,
-            boundary=self.boundary,
-            pinned_value=self.pinned_value,
-        )
 
 
 class Lattice(Tissue):
@@ -236,16 +224,6 @@ class Lattice(Tissue):
             return np.stack([c + 0.5 * (r % 2), -r * np.sqrt(3) / 2], axis=1)
         return np.stack([c.astype(float), -r.astype(float)], axis=1)
 
-    def config(self) -> dict:
-        return dict(
-            type="Lattice",
-            rows=self.rows,
-            cols=self.cols,
-            geometry=self.geometry,
-            boundary=self.boundary,
-            pinned_value=self.pinned_value,
-        )
-
 
 class Graph(Tissue):
     """Any neighbourhood: `edges` is a sequence of `(i, j)` cell pairs (or an
@@ -310,23 +288,12 @@ class Graph(Tissue):
         self.pinned = jnp.asarray(mask)
         self.pinned_value = float(pinned_value)
 
-    def config(self) -> dict:
+    def arguments(self) -> dict:
         # The directed pairs of the table, in table order: rebuilds the same table.
         return dict(
-            type="Graph",
             n_cells=self.n_cells,
             edges=self.neighbour_pairs().tolist(),
             pinned=np.flatnonzero(np.asarray(self.pinned)).tolist(),
             pinned_value=self.pinned_value,
             directed=True,
         )
-
-
-def tissue_from_config(config: dict) -> Tissue:
-    """Rebuild a tissue from its `config()`."""
-    kwargs = dict(config)
-    kind = kwargs.pop("type", "Chain")
-    classes = dict(Chain=Chain, Lattice=Lattice, Graph=Graph)
-    if kind not in classes:
-        raise ValueError(f"unknown tissue type {kind!r}; expected one of {', '.join(classes)}")
-    return classes[kind](**kwargs)

@@ -23,7 +23,6 @@ import optax
 from jaxtyping import PRNGKeyArray
 
 from ._validate import check_range
-from .brownian import GridBrownianPath
 from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
@@ -559,12 +558,11 @@ def _resolution(objective, regulator, key, repeats: int, refine: int) -> dict:
 
     dyn = objective.dynamics
     try:
-        coarse = dyn.replace(brownian="grid", max_stiffness=None)
-        fine = coarse.replace(dt=dyn.dt / refine)
+        fine = dyn.replace(dt=dyn.dt / refine)
         fine.check_memory(objective.tissue, objective.replicates, objective.genes)
     except ValueError as e:  # too big to hold the fine grid: say so, do not fail
         return dict(skipped=str(e))
-    u_coarse, u_fine = _paired(objective, regulator, jr.split(key, repeats), coarse, fine)
+    u_coarse, u_fine = _paired(objective, regulator, jr.split(key, repeats), dyn, fine)
     u_coarse, u_fine = np.asarray(u_coarse, float), np.asarray(u_fine, float)
     n = len(u_coarse)
     se = math.sqrt((u_coarse.var(ddof=1) + u_fine.var(ddof=1)) / n) if n > 1 else math.nan
@@ -589,10 +587,7 @@ def _paired(objective, regulator, keys, coarse, fine):
     refine = fine.n_steps // coarse.n_steps
 
     def one(key):
-        s0, path = fine.draw(tissue, jr.split(key, reps), genes)
-        inc = path.increments  # (fine steps, R, N, G)
-        summed = inc.reshape(coarse.n_steps, refine, *inc.shape[1:]).sum(axis=1)
-        coarse_path = GridBrownianPath(0.0, coarse.t_final, coarse.dt, summed)
+        s0, coarse_path, path = coarse.draw_paired(tissue, jr.split(key, reps), genes, refine)
         u = [
             objective.hard_of(d.solve(regulator, tissue, s0, p)).value
             for d, p in ((coarse, coarse_path), (fine, path))

@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float, Scalar
 
 from ._validate import check_choice
+from .config import Configurable
 
 
 class Utility(NamedTuple):
@@ -152,7 +153,7 @@ def dominant_pattern(
     return z[row].astype(jnp.float32), counts[top] / r
 
 
-class AbstractUtility(eqx.Module):
+class AbstractUtility(Configurable):
     """What an `Objective` scores the fates `(R, N, m)` of R replicates with: `hard`
     on thresholded fates, `soft` (differentiable) on fates in [0, 1]."""
 
@@ -161,9 +162,6 @@ class AbstractUtility(eqx.Module):
 
     @abc.abstractmethod
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility: ...
-
-    @abc.abstractmethod
-    def config(self) -> dict: ...
 
     def check(self, n_cells: int, n_readout: int) -> None:
         """Raise ValueError if this utility cannot score `n_cells` × `n_readout` fates."""
@@ -182,9 +180,6 @@ class PatternInformation(AbstractUtility):
 
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
         return soft_utility(fates, bandwidth)
-
-    def config(self) -> dict:
-        return dict(type="PatternInformation")
 
 
 class TargetPattern(AbstractUtility):
@@ -258,18 +253,9 @@ class TargetPattern(AbstractUtility):
         agree = p * t + (1 - p) * (1 - t)
         return self._utility(agree, jnp.mean(jnp.prod(agree, axis=(1, 2))))
 
-    def config(self) -> dict:
+    def arguments(self) -> dict:
         text = "".join(str(r[0]) for r in self.pattern) if len(self.pattern[0]) == 1 else None
         return dict(
-            type="TargetPattern",
             pattern=text if text is not None else [list(r) for r in self.pattern],
             score=self.score,
         )
-
-
-def utility_from_config(config: dict | None) -> AbstractUtility:
-    if config is None or config.get("type") == "PatternInformation":
-        return PatternInformation()
-    if config.get("type") == "TargetPattern":
-        return TargetPattern(config["pattern"], config.get("score", "agreement"))
-    raise ValueError(f"unknown utility config {config!r}")

@@ -32,9 +32,6 @@ class HillRepressor(diffgrn.AbstractRegulator):
         v, k, n = jnp.exp(self.log_v), jnp.exp(self.log_k), jnp.exp(self.log_n)
         return v / (1.0 + (sbar / k) ** n) - s
 
-    def config(self) -> dict:  # what `diffgrn.save` records about the regulator
-        return dict(type="HillRepressor")
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])

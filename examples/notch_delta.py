@@ -47,9 +47,6 @@ class NotchDelta(diffgrn.AbstractRegulator):
         dd = self.v * (1.0 / (1.0 + self.b * n**2) - s[..., 1])
         return jnp.stack([dn, dd], axis=-1)
 
-    def config(self):
-        return dict(type="NotchDelta")
-
 
 def run(
     rows=12, cols=12, sigma=0.0, init=(0.49, 0.51), t_final=150.0, dt=0.02, replicates=4, seed=0

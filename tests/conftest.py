@@ -26,9 +26,6 @@ class ConstantRegulator(diffgrn.AbstractRegulator):
     def __call__(self, s, sbar):
         return jnp.full_like(sbar, self.value)
 
-    def config(self):
-        return dict(type="ConstantRegulator")
-
 
 class LinearRegulator(diffgrn.AbstractRegulator):
     """f(s̄) = k (s̄ − ½): the dynamics are linear while no cell is clipped."""
@@ -37,9 +34,6 @@ class LinearRegulator(diffgrn.AbstractRegulator):
 
     def __call__(self, s, sbar):
         return self.k * (sbar - 0.5)
-
-    def config(self):
-        return dict(type="LinearRegulator")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -17,9 +17,10 @@ SCRIPT = textwrap.dedent("""
     assert len(jax.devices()) == 4, jax.devices()
     out = {}
     for name, kw in {
-        "chain": dict(dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05), replicates=16),
+        "chain": dict(dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, noise=diffgrn.GridNoise()),
+                      replicates=16),
         "hex": dict(tissue=diffgrn.Lattice(4, 6, "hex"), genes=2, fate_genes=(0, 1),
-                    dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, brownian="counter"),
+                    dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, noise=diffgrn.CounterNoise()),
                     replicates=12),
     }.items():
         for devices in (1, None):

@@ -148,9 +148,6 @@ class _OffDiagonal(diffgrn.AbstractRegulator):
     def __call__(self, s, sbar):
         return jnp.tanh(20.0 * (s - sbar - 0.5))
 
-    def config(self):
-        return dict(type="_OffDiagonal")
-
 
 def test_stiffness_sees_own_state_off_the_diagonal():
     # On s = s̄ the slope is 20·sech²(10) ≈ 0; at s − s̄ = ½ the row sum is 2·20 = 40.

@@ -18,7 +18,7 @@ def _tangents_under(constraint, feedback):
     reg = LinearRegulator(jnp.asarray(feedback))
     base = diffgrn.Objective(
         tissue=diffgrn.Chain(4, "open"),
-        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1),
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, sigma=0.1, noise=diffgrn.GridNoise()),
         replicates=4,
     )
     other = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
@@ -31,36 +31,35 @@ def _tangents_under(constraint, feedback):
 
 def test_reflect_keeps_states_in_unit_interval_and_gradient_alive():
     # Strong positive feedback: the clip zeroes the tangent map, reflection does not.
-    clip, refl, traj = _tangents_under("reflect", 20.0)
+    clip, refl, traj = _tangents_under(diffgrn.Reflect(), 20.0)
     assert float(traj.min()) >= 0.0 and float(traj.max()) <= 1.0
     assert clip == 0.0 and refl > 0.0
 
 
 def test_reflect_folds_values():
-    dyn = diffgrn.Dynamics(constraint="reflect")
-    got = dyn.constrain(jnp.array([-0.2, 0.3, 1.1, 2.3, -1.4]))
+    got = diffgrn.Reflect()(jnp.array([-0.2, 0.3, 1.1, 2.3, -1.4]))
     assert np.allclose(got, [0.2, 0.3, 0.9, 0.3, 0.6], atol=1e-6)
 
 
 def test_softclip_is_a_smooth_symmetric_clip():
-    dyn = diffgrn.Dynamics(constraint="softclip")
+    soft = diffgrn.SoftClip()
     x = jnp.linspace(-0.15, 1.15, 1301)
-    y = dyn.constrain(x)
-    slope = jax.vmap(jax.grad(dyn.constrain))(jnp.linspace(-0.1, 1.1, 121))
+    y = soft(x)
+    slope = jax.vmap(jax.grad(soft))(jnp.linspace(-0.1, 1.1, 121))
     assert float(y.min()) > 0.0 and float(y.max()) <= 1.0
     assert bool(jnp.all(jnp.diff(y) >= 0))
     assert float(jnp.max(jnp.abs(y - jnp.clip(x, 0, 1)))) <= np.log(2) / 100 + 1e-6
-    assert float(jnp.max(jnp.abs(y + dyn.constrain(1 - x) - 1))) < 1e-6
+    assert float(jnp.max(jnp.abs(y + soft(1 - x) - 1))) < 1e-6
     assert float(slope.min()) > 0.0  # the clip's slope is 0 outside [0, 1]
-    sharper = dyn.replace(sharpness=1000.0).constrain(x)
+    sharper = diffgrn.SoftClip(1000.0)(x)
     assert float(jnp.max(jnp.abs(sharper - jnp.clip(x, 0, 1)))) <= np.log(2) / 1000 + 1e-6
-    with pytest.raises(ValueError, match="Dynamics.sharpness"):
-        diffgrn.Dynamics(sharpness=0.0)
+    with pytest.raises(ValueError, match="SoftClip.sharpness"):
+        diffgrn.SoftClip(0.0)
 
 
 def test_softclip_keeps_a_tangent_that_the_clip_cuts():
     # Mild positive feedback: cells reach the walls, where the clip's slope is 0.
-    clip, soft, traj = _tangents_under("softclip", 2.0)
+    clip, soft, traj = _tangents_under(diffgrn.SoftClip(), 2.0)
     assert float(traj.min()) > 0.0 and float(traj.max()) < 1.0
     assert clip == 0.0 and soft > 0.0
 
@@ -74,9 +73,10 @@ def test_pathwise_estimator_is_gradient_of_soft(small_objective, mlp):
 
 def test_truncated_pathwise_is_gradient_of_truncated_dynamics(small_objective, mlp):
     k = 5
-    cut = small_objective.replace(dynamics=small_objective.dynamics.replace(backprop_steps=k))
     g, u = Pathwise(backprop_steps=k)(small_objective, mlp, jr.key(0))
-    want = eqx.filter_grad(lambda r: cut.soft(r, jr.key(0)).value)(mlp)
+    want = eqx.filter_grad(lambda r: small_objective.soft(r, jr.key(0), backprop_steps=k).value)(
+        mlp
+    )
     full, _ = Pathwise()(small_objective, mlp, jr.key(0))
     diff = lambda a, b: float(dg.tree_norm(jax.tree_util.tree_map(jnp.subtract, a, b)))
     assert diff(g, want) < 1e-6
@@ -127,7 +127,8 @@ def test_estimator_validation(make, field, without_type_checks):
         make()
 
 
-def _lr_problem(constraint="clip"):
+def _lr_problem(constraint=None):
+    constraint = diffgrn.Clip() if constraint is None else constraint
     objective = diffgrn.Objective(
         tissue=diffgrn.Chain(5, "open"),
         dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.05, constraint=constraint),
@@ -172,7 +173,7 @@ def test_likelihood_ratio_is_unbiased_for_the_hard_utility():
 
 @pytest.mark.slow  # statistics over thousands of draws
 def test_likelihood_ratio_of_the_soft_utility_agrees_with_pathwise_under_softclip():
-    objective, reg = _lr_problem("softclip")  # smooth: the pathwise gradient is unbiased
+    objective, reg = _lr_problem(diffgrn.SoftClip())  # smooth: the pathwise gradient is unbiased
     lr = diffgrn.LikelihoodRatio(utility="soft")
     pw = diffgrn.Pathwise()
     f_lr = eqx.filter_jit(lambda k: eqx.filter(lr(objective, reg, k)[0], eqx.is_inexact_array))

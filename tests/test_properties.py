@@ -75,7 +75,7 @@ values = st.one_of(
     st.dictionaries(
         st.sampled_from(
             ["n_cells", "boundary", "rows", "cols", "geometry", "t_final", "dt", "sigma",
-             "constraint", "brownian", "replicates", "bandwidth", "genes", "max_stiffness"]
+             "constraint", "noise", "replicates", "bandwidth", "genes", "max_stiffness"]
         ),
         values,
         max_size=4,
@@ -85,8 +85,8 @@ def test_random_configs_construct_or_raise_value_error(without_type_checks, kind
     allowed = dict(
         chain={"n_cells", "boundary"},
         lattice={"rows", "cols", "geometry", "boundary"},
-        dynamics={"t_final", "dt", "sigma", "constraint", "brownian", "max_stiffness"},
-        objective={"replicates", "bandwidth", "genes"},
+        dynamics={"t_final", "dt", "sigma", "constraint", "noise"},
+        objective={"replicates", "bandwidth", "genes", "max_stiffness"},
     )[kind]
     kwargs = {k: v for k, v in fields.items() if k in allowed}
     make = dict(

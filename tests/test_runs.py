@@ -332,15 +332,15 @@ def test_assess_flags_an_euler_artefact_and_passes_a_resolved_regulator(open_cha
 
 @pytest.mark.slow  # CI runs it after the README suite (kept under 5 minutes)
 def test_max_stiffness_guard_rejects_unresolved_regulators(open_chain, without_type_checks):
-    guarded = open_chain.replace(dynamics=open_chain.dynamics.replace(max_stiffness=1.0))
+    guarded = open_chain.replace(max_stiffness=1.0)
     assert float(guarded.hard(diffgrn.TanhRegulator(51.0, 23.0, 0.395), jr.key(0)).value) == 0
     gentle = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
     assert float(guarded.hard(gentle, jr.key(0)).value) == float(
         open_chain.hard(gentle, jr.key(0)).value
     )
-    assert diffgrn.Objective.from_config(guarded.config()).dynamics.max_stiffness == 1.0
-    with pytest.raises(ValueError, match="Dynamics.max_stiffness"):
-        diffgrn.Dynamics(max_stiffness=0.0)
+    assert diffgrn.Objective.from_config(guarded.config()).max_stiffness == 1.0
+    with pytest.raises(ValueError, match="Objective.max_stiffness"):
+        diffgrn.Objective(max_stiffness=0.0)
     # CMA-ES with a large step on the tanh family stays where Euler resolves f
     res = diffgrn.train(guarded, diffgrn.TanhRegulator(), diffgrn.CMAES(population=8, sigma=5.0),
                         key=jr.key(0), iterations=4, progress=False)  # fmt: skip

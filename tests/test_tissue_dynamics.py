@@ -100,7 +100,8 @@ def test_grid_path_rejects_off_grid_intervals():
 
 def test_virtual_tree_path_is_selectable():
     obj = diffgrn.Objective(
-        dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, brownian="tree"), replicates=4
+        dynamics=diffgrn.Dynamics(t_final=0.5, dt=0.05, noise=diffgrn.VirtualTreeNoise()),
+        replicates=4,
     )
     s = obj.simulate(diffgrn.TanhRegulator(), jr.key(0))
     assert s.shape == (4, 7, 1) and bool(jnp.all(jnp.isfinite(s)))

@@ -198,7 +198,7 @@ def test_utilities_with_several_readout_genes():
 
 def test_counter_brownian_path_is_exact_reproducible_and_differentiable():
     obj = diffgrn.Objective(
-        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.01, brownian="counter"), replicates=8
+        dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.01, noise=diffgrn.CounterNoise()), replicates=8
     )
     s0, path = obj.draw(jr.key(0))
     inc = jnp.stack([path.evaluate(k * 0.01, (k + 1) * 0.01) for k in range(100)])
@@ -213,9 +213,13 @@ def test_counter_brownian_path_is_exact_reproducible_and_differentiable():
 
 
 def test_a_solve_too_large_for_memory_is_refused_before_compute():
-    obj = diffgrn.Objective(dynamics=diffgrn.Dynamics(t_final=1e7, dt=0.01))
-    with pytest.raises(ValueError, match="GiB.*brownian='counter'"):
-        obj.hard(diffgrn.TanhRegulator(), jr.key(0))
+    grid = diffgrn.Dynamics(t_final=1e7, dt=0.01, noise=diffgrn.GridNoise())
+    with pytest.raises(ValueError, match=r"GiB.*GridNoise stores.*CounterNoise\(\)"):
+        diffgrn.Objective(dynamics=grid).hard(diffgrn.TanhRegulator(), jr.key(0))
+    # The default noise holds no increments: only the state's size counts.
+    huge = diffgrn.Objective(tissue=diffgrn.Chain(1000), replicates=10**7)
+    with pytest.raises(ValueError, match="GiB.*lower replicates or cells"):
+        huge.hard(diffgrn.MLPRegulator(key=jr.key(0)), jr.key(0))
 
 
 def load_example(name):
