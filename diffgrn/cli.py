@@ -28,9 +28,10 @@ from .methods import (
     openes,
 )
 from .objective import Objective
+from .options import add_tissue_options, tissue_from_options
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
-from .tissue import Chain, Lattice
+from .tissue import Chain
 from .train import TrainResult, assess, train
 from .utility import PatternInformation, TargetPattern
 
@@ -65,34 +66,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
-
-
-def add_tissue_options(g, cells: bool = True) -> None:
-    """--tissue, --size, --boundary, (--cells,) --genes, --inputs: shared with the studies."""
-    g.add_argument(
-        "--tissue",
-        choices=("chain", "square", "hex"),
-        default="chain",
-        help="chain (model.md), or a square or hexagonal (odd-r offset) lattice",
-    )
-    g.add_argument(
-        "--size",
-        default=None,
-        help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
-        "a lattice (None: --cells, 7, for a chain; 10x10 for a lattice)",
-    )
-    g.add_argument(
-        "--boundary", choices=("open", "pinned", "periodic"), default="open", help="tissue boundary"
-    )
-    if cells:
-        g.add_argument("--cells", type=int, default=7, help="chain length")
-    g.add_argument("--genes", type=int, default=1, help="genes per cell")
-    g.add_argument(
-        "--inputs",
-        choices=("neighbours", "both"),
-        default="neighbours",
-        help="mlp regulator: neighbours' mean only, or the cell's own state too",
-    )
 
 
 def _add_model_args(p: argparse.ArgumentParser):
@@ -208,27 +181,6 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
         raise ValueError(f"{flag} must be comma-separated integers; got {text!r}") from None
 
 
-def _tissue(args):
-    if args.tissue == "chain":
-        if args.size is None:
-            return Chain(args.cells, args.boundary)
-        if not args.size.strip().isdigit():
-            raise ValueError(f"--size for a chain is one number of cells; got {args.size!r}")
-        return Chain(int(args.size), args.boundary)
-    text = (args.size or "10x10").lower()
-    try:
-        dims = [int(v) for v in text.split("x")]
-    except ValueError:
-        dims = []
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2:
-        raise ValueError(
-            f"--size for a lattice is ROWSxCOLS (e.g. 20x20) or one number; got {args.size!r}"
-        )
-    return Lattice(dims[0], dims[1], args.tissue, args.boundary)
-
-
 def _tissue_label(args, objective) -> str:
     t = objective.tissue
     if args.tissue == "chain":
@@ -248,7 +200,7 @@ def _objective(args) -> Objective:
             f"--sigma must be a number or comma-separated numbers; got {args.sigma!r}"
         ) from None
     return Objective(
-        tissue=_tissue(args),
+        tissue=tissue_from_options(args),
         dynamics=Dynamics(
             t_final=t_final,
             dt=dt,
