@@ -1,9 +1,9 @@
-"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn study …`."""
+"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn explore …`,
+`diffgrn rerun …`."""
 
 import argparse
 import json
 import math
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -50,10 +50,12 @@ commands (each writes into --out, default runs/...):
            (imgep) against random search at equal simulations; writes one
            library per method, coverage.png, descriptors.png, gallery.png
              diffgrn explore --budget 2000 --method imgep,random
-  study    a gradient-diagnostic study (diffgrn study -h lists them); writes
-           its table (JSON) and figures
-             diffgrn study horizon --quick
 """
+
+STUDY_MOVED = (
+    "diffgrn: the studies are not installed with the package; from a checkout of diffgrn, "
+    "run `python -m studies NAME [--quick]` (`python -m studies` lists them)"
+)
 
 # --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
 QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
@@ -684,18 +686,6 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     return 0
 
 
-def _study_summary(name: str) -> str:
-    """First line of a study module's docstring, read without importing it."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec(f"diffgrn.studies.{name}")
-    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
-    text = " ".join(doc.split("\n\n")[0].split())
-    text = re.split(r"(?<=[.?;])\s", text)[0]
-    return text if len(text) <= 90 else text[:89].rsplit(" ", 1)[0] + " …"
-
-
 # Which methods each method option applies to (the CLI refuses options no chosen method uses).
 METHOD_OPTIONS = dict(
     population={"es", "cmaes", "random", "evosax", "hybrid"},
@@ -773,32 +763,11 @@ def cmd_rerun(args) -> int:
     return main(kept)
 
 
-def cmd_study(argv) -> int:
-    import importlib
-
-    from .studies import STUDIES
-
-    if not argv or argv[0] not in STUDIES:
-        asked_help = bool(argv) and argv[0] in ("-h", "--help")
-        lines = [
-            "usage: diffgrn study NAME [--quick] [--out DIR] [--seed S]   (diffgrn study NAME -h)",
-            "",
-            "studies:",
-        ]
-        width = max(map(len, STUDIES))
-        lines += [f"  {n:<{width}}  {_study_summary(n)}" for n in STUDIES]
-        if argv and not asked_help:
-            lines.insert(0, f"diffgrn study: unknown study {argv[0]!r}")
-        print("\n".join(lines), file=sys.stdout if asked_help else sys.stderr)
-        return 0 if asked_help else 2
-    importlib.import_module(f"diffgrn.studies.{argv[0]}").main(argv[1:])
-    return 0
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["study"]:
-        return cmd_study(argv[1:])
+    if argv[:1] == ["study"]:  # the studies run from a checkout, not the package
+        print(STUDY_MOVED, file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="diffgrn",
         description=DESCRIPTION,
@@ -806,7 +775,6 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"diffgrn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study -h lists them)")
     rerun = sub.add_parser(
         "rerun",
         help="rerun a train or compare folder from its record (same seed, options, history)",

@@ -20,7 +20,7 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
     (`--tissue`, `--size`, `--boundary`, `--genes`, `--inputs`) that `base_objective`
     and `new_regulator` then follow."""
     p = argparse.ArgumentParser(
-        prog=f"diffgrn study {name}",
+        prog=f"python -m studies {name}",
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
