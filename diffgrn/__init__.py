@@ -1,12 +1,13 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
 from . import config, constraint, diagnostics, discovery, estimators, noise
+from ._memory import available_memory
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .config import Configurable, from_config
 from .constraint import AbstractConstraint, Clip, Reflect, SoftClip, Unconstrained
 from .discovery import Library, explore, load_library
-from .dynamics import Dynamics, ProjectedSolver, available_memory
+from .dynamics import Dynamics, ProjectedSolver
 from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
 from .io import load, save
 from .methods import (

@@ -1,9 +1,9 @@
-"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn study …`."""
+"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn explore …`,
+`diffgrn rerun …`."""
 
 import argparse
 import json
 import math
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -30,9 +30,10 @@ from .methods import (
 )
 from .noise import CounterNoise, GridNoise, VirtualTreeNoise
 from .objective import Objective
+from .options import add_tissue_options, tissue_from_options
 from .readout import HardReadout, SoftReadout
 from .regulator import MLPRegulator, TanhRegulator, TranscriptionalRegulator
-from .tissue import Chain, Lattice
+from .tissue import Chain
 from .train import TrainResult, assess, train
 from .utility import PatternInformation, TargetPattern
 
@@ -51,10 +52,12 @@ commands (each writes into --out, default runs/...):
            (imgep) against random search at equal simulations; writes one
            library per method, coverage.png, descriptors.png, gallery.png
              diffgrn explore --budget 2000 --method imgep,random
-  study    a gradient-diagnostic study (diffgrn study -h lists them); writes
-           its table (JSON) and figures
-             diffgrn study horizon --quick
 """
+
+STUDY_MOVED = (
+    "diffgrn: the studies are not installed with the package; from a checkout of diffgrn, "
+    "run `python -m studies NAME [--quick]` (`python -m studies` lists them)"
+)
 
 # --quick: the same model on a shorter, coarser, smaller run (< 1 minute on 2 cores).
 QUICK = dict(t_final=5.0, dt=0.02, replicates=32, iterations=25)
@@ -67,34 +70,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None or action.default is False or action.default is argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)
-
-
-def add_tissue_options(g, cells: bool = True) -> None:
-    """--tissue, --size, --boundary, (--cells,) --genes, --inputs: shared with the studies."""
-    g.add_argument(
-        "--tissue",
-        choices=("chain", "square", "hex"),
-        default="chain",
-        help="chain (model.md), or a square or hexagonal (odd-r offset) lattice",
-    )
-    g.add_argument(
-        "--size",
-        default=None,
-        help="cells: 7 for a chain, 20x20 (rows x cols) or 20 (20 x 20) for "
-        "a lattice (None: --cells, 7, for a chain; 10x10 for a lattice)",
-    )
-    g.add_argument(
-        "--boundary", choices=("open", "pinned", "periodic"), default="open", help="tissue boundary"
-    )
-    if cells:
-        g.add_argument("--cells", type=int, default=7, help="chain length")
-    g.add_argument("--genes", type=int, default=1, help="genes per cell")
-    g.add_argument(
-        "--inputs",
-        choices=("neighbours", "both"),
-        default="neighbours",
-        help="mlp regulator: neighbours' mean only, or the cell's own state too",
-    )
 
 
 def _add_model_args(p: argparse.ArgumentParser):
@@ -217,27 +192,6 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
         raise ValueError(f"{flag} must be comma-separated integers; got {text!r}") from None
 
 
-def _tissue(args):
-    if args.tissue == "chain":
-        if args.size is None:
-            return Chain(args.cells, args.boundary)
-        if not args.size.strip().isdigit():
-            raise ValueError(f"--size for a chain is one number of cells; got {args.size!r}")
-        return Chain(int(args.size), args.boundary)
-    text = (args.size or "10x10").lower()
-    try:
-        dims = [int(v) for v in text.split("x")]
-    except ValueError:
-        dims = []
-    if len(dims) == 1:
-        dims = dims * 2
-    if len(dims) != 2:
-        raise ValueError(
-            f"--size for a lattice is ROWSxCOLS (e.g. 20x20) or one number; got {args.size!r}"
-        )
-    return Lattice(dims[0], dims[1], args.tissue, args.boundary)
-
-
 def _tissue_label(args, objective) -> str:
     t = objective.tissue
     if args.tissue == "chain":
@@ -261,7 +215,7 @@ def _objective(args) -> Objective:
             f"--sigma must be a number or comma-separated numbers; got {args.sigma!r}"
         ) from None
     return Objective(
-        tissue=_tissue(args),
+        tissue=tissue_from_options(args),
         dynamics=Dynamics(
             t_final=t_final,
             dt=dt,
@@ -746,18 +700,6 @@ def _write_comparison(out, comparison, names, objective, args) -> int:
     return 0
 
 
-def _study_summary(name: str) -> str:
-    """First line of a study module's docstring, read without importing it."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec(f"diffgrn.studies.{name}")
-    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
-    text = " ".join(doc.split("\n\n")[0].split())
-    text = re.split(r"(?<=[.?;])\s", text)[0]
-    return text if len(text) <= 90 else text[:89].rsplit(" ", 1)[0] + " …"
-
-
 # Which methods each method option applies to (the CLI refuses options no chosen method uses).
 METHOD_OPTIONS = dict(
     population={"es", "cmaes", "random", "evosax", "hybrid"},
@@ -835,32 +777,11 @@ def cmd_rerun(args) -> int:
     return main(kept)
 
 
-def cmd_study(argv) -> int:
-    import importlib
-
-    from .studies import STUDIES
-
-    if not argv or argv[0] not in STUDIES:
-        asked_help = bool(argv) and argv[0] in ("-h", "--help")
-        lines = [
-            "usage: diffgrn study NAME [--quick] [--out DIR] [--seed S]   (diffgrn study NAME -h)",
-            "",
-            "studies:",
-        ]
-        width = max(map(len, STUDIES))
-        lines += [f"  {n:<{width}}  {_study_summary(n)}" for n in STUDIES]
-        if argv and not asked_help:
-            lines.insert(0, f"diffgrn study: unknown study {argv[0]!r}")
-        print("\n".join(lines), file=sys.stdout if asked_help else sys.stderr)
-        return 0 if asked_help else 2
-    importlib.import_module(f"diffgrn.studies.{argv[0]}").main(argv[1:])
-    return 0
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["study"]:
-        return cmd_study(argv[1:])
+    if argv[:1] == ["study"]:  # the studies run from a checkout, not the package
+        print(STUDY_MOVED, file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(
         prog="diffgrn",
         description=DESCRIPTION,
@@ -868,7 +789,6 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"diffgrn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("study", help="run a gradient-diagnostic study (diffgrn study -h lists them)")
     rerun = sub.add_parser(
         "rerun",
         help="rerun a train or compare folder from its record (same seed, options, history)",

@@ -30,7 +30,7 @@ from .config import Configurable, from_config
 from .objective import Objective
 from .readout import HardReadout
 from .regulator import AbstractRegulator
-from .train import _progress
+from .train import progress_bar
 from .utility import dominant_pattern, hard_utility
 
 LIBRARY_FORMAT = "diffgrn-library-v1"
@@ -481,7 +481,7 @@ def explore(
     lib_util = np.full((budget,), np.nan, np.float32)
     lib_pat = np.zeros((budget, n_pattern), np.int8)
     coverage = []
-    bar = _progress(budget, f"explore ({method})", progress)
+    bar = progress_bar(budget, f"explore ({method})", progress)
     count, r = 0, 0
     while count < budget:
         k = jr.fold_in(key, r)

@@ -3,7 +3,6 @@
 States are `(replicates, cells, genes)`."""
 
 import dataclasses
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ import jax.random as jr
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Shaped
 
+from ._memory import available_memory
 from ._typing import BoolScalarLike, KeyBatch, RealScalarLike
 from ._validate import check_range
 from .config import Configurable
@@ -353,21 +353,3 @@ def _subclass_names(base: type) -> list[str]:
         if not getattr(cls, "__abstractmethods__", None):
             out.append(cls.__name__ + "()")
     return out
-
-
-def available_memory() -> int:
-    """Bytes the default device can still hold: the accelerator's limit less what is
-    in use, or on the CPU the host's available memory (`MemAvailable`)."""
-    dev = jax.devices()[0]
-    if dev.platform != "cpu":
-        stats = dev.memory_stats() or {}
-        if "bytes_limit" in stats:
-            return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

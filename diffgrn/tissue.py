@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ._memory import available_memory
 from ._validate import check_choice, check_range
 from .config import Configurable
 
@@ -86,8 +87,6 @@ MAX_CELLS = 2**31 - 1  # neighbour indices are int32
 def _check_cells(owner: str, field: str, n_cells: float, width: int) -> None:
     """Refuse a tissue whose construction cannot fit, before building anything:
     about 48 bytes per neighbour slot while the table is built."""
-    from .dynamics import available_memory  # (dynamics imports this module)
-
     check_range(owner, field, n_cells, le=MAX_CELLS, integer=True)
     need, have = 48 * int(n_cells) * width, available_memory()
     if need > have:

@@ -200,7 +200,7 @@ def train(
         checker = _Checker(
             monitor_obj, check_points(n_iter, reassess), reassess_repeats, key, history
         )
-    bar = _progress(n_iter, method.config()["method"], progress)
+    bar = progress_bar(n_iter, method.config()["method"], progress)
     if bar is not None and len(history):
         bar.update(len(history))
     try:
@@ -626,9 +626,10 @@ def _finite(util) -> jax.Array:
     return jnp.all(jnp.isfinite(jnp.stack(list(util))))
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    """A tqdm bar on a terminal; in a log file (stderr not a terminal), one short
-    line per tenth of the run instead of one per iteration."""
+def progress_bar(total: int, desc: str, enabled: bool):
+    """The progress display of `train` and `explore`: None unless `enabled`; a tqdm
+    bar on a terminal; in a log file (stderr not a terminal), a `LogProgress`, one
+    short line per tenth of the run instead of one per iteration."""
     if not enabled:
         return None
     if not sys.stderr.isatty():

@@ -176,7 +176,7 @@ def test_random_search_keeps_the_best_and_does_not_adapt():
 def test_log_progress_writes_a_line_per_tenth(capsys):
     import io
 
-    from diffgrn.train import LogProgress, _progress
+    from diffgrn.train import LogProgress, progress_bar
 
     buf = io.StringIO()
     bar = LogProgress(200, "es", file=buf)
@@ -187,5 +187,5 @@ def test_log_progress_writes_a_line_per_tenth(capsys):
     assert len(lines) == 10, lines
     assert lines[-1].startswith("es: 200/200 (100%)") and lines[-1].endswith("U=0.5")
     # under pytest stderr is not a terminal: a log-friendly progress object
-    assert isinstance(_progress(10, "x", True), LogProgress)
-    assert _progress(10, "x", False) is None
+    assert isinstance(progress_bar(10, "x", True), LogProgress)
+    assert progress_bar(10, "x", False) is None

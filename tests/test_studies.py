@@ -1,16 +1,18 @@
-"""Every study runs from the CLI with --quick and writes its results and figure."""
+"""Every study runs from a checkout (`python -m studies NAME --quick`) and writes its
+results and figure."""
 
 import json
 
 import pytest
 
 from diffgrn.cli import main as cli_main
-from diffgrn.studies import STUDIES
+from studies import STUDIES
+from studies.__main__ import main as studies_main
 
 
 def run(name, tmp_path, *options):
     out = tmp_path / name
-    assert cli_main(["study", name, "--quick", "--out", str(out), *options]) == 0
+    assert studies_main([name, "--quick", "--out", str(out), *options]) == 0
     assert (out / f"{name}.png").is_file()
     return json.loads((out / "results.json").read_text())["results"]
 
@@ -33,8 +35,25 @@ def test_all_studies_listed():
 
 
 def test_unknown_study_is_rejected(capsys):
-    assert cli_main(["study", "nope"]) == 2
+    assert studies_main(["nope"]) == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_study_list(capsys):
+    assert studies_main(["-h"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  {name}  " in out or f"  {name} " in out for name in STUDIES), out
+    assert "Horizon: gradient norm" in out
+    assert studies_main([]) == 0 and capsys.readouterr().out == out
+    assert studies_main(["nope"]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err
+
+
+def test_the_cli_points_to_the_studies_of_a_checkout(capsys):
+    # The package cannot import the studies (they are not installed): the command's
+    # old `study` subcommand says where they run instead.
+    assert cli_main(["study", "horizon", "--quick"]) == 2
+    assert "python -m studies NAME" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # 12-30 s each: CI runs them after the README suite
@@ -97,7 +116,7 @@ def test_first_version_quick(tmp_path):
 @pytest.mark.slow  # 12-30 s each: CI runs them after the README suite
 def test_recipe_quick_pinned(tmp_path):
     out = tmp_path / "recipe"
-    assert cli_main(["study", "recipe", "--quick", "--boundary", "pinned", "--out", str(out)]) == 0
+    assert studies_main(["recipe", "--quick", "--boundary", "pinned", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())["results"]
     assert results["boundary"] == "pinned" and results["threshold"] == 0.95
     res = results["variants"]
@@ -111,9 +130,8 @@ def test_recipe_quick_pinned(tmp_path):
 def test_recipe_variants_option(tmp_path, capsys):
     out = tmp_path / "recipe"
     assert (
-        cli_main(
+        studies_main(
             [
-                "study",
                 "recipe",
                 "--quick",
                 "--variants",
@@ -128,7 +146,7 @@ def test_recipe_variants_option(tmp_path, capsys):
     assert list(res) == ["soft clip instead of clip"]
     assert len(res["soft clip instead of clip"]["curve"]) == 3
     with pytest.raises(SystemExit):
-        cli_main(["study", "recipe", "--quick", "--variants", "no such variant", "--out", str(out)])
+        studies_main(["recipe", "--quick", "--variants", "no such variant", "--out", str(out)])
     assert "unknown ['no such variant']" in capsys.readouterr().err
 
 

@@ -457,18 +457,11 @@ def test_cli_rejects_bad_tissue_and_gene_options(argv, words, capsys):
     assert words in capsys.readouterr().err
 
 
-def test_cli_version_help_and_study_list(capsys):
+def test_cli_version_and_help(capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["--version"])
     assert e.value.code == 0 and capsys.readouterr().out.strip() == f"diffgrn {diffgrn.__version__}"
-    assert cli_main(["study", "-h"]) == 0
-    out = capsys.readouterr().out
-    from diffgrn.studies import STUDIES
-
-    assert all(f"  {name}  " in out or f"  {name} " in out for name in STUDIES), out
-    assert "Horizon: gradient norm" in out
-    assert cli_main(["study", "nope"]) == 2
-    assert "unknown study 'nope'" in capsys.readouterr().err
+    # The study list moved with the studies: tests/test_studies.py::test_study_list.
     with pytest.raises(SystemExit) as e:
         cli_main(["train", "-h"])
     assert e.value.code == 0

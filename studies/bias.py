@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 @eqx.filter_jit
@@ -37,15 +37,15 @@ def gradients(obj, reg, keys):
 
 
 def main(argv=None):
-    args = _common.parser("bias", __doc__, model=True).parse_args(argv)
-    out = _common.Output("bias", args)
+    args = common.parser("bias", __doc__, model=True).parse_args(argv)
+    out = common.Output("bias", args)
     quick = args.quick
     taus = (20.0,) if quick else (5.0, 20.0, 100.0)
     hs = (0.3,) if quick else (0.05, 0.1, 0.3)
     n_keys, pairs, n_eval = (3, 8, 4) if quick else (16, 64, 16)
     es_sigma, steps = 0.05, jnp.array([0.005, 0.02, 0.05])
-    base = _common.base_objective(quick, args)
-    reg = _common.trained_regulator(args)
+    base = common.base_objective(quick, args)
+    reg = common.trained_regulator(args)
     params, static = eqx.partition(reg, eqx.is_inexact_array)
     flat0, unravel = jax.flatten_util.ravel_pytree(params)
     key = jr.key(args.seed)

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 SIZES = dict(
     chain=(100, 1024, 10_000),
@@ -57,10 +57,10 @@ def es(obj, reg, keys, sigma, pairs):
 
 
 def main(argv=None):
-    parser = _common.parser("scaling", __doc__)
+    parser = common.parser("scaling", __doc__)
     parser.add_argument("--t-final", type=float, default=None, help="T (default 5; quick 1)")
     args = parser.parse_args(argv)
-    out = _common.Output("scaling", args)
+    out = common.Output("scaling", args)
     quick = args.quick
     t_final = args.t_final or (1.0 if quick else 5.0)
     dynamics = diffgrn.Dynamics(t_final=t_final, dt=0.05 if quick else 0.01, brownian="counter")
@@ -71,7 +71,7 @@ def main(argv=None):
         "tanh lateral inhibition": diffgrn.TanhRegulator(1.0, 10.0, 0.5),
     }
     if not quick:
-        regulators["ES-trained (7-cell chain)"] = _common.trained_regulator(args)
+        regulators["ES-trained (7-cell chain)"] = common.trained_regulator(args)
     keys = jr.split(jr.key(args.seed + 1), n_keys)
     k_es = jr.split(jr.key(args.seed + 2), es_keys)
     results = {}
@@ -97,7 +97,7 @@ def main(argv=None):
                     soft_utility=u_soft,
                     hard_utility=u_hard,
                 )
-                row = _common.to_jsonable(row)
+                row = common.to_jsonable(row)
                 results.setdefault(f"{rname} | {geometry}", []).append(row)
                 print(
                     f"{rname:26s} {geometry:6s} N={t.n_cells:6d} |g|={row['sample_norm']:.2e} "

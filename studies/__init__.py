@@ -1,4 +1,6 @@
-"""Gradient-diagnostic studies: `python -m diffgrn.studies.NAME` or `diffgrn study NAME`."""
+"""Gradient-diagnostic studies, run from a checkout of diffgrn (not installed):
+`python -m studies` lists them, `python -m studies NAME` (or `python -m studies.NAME`)
+runs one."""
 
 STUDIES = (
     "stage_attribution",

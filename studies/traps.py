@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 @eqx.filter_jit
@@ -67,14 +67,14 @@ def patterns(obj, reg, key, top=3):
 
 
 def main(argv=None):
-    parser = _common.parser("traps", __doc__)
+    parser = common.parser("traps", __doc__)
     parser.add_argument("--trapped", type=Path, default=None)
     parser.add_argument("--escaped", type=Path, default=None)
     parser.add_argument(
         "--boundary", default=None, help="default: the saved regulators' boundary, else pinned"
     )
     args = parser.parse_args(argv)
-    out = _common.Output("traps", args)
+    out = common.Output("traps", args)
     regs, boundary = {}, args.boundary
     refs = (
         ("trapped", args.trapped, diffgrn.TanhRegulator(10.0, -10.0, -1.0)),
@@ -88,7 +88,7 @@ def main(argv=None):
             regs[name] = saved.regulator
             boundary = boundary or saved.config["objective"]["tissue"]["boundary"]
     boundary = boundary or "pinned"
-    base = _common.base_objective(args.quick).replace(
+    base = common.base_objective(args.quick).replace(
         tissue=diffgrn.Chain(7, boundary), bandwidth=0.5
     )
     keys = jr.split(jr.key(args.seed), 2 if args.quick else 8)
@@ -97,7 +97,7 @@ def main(argv=None):
         row = {}
         for constraint in ("clip",) if args.quick else ("clip", "reflect", "softclip"):
             obj = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
-            row[constraint] = _common.floats(probe(obj, reg, keys, 2 if args.quick else 16))
+            row[constraint] = common.floats(probe(obj, reg, keys, 2 if args.quick else 16))
         row["patterns"] = patterns(base, reg, jr.key(args.seed + 1))
         results[name] = row
         c = row["clip"]

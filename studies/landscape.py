@@ -16,17 +16,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 def main(argv=None):
-    args = _common.parser("landscape", __doc__, model=True).parse_args(argv)
-    out = _common.Output("landscape", args)
+    args = common.parser("landscape", __doc__, model=True).parse_args(argv)
+    out = common.Output("landscape", args)
     quick = args.quick
     n1, n2, n_keys = (9, 5, 2) if quick else (41, 15, 2)
-    obj = _common.base_objective(quick, args)
-    reg0 = _common.new_regulator(args, jr.key(args.seed))
-    reg_es = _common.trained_regulator(args)
+    obj = common.base_objective(quick, args)
+    reg0 = common.new_regulator(args, jr.key(args.seed))
+    reg_es = common.trained_regulator(args)
     p0, static = eqx.partition(reg0, eqx.is_inexact_array)
     f0, unravel = jax.flatten_util.ravel_pytree(p0)
     fes, _ = jax.flatten_util.ravel_pytree(eqx.filter(reg_es, eqx.is_inexact_array))

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import diffgrn  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 RECIPE = dict(
     output_scale=0.01,
@@ -109,7 +109,7 @@ def run(base, settings, seed, steps, threshold=0.6):
 
 
 def main(argv=None):
-    parser = _common.parser("recipe", __doc__)
+    parser = common.parser("recipe", __doc__)
     parser.add_argument(
         "--steps", type=int, default=None, help="Adam steps per variant (default 80; quick 3)"
     )
@@ -131,8 +131,8 @@ def main(argv=None):
         help="run only these variants, separated by ';' (names as in the printed table)",
     )
     args = parser.parse_args(argv)
-    out = _common.Output("recipe", args)
-    base = _common.base_objective(args.quick)
+    out = common.Output("recipe", args)
+    base = common.base_objective(args.quick)
     base = base.replace(tissue=diffgrn.Chain(base.tissue.n_cells, args.boundary))
     threshold = args.threshold or (0.6 if args.boundary == "open" else 0.95)
     steps = args.steps or (3 if args.quick else 80)
@@ -152,7 +152,7 @@ def main(argv=None):
             )
     results = {}
     for name in names:
-        results[name] = _common.to_jsonable(run(base, VARIANTS[name], args.seed, steps, threshold))
+        results[name] = common.to_jsonable(run(base, VARIANTS[name], args.seed, steps, threshold))
         r = results[name]
         print(
             f"{name:48s} U_hard fresh {r['fresh_mean']:.3f} ± {r['fresh_std']:.3f}  "

@@ -22,7 +22,7 @@ import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 from diffgrn.utility import pattern_entropy  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 def first_version_objective(quick: bool) -> diffgrn.Objective:
@@ -39,8 +39,8 @@ def first_version_objective(quick: bool) -> diffgrn.Objective:
 
 
 def main(argv=None):
-    args = _common.parser("first_version", __doc__).parse_args(argv)
-    out = _common.Output("first_version", args)
+    args = common.parser("first_version", __doc__).parse_args(argv)
+    out = common.Output("first_version", args)
     steps = 30 if args.quick else 200
     n_init = 2 if args.quick else 10
     obj = first_version_objective(args.quick)

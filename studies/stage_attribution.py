@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 STAGES = ("fates", "final_state", "initial_state", "params")
 
@@ -40,15 +40,15 @@ adjoint_norms = eqx.filter_jit(dg.adjoint_norms)
 
 
 def main(argv=None):
-    args = _common.parser("stage_attribution", __doc__, model=True).parse_args(argv)
-    out = _common.Output("stage_attribution", args)
-    base = _common.base_objective(args.quick, args)
+    args = common.parser("stage_attribution", __doc__, model=True).parse_args(argv)
+    out = common.Output("stage_attribution", args)
+    base = common.base_objective(args.quick, args)
     keys_n = 3 if args.quick else 8
     regulators = {
-        f"random MLP {i}": _common.new_regulator(args, jr.key(args.seed + i))
+        f"random MLP {i}": common.new_regulator(args, jr.key(args.seed + i))
         for i in range(1 if args.quick else 2)
     }
-    regulators["ES-trained MLP"] = _common.trained_regulator(args)
+    regulators["ES-trained MLP"] = common.trained_regulator(args)
     readouts = {
         "sigmoid τ=20": diffgrn.SoftReadout(20.0),
         "STE identity": diffgrn.StraightThroughReadout("identity"),
@@ -58,7 +58,7 @@ def main(argv=None):
     for rname, reg in regulators.items():
         for oname, readout in readouts.items():
             obj = base.replace(readout=readout)
-            row = _common.floats(measure(obj, reg, jr.split(jr.key(args.seed), keys_n)))
+            row = common.floats(measure(obj, reg, jr.split(jr.key(args.seed), keys_n)))
             results[f"{rname} | {oname}"] = row
             print(
                 f"{rname:16s} {oname:18s} U={row['utility']:+.3f} "

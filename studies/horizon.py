@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 @eqx.filter_jit
@@ -29,11 +29,11 @@ def measure(obj, reg, keys):
 
 
 def main(argv=None):
-    args = _common.parser("horizon", __doc__, model=True).parse_args(argv)
-    out = _common.Output("horizon", args)
+    args = common.parser("horizon", __doc__, model=True).parse_args(argv)
+    out = common.Output("horizon", args)
     horizons = (1.0,) if args.quick else (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)
     n_keys = 4 if args.quick else 16
-    regulators = {"random MLP": _common.new_regulator(args, jr.key(args.seed))}
+    regulators = {"random MLP": common.new_regulator(args, jr.key(args.seed))}
     if not args.quick and args.genes == 1:
         regulators["tanh lateral inhibition"] = diffgrn.TanhRegulator(1.0, 10.0, 0.5)
     results = {}
@@ -41,7 +41,7 @@ def main(argv=None):
         for constraint in ("clip", "none"):
             rows = []
             for t_final in horizons:
-                obj = _common.base_objective(
+                obj = common.base_objective(
                     args.quick, args, t_final=t_final, constraint=constraint
                 )
                 keys = jr.split(jr.key(args.seed), n_keys)
@@ -60,7 +60,7 @@ def main(argv=None):
                     soft_utility=float(jnp.mean(util)),
                     finite=bool(np.all(np.isfinite(np.asarray(util)))),
                 )
-                rows.append(_common.to_jsonable(row))
+                rows.append(common.to_jsonable(row))
                 print(
                     f"{rname:24s} {constraint:4s} T={t_final:5.1f} "
                     f"|g|={row['sample_norm']:.2e} snr={row['snr']} "

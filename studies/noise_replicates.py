@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from diffgrn import diagnostics as dg  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 @eqx.filter_jit
@@ -34,15 +34,15 @@ def es_snr(obj, reg, keys, pairs, sigma):
 
 
 def main(argv=None):
-    args = _common.parser("noise_replicates", __doc__, model=True).parse_args(argv)
-    out = _common.Output("noise_replicates", args)
+    args = common.parser("noise_replicates", __doc__, model=True).parse_args(argv)
+    out = common.Output("noise_replicates", args)
     n_keys = 4 if args.quick else 16
     sigmas = (0.01, 0.1) if args.quick else (0.001, 0.01, 0.03, 0.1, 0.3)
     reps = (32,) if args.quick else (10, 30, 100, 300)
     pairs = 2 if args.quick else 8
     es_sigma = 0.1
-    base = _common.base_objective(args.quick, args)
-    reg = _common.trained_regulator(args)
+    base = common.base_objective(args.quick, args)
+    reg = common.trained_regulator(args)
     keys = jr.split(jr.key(args.seed), n_keys)
     results = dict(sigma=[], replicates=[])
     sweeps = [
@@ -53,8 +53,8 @@ def main(argv=None):
     for name, value, obj in sweeps:
         row = {
             name: value,
-            "pathwise": _common.floats(pathwise_snr(obj, reg, keys)),
-            "es": _common.floats(es_snr(obj, reg, keys, pairs, es_sigma)),
+            "pathwise": common.floats(pathwise_snr(obj, reg, keys)),
+            "es": common.floats(es_snr(obj, reg, keys, pairs, es_sigma)),
         }
         row["es"]["snr_per_pathwise_budget"] = row["es"]["snr"] / np.sqrt(2 * pairs)
         results[name].append(row)

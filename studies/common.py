@@ -12,6 +12,7 @@ import jax.random as jr
 import numpy as np
 
 import diffgrn
+from diffgrn.options import TISSUE_OPTIONS, add_tissue_options, tissue_from_options
 
 
 def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
     (`--tissue`, `--size`, `--boundary`, `--genes`, `--inputs`) that `base_objective`
     and `new_regulator` then follow."""
     p = argparse.ArgumentParser(
-        prog=f"diffgrn study {name}",
+        prog=f"python -m studies {name}",
         description=doc,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -34,8 +35,6 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
         "the trained regulator instead of a short ES run",
     )
     if model:
-        from diffgrn.cli import add_tissue_options
-
         g = p.add_argument_group("model (default: model.md's 7-cell open chain; gene 0 read out)")
         add_tissue_options(g, cells=False)
     return p
@@ -43,14 +42,9 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
 
 def tissue(args) -> diffgrn.Tissue:
     """The tissue the model options name (model.md's 7-cell open chain by default)."""
-    from diffgrn.cli import _tissue
-
     if getattr(args, "tissue", None) is None:
         return diffgrn.Chain(7, "open")
-    return _tissue(argparse.Namespace(cells=7, **{k: getattr(args, k) for k in _MODEL}))
-
-
-_MODEL = ("tissue", "size", "boundary")
+    return tissue_from_options(args)
 
 
 def new_regulator(args, key, output_scale: float = 1.0) -> diffgrn.MLPRegulator:
@@ -85,13 +79,13 @@ def trained_regulator(args):
     the base objective (cached, so studies run in one process share it)."""
     if args.regulator is not None:
         return diffgrn.load(args.regulator).regulator
-    model = tuple(getattr(args, k, None) for k in (*_MODEL, "genes", "inputs"))
+    model = tuple(getattr(args, k, None) for k in TISSUE_OPTIONS)
     return _short_es(args.quick, args.seed, model)
 
 
 @functools.lru_cache(maxsize=4)
 def _short_es(quick: bool, seed: int, model: tuple):
-    args = argparse.Namespace(**dict(zip((*_MODEL, "genes", "inputs"), model)))
+    args = argparse.Namespace(**dict(zip(TISSUE_OPTIONS, model)))
     if args.tissue is None:
         args = None
     reg = new_regulator(args, jr.key(seed))
@@ -130,7 +124,7 @@ class Output:
             study=name, quick=args.quick, seed=args.seed, device=jax.devices()[0].device_kind
         )
         if getattr(args, "tissue", None) is not None:
-            self.meta["model"] = {k: getattr(args, k) for k in (*_MODEL, "genes", "inputs")}
+            self.meta["model"] = {k: getattr(args, k) for k in TISSUE_OPTIONS}
 
     def write(self, results: dict) -> Path:
         self.meta["seconds"] = round(time.perf_counter() - self.t0, 1)

@@ -6,7 +6,6 @@ explorer's nearest discovery than from a random start.
 
 import json
 
-import jax.numpy as jnp
 import jax.random as jr
 import matplotlib
 
@@ -17,10 +16,9 @@ import numpy as np  # noqa: E402
 import diffgrn  # noqa: E402
 from diffgrn import plotting  # noqa: E402
 from diffgrn.discovery import explore  # noqa: E402
-from diffgrn.train import _hard_many  # noqa: E402
 from diffgrn.utility import TargetPattern  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 LATTICE_DESCRIPTORS = "fraction,like,dominant"
 
@@ -124,13 +122,13 @@ def finetune(args, library) -> list[dict]:
             nearest_pattern="".join(str(int(b)) for b in library.patterns[near]),
         )
         for name, start in starts.items():
-            keys = jr.split(jr.fold_in(jr.key(args.seed), 10_000 + i), 5)
-            u0 = _fresh(hit, start, keys)
+            fresh = jr.fold_in(jr.key(args.seed), 10_000 + i)
+            u0 = _fresh(hit, start, fresh)
             res = diffgrn.train(
                 obj, start, "adam", key=jr.key(i), iterations=args.steps, progress=False
             )
             reg = res.best_regulator
-            agreement, hits = _fresh(hit, reg, keys)
+            agreement, hits = _fresh(hit, reg, fresh)
             row[name] = dict(start_hit=u0[1], hit=hits, agreement=agreement, error=res.error)
         rows.append(row)
         r, d = row["random start"], row["nearest discovery"]
@@ -143,14 +141,14 @@ def finetune(args, library) -> list[dict]:
     return rows
 
 
-def _fresh(obj, reg, keys) -> tuple[float, float]:
-    """(mean agreement, mean exact-hit fraction) on fresh draws."""
-    u = _hard_many(obj, reg, keys)
-    return float(jnp.mean(u.s_pat)), float(jnp.mean(u.s_rep))
+def _fresh(obj, reg, key) -> tuple[float, float]:
+    """(mean agreement, mean exact-hit fraction) on 5 fresh draws from `key`."""
+    a = diffgrn.assess(obj, reg, key=key, repeats=5, refine=None)
+    return a["s_pat"], a["s_rep"]
 
 
 def main(argv=None):
-    p = _common.parser("discovery", __doc__)
+    p = common.parser("discovery", __doc__)
     p.add_argument("--budget", type=int, default=None, help="simulations (None: 2000; 48 quick)")
     p.add_argument("--seeds", type=int, default=None, help="chain seeds (None: 3; 1 quick)")
     p.add_argument("--lattice", default="6x6", help="the hex lattice, ROWSxCOLS")
@@ -170,7 +168,7 @@ def main(argv=None):
     args.steps = args.steps or (5 if q else 100)
     if q:
         args.lattice = "3x3"
-    out = _common.Output("discovery", args)
+    out = common.Output("discovery", args)
     parts = {p.strip() for p in args.parts.split(",")}
     if not parts or parts - {"coverage", "finetune"}:
         raise SystemExit(f"--parts: coverage, finetune or both; got {args.parts!r}")

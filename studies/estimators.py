@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 import diffgrn  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 
 def estimators() -> dict:
@@ -61,8 +61,8 @@ def draws(estimator, objective, regulator, keys):
 
 
 def main(argv=None):
-    args = _common.parser("estimators", __doc__).parse_args(argv)
-    out = _common.Output("estimators", args)
+    args = common.parser("estimators", __doc__).parse_args(argv)
+    out = common.Output("estimators", args)
     quick = args.quick
     horizons = (1.0,) if quick else (1.0, 2.0, 5.0, 10.0)
     sigmas = (0.1,) if quick else (0.03, 0.1, 0.3)

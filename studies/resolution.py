@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 import diffgrn  # noqa: E402
 
-from . import _common  # noqa: E402
+from . import common  # noqa: E402
 
 GRID = dict(a=(0.3, 1.0, 3.0, 10.0, 30.0), b=(3.0, 10.0, 30.0, 100.0), c=(0.4, 0.5, 0.6))
 QUICK_GRID = dict(a=(1.0, 30.0), b=(10.0,), c=(0.4,))
@@ -51,7 +51,7 @@ def evaluate(regulators: dict, objective, refine: int, repeats: int) -> dict:
 
 
 def main(argv=None):
-    parser = _common.parser("resolution", __doc__)
+    parser = common.parser("resolution", __doc__)
     parser.add_argument("--boundary", choices=("open", "pinned", "periodic"), default="open")
     parser.add_argument(
         "--refine", type=int, default=5, help="the finer step is dt / REFINE (default 5)"
@@ -67,8 +67,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.refine < 2:
         parser.error(f"--refine must be an integer >= 2; got {args.refine}")
-    out = _common.Output("resolution", args)
-    base = _common.base_objective(args.quick)
+    out = common.Output("resolution", args)
+    base = common.base_objective(args.quick)
     base = base.replace(tissue=diffgrn.Chain(base.tissue.n_cells, args.boundary))
     grid = QUICK_GRID if args.quick else GRID
     tanh = {
