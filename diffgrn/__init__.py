@@ -10,6 +10,7 @@ from .io import load, save
 from .methods import (
     CMAES,
     AbstractMethod,
+    AbstractPopulationMethod,
     Evosax,
     Gradient,
     Hybrid,
@@ -54,6 +55,7 @@ __version__ = "0.4.0"
 
 __all__ = [
     "AbstractMethod",
+    "AbstractPopulationMethod",
     "AbstractReadout",
     "AbstractRegulator",
     "AbstractUtility",
