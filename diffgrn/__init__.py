@@ -13,6 +13,7 @@ from .io import load, save
 from .methods import (
     CMAES,
     AbstractMethod,
+    AbstractPopulationMethod,
     Evosax,
     Gradient,
     Hybrid,
@@ -60,6 +61,7 @@ __all__ = [
     "AbstractConstraint",
     "AbstractMethod",
     "AbstractNoise",
+    "AbstractPopulationMethod",
     "AbstractReadout",
     "AbstractRegulator",
     "AbstractUtility",

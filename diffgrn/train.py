@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -20,10 +21,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import PRNGKeyArray, PyTree
 
 from ._validate import check_range
-from .methods import AbstractMethod, get_method
+from .methods import AbstractMethod, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
 
@@ -52,6 +53,8 @@ class History:
     - `checks`: re-assessments of the candidate at chosen iterations (`train(reassess=…)`),
       one dict each: iteration, mean, std, repeats, `lower` (the mean's lower 95 %
       bound, Student t), wall_time, replicate_steps. What a fair time-to-target uses.
+
+    An append-only record: `train`'s loop is the one place that grows it.
     """
 
     iteration: list = dataclasses.field(default_factory=list)
@@ -79,9 +82,20 @@ class History:
         if missing:
             raise ValueError(f"history is missing fields {missing}")
         nan = lambda v: math.nan if v is None else v
-        history = cls(**{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS})
-        history.checks = [{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])]
-        return history
+        return cls(
+            **{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS},
+            checks=[{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])],
+        )
+
+    def append(self, row: dict) -> None:
+        """Record one iteration (a value for each of `HISTORY_FIELDS`)."""
+        for k in HISTORY_FIELDS:
+            getattr(self, k).append(row[k])
+
+    def first(self, n: int) -> "History":
+        """The record of the first `n` iterations (their checks included)."""
+        fields = {k: getattr(self, k)[:n] for k in HISTORY_FIELDS}
+        return History(**fields, checks=[c for c in self.checks if c["iteration"] < n])
 
 
 @dataclasses.dataclass
@@ -106,6 +120,67 @@ class TrainResult:
     compile_time: float
     error: str | None = None
     selection: dict | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainState:
+    """Where training stands: all the loop carries from one iteration to the next,
+    passed in and returned, checkpointed and resumed as a whole.
+
+    `method_state` is the method's pytree; `phase` counts its phases (a `Hybrid`'s
+    stages), `phase_iteration` the iterations done in the current one (the step keys
+    derive from `key`, the phase and that count). `pool` holds the `select_top` best
+    (hard utility, iteration, candidate) seen; `wall_time` and `replicate_steps` are
+    cumulative. `history` is shared append-only by the states of one run.
+    """
+
+    method_state: PyTree
+    key: PRNGKeyArray
+    history: History
+    best_regulator: AbstractRegulator
+    final_regulator: AbstractRegulator
+    best_utility: float = -math.inf
+    best_iteration: int = -1
+    pool: tuple = ()
+    iteration: int = 0
+    phase: int = 0
+    phase_iteration: int = 0
+    wall_time: float = 0.0
+    replicate_steps: int = 0
+    compile_time: float = 0.0
+    error: str | None = None
+
+    def replace(self, **changes) -> "TrainState":
+        return dataclasses.replace(self, **changes)
+
+    def result(self, config: dict) -> TrainResult:
+        """The `TrainResult` of training stopped here (before the final re-selection)."""
+        history = self.history
+        if len(history) != self.iteration:  # interrupted between appending and moving on
+            history = history.first(self.iteration)
+        return TrainResult(
+            self.best_regulator,
+            self.final_regulator,
+            self.best_utility,
+            self.best_iteration,
+            config,
+            history,
+            self.compile_time,
+            self.error,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What stays fixed over one `train` call."""
+
+    iterations: int
+    config: dict
+    monitor: Objective
+    select_top: int
+    name: str
+    check_points: frozenset = frozenset()
+    check_repeats: int = 0
 
 
 def train(
@@ -137,11 +212,12 @@ def train(
     the final choice of `best_regulator` (see `TrainResult`; `select_top=1` keeps the
     plain running maximum).
 
-    `checkpoint` (a folder) with `checkpoint_every=K` saves the method's state, the
-    history, the best and final regulators and the selection pool every K iterations
-    and when interrupted (Equinox leaves + JSON with a SHA-256, written whole);
-    `resume=True` continues from that folder's checkpoint: the same call resumed gives
-    exactly the history and regulators of an uninterrupted run (wall times aside).
+    `checkpoint` (a folder) with `checkpoint_every=K` saves the training state (the
+    method's state, the history, the best and final regulators and the selection
+    pool) every K iterations and when interrupted (Equinox leaves + JSON with a
+    SHA-256, written whole); `resume=True` continues from that folder's checkpoint:
+    the same call resumed gives exactly the history and regulators of an
+    uninterrupted run (wall times aside).
 
     `reassess=K` re-assesses the current candidate at about 1.5 K iterations
     (`check_points`: K spaced geometrically from the first, K // 2 evenly), each on
@@ -165,11 +241,10 @@ def train(
         check_range("train", "reassess_repeats", reassess_repeats, ge=2, integer=True)
     if eval_replicates is not None:
         check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
+    method.check_iterations(n_iter)
     monitor_obj = (
         objective if eval_replicates is None else objective.replace(replicates=eval_replicates)
     )
-
-    stages = method.stages(n_iter)
     config = dict(
         objective=objective.config(),
         method=method.config(),
@@ -177,74 +252,39 @@ def train(
         iterations=n_iter,
         eval_replicates=monitor_obj.replicates,
     )
-    history = History()
-    result = TrainResult(regulator, regulator, -math.inf, -1, config, history, 0.0)
-    pool: list[tuple[float, int, AbstractRegulator]] = []  # top candidates seen
-    start = regulator
     if reassess is not None:  # part of the run's identity (a checkpoint of it must match)
         config.update(reassess=reassess, reassess_repeats=reassess_repeats)
     ckpt = None
     if checkpoint is not None:
         if checkpoint_every is not None:
             check_range("train", "checkpoint_every", checkpoint_every, ge=1, integer=True)
-        ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config, result)
+        ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
-    first_stage, first_j, saved_state = 0, 0, None
-    if resume:
-        first_stage, first_j, saved_state, start = ckpt.load(
-            result, pool, regulator, stages, objective, key
-        )
-    checker = None
+    run = _Run(n_iter, config, monitor_obj, select_top, method.config()["method"])
     if reassess is not None:
-        checker = _Checker(
-            monitor_obj, check_points(n_iter, reassess), reassess_repeats, key, history
-        )
-    bar = progress_bar(n_iter, method.config()["method"], progress)
-    if bar is not None and len(history):
-        bar.update(len(history))
+        points = frozenset(check_points(n_iter, reassess))
+        run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
+
+    trainer = method.build(objective, regulator)
+    if resume:
+        ts = ckpt.load(trainer, regulator, key)
+    else:
+        k_init, _ = _stage_keys(key, 0)
+        ts = TrainState(trainer.init(k_init), key, History(), regulator, regulator)
+    bar = progress_bar(n_iter, run.name, progress)
+    if bar is not None and ts.iteration:
+        bar.update(ts.iteration)
     try:
-        for n_stage, (stage, stage_iter) in enumerate(stages):
-            if n_stage < first_stage:
-                continue
-            k_init, k_loop = _stage_keys(key, n_stage)
-            resumed = (first_j, saved_state) if n_stage == first_stage else (0, None)
-            done = _run_stage(
-                stage,
-                objective,
-                monitor_obj,
-                start,
-                stage_iter,
-                k_init,
-                k_loop,
-                result,
-                pool,
-                select_top,
-                bar,
-                callback,
-                resumed,
-                None if ckpt is None else ckpt.saver(n_stage, start, pool),
-                checker,
-            )
-            if not done:
-                break
-            start = result.final_regulator
-    except KeyboardInterrupt:
-        if ckpt is not None:
-            ckpt.save_last()
-        result.error = f"interrupted at iteration {len(history)}; best regulator so far kept"
-        print(
-            f"\ninterrupted at iteration {len(history)}: training stopped; choosing the best "
-            "regulator and saving (Ctrl-C again skips the re-assessment)",
-            file=sys.stderr,
-            flush=True,
-        )
+        ts = _loop(ts, trainer, run, bar, callback, ckpt)
     finally:
         if bar is not None:
             bar.close()
-    if select_top > 1 and len(pool) > 1:
+    result = ts.result(config)
+    if select_top > 1 and len(ts.pool) > 1:
         try:
-            _reselect(result, pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
+            chosen = _reselect(ts.pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
+            result = dataclasses.replace(result, **chosen)
         except KeyboardInterrupt:  # keep the running maximum; the caller still saves
             result.error = (result.error or "interrupted") + "; re-assessment skipped"
             print("re-assessment skipped", file=sys.stderr, flush=True)
@@ -253,94 +293,141 @@ def train(
     return result
 
 
-def _run_stage(
-    method,
-    objective,
-    monitor_obj,
-    regulator,
-    n_iter,
-    k_init,
-    k_loop,
-    result,
-    pool,
-    select_top,
-    bar,
-    callback,
-    resumed=(0, None),
-    save=None,
-    checker=None,
-) -> bool:
-    """Run one method for `n_iter` iterations, appending to `result` in place.
-    Returns False when training must stop (non-finite values)."""
-    history = result.history
-    trainer = method.build(objective, regulator)
-    j0, saved = resumed
-    state = trainer.init(k_init) if saved is None else saved  # resuming: the saved state
+class _Phase(NamedTuple):
+    """One phase's compiled step and monitor, and its loop key."""
 
+    step: Callable
+    monitor: Callable
+    key: PRNGKeyArray
+
+
+def _loop(ts: TrainState, trainer: Trainer, run: _Run, bar, callback, ckpt) -> TrainState:
+    """Iterate from `ts` to `run.iterations`; the state where training stopped (with
+    `error` set when values became non-finite or the run was interrupted)."""
+    phase = None
+    try:
+        while ts.iteration < run.iterations:
+            if trainer.phase_end is not None and trainer.phase_end(ts.method_state):
+                k_init, _ = _stage_keys(ts.key, ts.phase + 1)
+                state = trainer.next_phase(ts.method_state, k_init)
+                ts = ts.replace(method_state=state, phase=ts.phase + 1, phase_iteration=0)
+                phase = None
+            if phase is None:
+                phase, seconds = _compile(trainer, run.monitor, ts)
+                ts = ts.replace(compile_time=ts.compile_time + seconds)
+            new, row = _iterate(ts, trainer, phase, run)
+            if row is None:
+                return new
+            ts.history.append(row)  # this loop is the one place the history grows
+            ts = new
+            i = row["iteration"]
+            if i in run.check_points:
+                ts.history.checks.append(_check(ts, run))
+            if bar is not None:
+                u, best = row["hard_utility"], ts.best_utility
+                bar.set_postfix(U_draw=f"{u:.3f}", best_draw=f"{best:.3f}")
+                bar.update(1)
+            if ckpt is not None:
+                ckpt.record(ts)
+            if callback is not None:
+                callback(i, ts.result(run.config))
+    except KeyboardInterrupt:
+        if ckpt is not None:
+            ckpt.save_last()
+        print(
+            f"\ninterrupted at iteration {ts.iteration}: training stopped; choosing the best "
+            "regulator and saving (Ctrl-C again skips the re-assessment)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return ts.replace(
+            error=f"interrupted at iteration {ts.iteration}; best regulator so far kept"
+        )
+    return ts
+
+
+def _compile(trainer: Trainer, monitor_obj: Objective, ts: TrainState) -> tuple[_Phase, float]:
+    """Compile the step for the state's phase, and the monitor; (phase, seconds)."""
     t0 = time.perf_counter()
-    step = jax.jit(trainer.step).lower(state, k_loop).compile()
+    _, k_loop = _stage_keys(ts.key, ts.phase)
+    step = jax.jit(trainer.step).lower(ts.method_state, k_loop).compile()
 
     @eqx.filter_jit
     def monitor(state, key):
         util = monitor_obj.hard(trainer.candidate(state), key)
         return util, _finite(util)
 
-    monitor(state, k_loop)
-    result.compile_time += time.perf_counter() - t0
-    name = method.config()["method"]
-    offset = len(history)
-    wall = history.wall_time[-1] if offset else 0.0
-    rsteps = history.replicate_steps[-1] if offset else 0
-    for j in range(j0, n_iter):
-        i = offset + j - j0
-        k_step, k_eval = jr.split(jr.fold_in(k_loop, j))
-        t = time.perf_counter()
-        new_state, info = step(state, k_step)
-        jax.block_until_ready(new_state)
-        wall += time.perf_counter() - t
-        rsteps += trainer.replicate_steps
-        if not bool(info.finite):
-            result.error = (
-                f"non-finite state, utility or gradient at iteration {i} "
-                f"({name}); stopped, best regulator so far kept (iteration "
-                f"{result.best_iteration})"
-            )
-            return False
-        state = new_state
-        util, ok = monitor(state, k_eval)
-        if not bool(ok):
-            result.error = (
-                f"non-finite hard utility at iteration {i}; stopped, best "
-                f"regulator so far kept (iteration {result.best_iteration})"
-            )
-            return False
-        u = float(util.value)
-        for field, val in (
-            ("iteration", i),
-            ("hard_utility", u),
-            ("hard_s_pat", float(util.s_pat)),
-            ("hard_s_rep", float(util.s_rep)),
-            ("soft_utility", float(info.soft_utility)),
-            ("grad_norm", float(info.grad_norm)),
-            ("wall_time", wall),
-            ("replicate_steps", rsteps),
-        ):
-            getattr(history, field).append(val)
-        result.final_regulator = trainer.candidate(state)
-        if u > result.best_utility:
-            result.best_utility, result.best_iteration = u, i
-            result.best_regulator = result.final_regulator
-        pool[:] = sorted(pool + [(u, i, result.final_regulator)], key=lambda c: -c[0])[:select_top]
-        if bar is not None:
-            bar.set_postfix(U_draw=f"{u:.3f}", best_draw=f"{result.best_utility:.3f}")
-            bar.update(1)
-        if checker is not None:
-            checker(i, result.final_regulator, wall, rsteps)
-        if save is not None:
-            save(j + 1, state)
-        if callback is not None:
-            callback(i, result)
-    return True
+    monitor(ts.method_state, k_loop)
+    return _Phase(step, monitor, k_loop), time.perf_counter() - t0
+
+
+def _iterate(
+    ts: TrainState, trainer: Trainer, phase: _Phase, run: _Run
+) -> tuple[TrainState, dict | None]:
+    """One iteration: the compiled step, the candidate's hard utility on fresh noise,
+    the new best and pool. (next state, history row), or (state with `error`, None)
+    when values became non-finite."""
+    i, j = ts.iteration, ts.phase_iteration
+    k_step, k_eval = jr.split(jr.fold_in(phase.key, j))
+    t = time.perf_counter()
+    state, info = phase.step(ts.method_state, k_step)
+    jax.block_until_ready(state)
+    wall = ts.wall_time + time.perf_counter() - t
+    rsteps = ts.replicate_steps + trainer.cost(ts.method_state)
+    if not bool(info.finite):
+        return ts.replace(
+            error=f"non-finite state, utility or gradient at iteration {i} ({run.name}); "
+            f"stopped, best regulator so far kept (iteration {ts.best_iteration})"
+        ), None
+    util, ok = phase.monitor(state, k_eval)
+    if not bool(ok):
+        return ts.replace(
+            error=f"non-finite hard utility at iteration {i}; stopped, best regulator so "
+            f"far kept (iteration {ts.best_iteration})"
+        ), None
+    u = float(util.value)
+    row = dict(
+        iteration=i,
+        hard_utility=u,
+        hard_s_pat=float(util.s_pat),
+        hard_s_rep=float(util.s_rep),
+        soft_utility=float(info.soft_utility),
+        grad_norm=float(info.grad_norm),
+        wall_time=wall,
+        replicate_steps=rsteps,
+    )
+    final = trainer.candidate(state)
+    best = (u, i, final) if u > ts.best_utility else None
+    pool = sorted([*ts.pool, (u, i, final)], key=lambda c: -c[0])[: run.select_top]
+    new = ts.replace(
+        method_state=state,
+        iteration=i + 1,
+        phase_iteration=j + 1,
+        wall_time=wall,
+        replicate_steps=rsteps,
+        final_regulator=final,
+        pool=tuple(pool),
+    )
+    if best is not None:
+        new = new.replace(best_utility=u, best_iteration=i, best_regulator=final)
+    return new, row
+
+
+def _check(ts: TrainState, run: _Run) -> dict:
+    """Re-assessment of the candidate after iteration `ts.iteration - 1` (`history.checks`)."""
+    i = ts.iteration - 1
+    keys = jr.split(jr.fold_in(jr.fold_in(ts.key, 2**21), i), run.check_repeats)
+    values = [float(u) for u in _hard_many(run.monitor, ts.final_regulator, keys).value]
+    mean, std, lower = lower_bound_95(values)
+    return dict(
+        iteration=i,
+        mean=mean,
+        std=std,
+        lower=lower,
+        repeats=run.check_repeats,
+        wall_time=ts.wall_time,
+        replicate_steps=ts.replicate_steps,
+    )
 
 
 def check_points(n_iter: int, count: int) -> list[int]:
@@ -376,69 +463,40 @@ def _t975(dof: int) -> float:
     return (lo + hi) / 2
 
 
-class _Checker:
-    """Re-assesses the candidate at the check points into `history.checks`."""
-
-    def __init__(self, objective, points, repeats, key, history):
-        self.objective, self.points, self.repeats = objective, set(points), repeats
-        self.key, self.history = jr.fold_in(key, 2**21), history
-
-    def __call__(self, i, regulator, wall, rsteps):
-        if i not in self.points:
-            return
-        keys = jr.split(jr.fold_in(self.key, i), self.repeats)
-        values = [float(u) for u in _hard_many(self.objective, regulator, keys).value]
-        mean, std, lower = lower_bound_95(values)
-        self.history.checks.append(
-            dict(
-                iteration=i,
-                mean=mean,
-                std=std,
-                lower=lower,
-                repeats=self.repeats,
-                wall_time=wall,
-                replicate_steps=rsteps,
-            )
-        )
-
-
 def _stage_keys(key, n_stage: int):
-    """(init key, loop key) of a stage: the first from `key`, later ones folded in."""
+    """(init key, loop key) of a phase: the first from `key`, later ones folded in."""
     return jr.split(key) if n_stage == 0 else jr.split(jr.fold_in(key, n_stage))
 
 
+CHECKPOINT_FORMAT = "diffgrn-checkpoint-v2"
+
+
 class Checkpoint:
-    """A training checkpoint folder: `state.eqx` (Equinox leaves of the method state,
-    the stage's start, best and final regulators and the pool) and `checkpoint.json`
-    (where training stands, the history, the config and the leaves' SHA-256)."""
+    """A training checkpoint folder holding one `TrainState`: `state.eqx` (Equinox
+    leaves of the method state, the best and final regulators and the pool) and
+    `checkpoint.json` (the rest: phase, history, best, the config, the leaves' SHA-256)."""
 
-    def __init__(self, folder: Path, every: int | None, config: dict, result: "TrainResult"):
-        self.folder, self.every, self.config, self.result = folder, every, config, result
-        self.last = None
+    def __init__(self, folder: Path, every: int | None, config: dict):
+        self.folder, self.every, self.config = folder, every, config
+        self.last: TrainState | None = None
 
-    def saver(self, n_stage: int, start, pool):
-        def save(j_next: int, state):
-            self.last = (n_stage, j_next, state, start, list(pool))
-            if self.every is not None and j_next % self.every == 0:
-                self.save_last()
+    def record(self, ts: TrainState) -> None:
+        """Note the state after an iteration; save it every `every` iterations."""
+        self.last = ts
+        if self.every is not None and ts.iteration % self.every == 0:
+            self.save(ts)
 
-        return save
+    def save_last(self) -> None:
+        if self.last is not None:
+            self.save(self.last)
 
-    def save_last(self):
-        if self.last is None:
-            return
-        n_stage, j_next, state, start, pool = self.last
-        result = self.result
-        h = result.history
-        n = len(h.iteration)
-        hist = {k: v[:n] for k, v in h.to_dict().items()}  # consistent even mid-append
-        hist["checks"] = [c for c in hist["checks"] if c["iteration"] < n]
+    def save(self, ts: TrainState) -> None:
+        """Write `ts` whole: into a temporary folder, then moved into place."""
         leaves = dict(
-            state=state,
-            start=start,
-            best=result.best_regulator,
-            final=result.final_regulator,
-            pool=[c[2] for c in pool],
+            state=ts.method_state,
+            best=ts.best_regulator,
+            final=ts.final_regulator,
+            pool=[c[2] for c in ts.pool],
         )
         tmp = self.folder.parent / f".{self.folder.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True, exist_ok=True)
@@ -446,14 +504,16 @@ class Checkpoint:
         if (self.folder / "command.json").is_file():  # the CLI's record, kept across saves
             shutil.copy2(self.folder / "command.json", tmp / "command.json")
         meta = dict(
-            format="diffgrn-checkpoint-v1",
-            stage=n_stage,
-            next_iteration=j_next,
-            history=hist,
-            best_utility=result.best_utility,
-            best_iteration=result.best_iteration,
-            pool=[[c[0], c[1]] for c in pool],
-            compile_time=result.compile_time,
+            format=CHECKPOINT_FORMAT,
+            phase=ts.phase,
+            phase_iteration=ts.phase_iteration,
+            history=ts.history.first(ts.iteration).to_dict(),
+            best_utility=ts.best_utility,
+            best_iteration=ts.best_iteration,
+            pool=[[c[0], c[1]] for c in ts.pool],
+            wall_time=ts.wall_time,
+            replicate_steps=ts.replicate_steps,
+            compile_time=ts.compile_time,
             config=self.config,
             sha256=hashlib.sha256((tmp / "state.eqx").read_bytes()).hexdigest(),
         )
@@ -464,12 +524,19 @@ class Checkpoint:
         os.replace(tmp, self.folder)
         shutil.rmtree(old, ignore_errors=True)
 
-    def load(self, result, pool, regulator, stages, objective, key):
+    def load(self, trainer: Trainer, regulator: AbstractRegulator, key: PRNGKeyArray) -> TrainState:
+        """The saved `TrainState`, checked to belong to this run."""
         meta_file, leaves_file = self.folder / "checkpoint.json", self.folder / "state.eqx"
         if not meta_file.is_file() or not leaves_file.is_file():
             raise ValueError(f"train.resume: no checkpoint in {self.folder}")
         meta = json.loads(meta_file.read_text())
-        if meta.get("format") != "diffgrn-checkpoint-v1":
+        if meta.get("format") == "diffgrn-checkpoint-v1":
+            raise ValueError(
+                f"train.resume: {meta_file} was written by an earlier diffgrn "
+                f"(diffgrn-checkpoint-v1, not {CHECKPOINT_FORMAT}) and cannot be resumed "
+                "by this one; start the run again"
+            )
+        if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
         if hashlib.sha256(leaves_file.read_bytes()).hexdigest() != meta.get("sha256"):
             raise ValueError(f"train.resume: {leaves_file} does not match {meta_file}")
@@ -478,24 +545,33 @@ class Checkpoint:
                 f"train.resume: the checkpoint in {self.folder} is of another run (its "
                 "objective, method, regulator or iterations differ from this call's)"
             )
-        n_stage, j_next = meta["stage"], meta["next_iteration"]
-        stage = stages[n_stage][0]
-        k_init, _ = _stage_keys(key, n_stage)
-        like_state = stage.build(objective, regulator).init(k_init)
+        like_state = trainer.init(_stage_keys(key, 0)[0])  # the structure of the saved phase
+        for p in range(1, meta["phase"] + 1):
+            like_state = trainer.next_phase(like_state, _stage_keys(key, p)[0])
         like = dict(
             state=like_state,
-            start=regulator,
             best=regulator,
             final=regulator,
             pool=[regulator] * len(meta["pool"]),
         )
         saved = eqx.tree_deserialise_leaves(leaves_file, like)
-        result.history.__dict__.update(History.from_dict(meta["history"]).__dict__)
-        result.best_utility, result.best_iteration = meta["best_utility"], meta["best_iteration"]
-        result.best_regulator, result.final_regulator = saved["best"], saved["final"]
-        result.compile_time = meta["compile_time"]
-        pool[:] = [(u, i, r) for (u, i), r in zip(meta["pool"], saved["pool"])]
-        return n_stage, j_next, saved["state"], saved["start"]
+        history = History.from_dict(meta["history"])
+        return TrainState(
+            saved["state"],
+            key,
+            history,
+            saved["best"],
+            saved["final"],
+            best_utility=meta["best_utility"],
+            best_iteration=meta["best_iteration"],
+            pool=tuple((u, i, r) for (u, i), r in zip(meta["pool"], saved["pool"])),
+            iteration=len(history),
+            phase=meta["phase"],
+            phase_iteration=meta["phase_iteration"],
+            wall_time=meta["wall_time"],
+            replicate_steps=meta["replicate_steps"],
+            compile_time=meta["compile_time"],
+        )
 
 
 def assess(
@@ -597,23 +673,26 @@ def _paired(objective, regulator, keys, coarse, fine):
     return jax.lax.map(one, keys)
 
 
-def _reselect(result: TrainResult, pool, objective, key, repeats: int):
-    """Re-assess the pool on common fresh draws; the best mean becomes the best."""
+def _reselect(pool, objective, key, repeats: int) -> dict:
+    """Re-assess the pool on common fresh draws; the best mean becomes the best
+    (the `TrainResult` fields that change; none when a mean is not finite)."""
     means = []
     for _, _, reg in pool:
         u = _hard_many(objective, reg, jr.split(key, repeats)).value
         means.append(float(jnp.mean(u)))
     if not all(math.isfinite(m) for m in means):
-        return
+        return {}
     j = max(range(len(pool)), key=lambda k: means[k])
-    result.best_regulator = pool[j][2]
-    result.best_iteration = pool[j][1]
-    result.best_utility = means[j]
-    result.selection = dict(
-        iterations=[c[1] for c in pool],
-        training_utilities=[c[0] for c in pool],
-        reassessed_means=means,
-        repeats=repeats,
+    return dict(
+        best_regulator=pool[j][2],
+        best_iteration=pool[j][1],
+        best_utility=means[j],
+        selection=dict(
+            iterations=[c[1] for c in pool],
+            training_utilities=[c[0] for c in pool],
+            reassessed_means=means,
+            repeats=repeats,
+        ),
     )
 
 

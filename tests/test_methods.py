@@ -189,3 +189,46 @@ def test_log_progress_writes_a_line_per_tenth(capsys):
     # under pytest stderr is not a terminal: a log-friendly progress object
     assert isinstance(progress_bar(10, "x", True), LogProgress)
     assert progress_bar(10, "x", False) is None
+
+
+class OnePlusOne(diffgrn.AbstractPopulationMethod):
+    """A (1+1)-ES written as a user would: only ask and tell (the state is the base's
+    default `dict(mean=θ₀)`); the parent and one child, the better survives."""
+
+    sigma: float = 0.3
+
+    def ask(self, state, key):
+        mean = state["mean"]
+        return jnp.stack([mean, mean + self.sigma * jr.normal(key, mean.shape)]), state
+
+    def tell(self, state, population, fitness, key):
+        return dict(mean=population[jnp.argmax(fitness)])
+
+
+def test_a_new_population_trainer_is_one_small_class(small_objective, mlp, tmp_path):
+    from diffgrn.train import HISTORY_FIELDS
+
+    res = diffgrn.train(small_objective, mlp, OnePlusOne(), key=jr.key(0), iterations=3,
+                        progress=False, select_top=1)  # fmt: skip
+    d = res.history.to_dict()
+    assert res.error is None and set(d) == {*HISTORY_FIELDS, "checks"}
+    assert all(len(d[k]) == 3 for k in HISTORY_FIELDS)
+    assert res.history.replicate_steps[0] == 2 * small_objective.replicate_steps
+    assert all(g is None for g in d["grad_norm"])  # NaN: no gradient
+    assert res.config["method"] == {"method": "OnePlusOne", "sigma": 0.3}
+    # On the sphere it improves from θ = 0 (U = −3), and resumes like the built-in ones.
+    kw = dict(key=jr.key(1), iterations=40, progress=False, select_top=1)
+    full = diffgrn.train(Sphere(), diffgrn.TanhRegulator(0.0, 0.0, 0.0), OnePlusOne(), **kw)
+    assert full.best_utility > -0.5 and full.history.hard_utility[-1] > -3.0
+
+    def stop(i, _):
+        if i == 16:
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "ck"
+    reg = diffgrn.TanhRegulator(0.0, 0.0, 0.0)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        diffgrn.train(Sphere(), reg, OnePlusOne(), **kw, checkpoint=folder, callback=stop)
+    res = diffgrn.train(Sphere(), reg, OnePlusOne(), **kw, checkpoint=folder, resume=True)
+    assert res.history.hard_utility == full.history.hard_utility
+    assert float(res.final_regulator.a) == float(full.final_regulator.a)

@@ -303,6 +303,18 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
                       checkpoint=folder, resume=True)  # fmt: skip
 
 
+def test_an_old_checkpoint_is_refused_naming_its_file(small_objective, mlp, tmp_path):
+    import json
+
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    (folder / "state.eqx").write_bytes(b"")
+    (folder / "checkpoint.json").write_text(json.dumps(dict(format="diffgrn-checkpoint-v1")))
+    with pytest.raises(ValueError, match=r"checkpoint\.json was written by an earlier diffgrn"):
+        diffgrn.train(small_objective, mlp, "es", key=jr.key(0), iterations=2,
+                      progress=False, checkpoint=folder, resume=True)  # fmt: skip
+
+
 def eqx_filter(tree):
     import equinox as eqx
 
