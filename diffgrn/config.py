@@ -23,13 +23,26 @@ import jax.random as jr
 import numpy as np
 
 _REGISTRY: dict[str, type] = {}
+_FILES: dict[str, str] = {}  # module name of a script loaded from its file -> file
 
 
 def type_name(cls: type) -> str:
-    """`Chain` for diffgrn's classes, `package.module:Class` for anyone else's."""
+    """`Chain` for diffgrn's classes, `package.module:Class` for anyone else's (a
+    script's classes are `__main__:Class`, also when loaded back from its file)."""
     if cls.__module__.split(".")[0] == "diffgrn":
         return cls.__qualname__
-    return f"{cls.__module__}:{cls.__qualname__}"
+    module = "__main__" if cls.__module__ in _FILES else cls.__module__
+    return f"{module}:{cls.__qualname__}"
+
+
+def _defining_file(cls: type) -> str | None:
+    """The file of a script's class (`__main__`, or loaded back from its file)."""
+    if cls.__module__ in _FILES:
+        return _FILES[cls.__module__]
+    if cls.__module__ == "__main__":
+        main = getattr(sys.modules["__main__"], "__file__", None)
+        return None if main is None else str(Path(main).resolve())
+    return None
 
 
 class Configurable(eqx.Module):
@@ -59,10 +72,9 @@ class Configurable(eqx.Module):
     def config(self) -> dict[str, Any]:
         """`{"type": …, **arguments()}` with nested objects as their configs."""
         out = {"type": type_name(type(self))}
-        if type(self).__module__ == "__main__":  # a script's class: say where it lives
-            main = getattr(sys.modules["__main__"], "__file__", None)
-            if main is not None:
-                out["file"] = str(Path(main).resolve())
+        file = _defining_file(type(self))
+        if file is not None:  # a script's class: say where it lives
+            out["file"] = file
         for name, value in self.arguments().items():
             out[name] = encode(value, f"{type(self).__name__}.{name}")
         return out
@@ -107,31 +119,38 @@ def find_class(config: dict) -> type:
     module, _, qualname = name.rpartition(":")
     if not module:
         raise ValueError(f"unknown diffgrn type {name!r}; known: {', '.join(sorted(known()))}")
+    found = None
     try:
-        mod = importlib.import_module(module)
+        found = _attribute(importlib.import_module(module), qualname)
     except ImportError:
-        mod = _from_file(config.get("file"), name)
-    obj = mod
+        pass
+    if found is None and config.get("file"):  # a script's class: from its file
+        found = _attribute(_from_file(config["file"], name), qualname)
+    if found is None:
+        raise ValueError(
+            f"cannot find the class {name!r}: import or define it before loading"
+            + (f" (its file {config['file']} did not define it)" if config.get("file") else "")
+        )
+    return found
+
+
+def _attribute(module, qualname: str) -> type | None:
+    obj = module
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
-    if not isinstance(obj, type):
-        raise ValueError(f"{name!r}: no class {qualname!r} in {mod.__name__}")
-    return obj
+    return obj if isinstance(obj, type) else None
 
 
-def _from_file(file, name):
-    if not file or not Path(file).is_file():
-        raise ValueError(
-            f"cannot find the class {name!r}: its module does not import here"
-            + (f" and {file} is missing" if file else "")
-            + "; import or define it before loading"
-        )
+def _from_file(file: str, name: str):
+    if not Path(file).is_file():
+        raise ValueError(f"cannot find the class {name!r}: its file {file} is missing")
     stem = "_diffgrn_user_" + "".join(c if c.isalnum() else "_" for c in str(file))
     if stem in sys.modules:
         return sys.modules[stem]
     spec = importlib.util.spec_from_file_location(stem, file)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[stem] = mod
+    _FILES[stem] = str(Path(file).resolve())
     spec.loader.exec_module(mod)  # `if __name__ == "__main__":` blocks do not run
     return mod
 

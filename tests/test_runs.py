@@ -157,9 +157,14 @@ def test_load_expects_a_type_and_names_malformed_fields(tmp_path, mlp):
     with pytest.raises(ValueError, match="not the expected TanhRegulator"):
         diffgrn.load(path, expect=diffgrn.TanhRegulator)
     meta = json.loads((path / "meta.json").read_text())
-    del meta["regulator"]["widths"]
+    meta["regulator"]["widths"] = ["eight"]
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="'regulator' field .* malformed"):
+        diffgrn.load(path)
+    # A missing field takes the constructor's default; the leaves' shapes must match.
+    meta["regulator"]["widths"] = [4]
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="does not match the saved parameter shapes"):
         diffgrn.load(path)
 
 
