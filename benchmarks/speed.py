@@ -1,10 +1,14 @@
-"""Speed of one objective evaluation: Diffrax path vs a plain `lax.scan` baseline.
+"""Speed of one objective evaluation: the default noise against the grid path, and
+Diffrax against a plain `lax.scan` baseline.
 
     python -m benchmarks.speed [--repeats 20] [--replicates 100]
 
-Both paths simulate the same model from the same initial states and Brownian
-increments (drawn by `Dynamics`, included in both timings), so the ratio is the cost
-of going through Diffrax. Prints a table; nothing is asserted.
+The default noise (`CounterNoise()`: increments drawn inside each step) and
+`GridNoise()` (stored on the grid; diffgrn <= 0.4's default) are timed in the same
+process, their calls interleaved, so that a shared machine slows both alike. The
+scan simulates the grid path's model from the same initial states and Brownian
+increments (drawn by `Dynamics`, included in both timings), so that ratio is the
+cost of going through Diffrax. Prints a table; nothing is asserted.
 """
 
 import argparse
@@ -42,17 +46,21 @@ def soft_loss(simulate, objective):
 
 
 def timed(fn, *args, repeats):
-    out = fn(*args)  # compile
-    jax.block_until_ready(out)
-    best = float("inf")
-    total = 0.0
+    """(mean ms, best ms) of `repeats` calls after one compiling call."""
+    return interleaved({"": fn}, *args, repeats=repeats)[""]
+
+
+def interleaved(fns: dict, *args, repeats):
+    """`timed` for several functions whose calls alternate: {name: (mean ms, best ms)}."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))  # compile
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        dt = time.perf_counter() - t
-        total += dt
-        best = min(best, dt)
-    return total / repeats * 1e3, best * 1e3
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[name].append(time.perf_counter() - t)
+    return {n: (sum(v) / len(v) * 1e3, min(v) * 1e3) for n, v in times.items()}
 
 
 def main(argv=None):
@@ -61,33 +69,46 @@ def main(argv=None):
     p.add_argument("--replicates", type=int, default=100)
     args = p.parse_args(argv)
 
-    obj = diffgrn.Objective(replicates=args.replicates)
+    obj = diffgrn.Objective(replicates=args.replicates)  # the default: CounterNoise()
+    grid = obj.replace(dynamics=obj.dynamics.replace(noise=diffgrn.GridNoise()))
     reg = diffgrn.MLPRegulator(key=jr.key(0))
     key = jr.key(1)
-    scan_sim = lambda r, k: plain_scan_simulate(obj, r, k)
+    scan_sim = lambda r, k: plain_scan_simulate(grid, r, k)
     assert jnp.allclose(
-        eqx.filter_jit(scan_sim)(reg, key), eqx.filter_jit(obj.simulate)(reg, key), atol=1e-5
+        eqx.filter_jit(scan_sim)(reg, key), eqx.filter_jit(grid.simulate)(reg, key), atol=1e-5
+    )
+    grad = lambda o, **kw: eqx.filter_jit(
+        eqx.filter_value_and_grad(lambda r, k: -o.soft(r, k, **kw).value)
     )
 
-    rows = {}
-    rows["scan forward"] = timed(eqx.filter_jit(scan_sim), reg, key, repeats=args.repeats)
-    rows["diffrax forward"] = timed(eqx.filter_jit(obj.simulate), reg, key, repeats=args.repeats)
-    rows["scan forward+backward"] = timed(
-        eqx.filter_jit(eqx.filter_value_and_grad(soft_loss(scan_sim, obj))),
+    rows = interleaved(
+        {
+            "diffrax forward, counter (default)": eqx.filter_jit(obj.simulate),
+            "diffrax forward, grid": eqx.filter_jit(grid.simulate),
+            "scan forward (grid increments)": eqx.filter_jit(scan_sim),
+        },
         reg,
         key,
         repeats=args.repeats,
     )
-    rows["diffrax soft forward"] = timed(eqx.filter_jit(obj.loss), reg, key, repeats=args.repeats)
-    rows["diffrax forward+backward"] = timed(
-        eqx.filter_jit(eqx.filter_value_and_grad(obj.loss)), reg, key, repeats=args.repeats
+    rows |= interleaved(
+        {
+            "diffrax fwd+bwd, counter (default)": grad(obj),
+            "diffrax fwd+bwd, grid": grad(grid),
+            "scan fwd+bwd (grid increments)": eqx.filter_jit(
+                eqx.filter_value_and_grad(soft_loss(scan_sim, grid))
+            ),
+            "diffrax soft forward, counter": eqx.filter_jit(obj.loss),
+        },
+        reg,
+        key,
+        repeats=args.repeats,
     )
     for k in (500, 200):
-        cut = obj.replace(dynamics=obj.dynamics.replace(backprop_steps=k))
-        rows[f"diffrax forward+backward, last {k} steps"] = timed(
-            eqx.filter_jit(eqx.filter_value_and_grad(cut.loss)), reg, key, repeats=args.repeats
+        rows[f"counter fwd+bwd, last {k} steps"] = timed(
+            grad(obj, backprop_steps=k), reg, key, repeats=args.repeats
         )
-    tree = eqx.tree_at(lambda o: o.dynamics, obj, diffgrn.Dynamics(brownian="tree"))
+    tree = obj.replace(dynamics=obj.dynamics.replace(noise=diffgrn.VirtualTreeNoise()))
     rows["diffrax forward, VirtualBrownianTree"] = timed(
         eqx.filter_jit(tree.simulate), reg, key, repeats=max(2, args.repeats // 10)
     )
@@ -106,24 +127,35 @@ def main(argv=None):
     for name, (mean, best) in rows.items():
         print(f"{name:40s} {mean:9.1f} {best:9.1f}")
     f = lambda a, b: rows[a][0] / rows[b][0]
-    print(f"diffrax / scan, forward:                  {f('diffrax forward', 'scan forward'):.2f}")
-    print(
-        f"diffrax fwd+bwd / diffrax soft forward:   "
-        f"{f('diffrax forward+backward', 'diffrax soft forward'):.2f}"
-    )
-    print(
-        f"scan fwd+bwd / scan forward:              "
-        f"{f('scan forward+backward', 'scan forward'):.2f}"
-    )
-    for k in (500, 200):
-        print(
-            f"fwd+bwd, last {k} steps / fwd+bwd:       "
-            f"{f(f'diffrax forward+backward, last {k} steps', 'diffrax forward+backward'):.2f}"
-        )
-    print(
-        f"VirtualBrownianTree / grid path, forward: "
-        f"{f('diffrax forward, VirtualBrownianTree', 'diffrax forward'):.1f}"
-    )
+    ratios = {
+        "counter / grid, forward": ("diffrax forward, counter (default)", "diffrax forward, grid"),
+        "counter / grid, fwd+bwd": ("diffrax fwd+bwd, counter (default)", "diffrax fwd+bwd, grid"),
+        "diffrax / scan, forward (grid)": (
+            "diffrax forward, grid",
+            "scan forward (grid increments)",
+        ),
+        "fwd+bwd / soft forward (counter)": (
+            "diffrax fwd+bwd, counter (default)",
+            "diffrax soft forward, counter",
+        ),
+        "scan fwd+bwd / scan forward": (
+            "scan fwd+bwd (grid increments)",
+            "scan forward (grid increments)",
+        ),
+        **{
+            f"fwd+bwd, last {k} steps / fwd+bwd": (
+                f"counter fwd+bwd, last {k} steps",
+                "diffrax fwd+bwd, counter (default)",
+            )
+            for k in (500, 200)
+        },
+        "VirtualBrownianTree / counter, forward": (
+            "diffrax forward, VirtualBrownianTree",
+            "diffrax forward, counter (default)",
+        ),
+    }
+    for name, (a, b) in ratios.items():
+        print(f"{name + ':':40s} {f(a, b):9.2f}")
 
 
 if __name__ == "__main__":

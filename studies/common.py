@@ -14,6 +14,14 @@ import numpy as np
 import diffgrn
 from diffgrn.options import TISSUE_OPTIONS, add_tissue_options, tissue_from_options
 
+NOISES = {"counter": diffgrn.CounterNoise, "grid": diffgrn.GridNoise}
+"""The `--noise` choices: the noise object each names."""
+
+
+def noise(args=None) -> diffgrn.AbstractNoise:
+    """The noise `--noise` names (`CounterNoise()` without one)."""
+    return NOISES[getattr(args, "noise", None) or "counter"]()
+
 
 def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
     """The options every study takes; with `model`, also the tissue and genes options
@@ -27,6 +35,13 @@ def parser(name: str, doc: str, model: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small sizes, under a minute")
     p.add_argument("--out", type=Path, default=None, help=f"default runs/study-{name}")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--noise",
+        choices=tuple(NOISES),
+        default="counter",
+        help="how the Brownian increments are drawn: counter (CounterNoise, the default) "
+        "or grid (GridNoise, diffgrn <= 0.4's default; reproduces the figures the docs quote)",
+    )
     p.add_argument(
         "--regulator",
         type=Path,
@@ -62,8 +77,10 @@ def base_objective(quick: bool, args=None, **dynamics) -> diffgrn.Objective:
     """model.md defaults (h = 0.1, the first version's bandwidth; the studies also
     start from Equinox's default MLP initialisation, `output_scale=1`, as it did);
     quick: T = 2, dt = 0.02, R = 32. With `args` from a `parser(..., model=True)`,
-    on the tissue and genes they name."""
+    on the tissue and genes they name; with `args` from any study's parser, with the
+    noise `--noise` names."""
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
+    dyn.setdefault("noise", noise(args))
     dyn.update(dynamics)
     return diffgrn.Objective(
         tissue=tissue(args),
@@ -80,14 +97,13 @@ def trained_regulator(args):
     if args.regulator is not None:
         return diffgrn.load(args.regulator).regulator
     model = tuple(getattr(args, k, None) for k in TISSUE_OPTIONS)
-    return _short_es(args.quick, args.seed, model)
+    return _short_es(args.quick, args.seed, model, getattr(args, "noise", None) or "counter")
 
 
 @functools.lru_cache(maxsize=4)
-def _short_es(quick: bool, seed: int, model: tuple):
-    args = argparse.Namespace(**dict(zip(TISSUE_OPTIONS, model)))
-    if args.tissue is None:
-        args = None
+def _short_es(quick: bool, seed: int, model: tuple, noise: str = "counter"):
+    options = dict(zip(TISSUE_OPTIONS, model)) if model[0] is not None else {}
+    args = argparse.Namespace(**options, noise=noise)
     reg = new_regulator(args, jr.key(seed))
     res = diffgrn.train(
         base_objective(quick, args),
@@ -101,6 +117,8 @@ def _short_es(quick: bool, seed: int, model: tuple):
 
 
 def to_jsonable(x):
+    if isinstance(x, diffgrn.Configurable):
+        return to_jsonable(x.config())
     if isinstance(x, dict):
         return {str(k): to_jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -121,7 +139,11 @@ class Output:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.t0 = name, time.perf_counter()
         self.meta = dict(
-            study=name, quick=args.quick, seed=args.seed, device=jax.devices()[0].device_kind
+            study=name,
+            quick=args.quick,
+            seed=args.seed,
+            noise=getattr(args, "noise", "counter"),
+            device=jax.devices()[0].device_kind,
         )
         if getattr(args, "tissue", None) is not None:
             self.meta["model"] = {k: getattr(args, k) for k in TISSUE_OPTIONS}

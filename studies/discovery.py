@@ -23,10 +23,11 @@ from . import common  # noqa: E402
 LATTICE_DESCRIPTORS = "fraction,like,dominant"
 
 
-def objective(tissue, quick: bool) -> diffgrn.Objective:
+def objective(tissue, quick: bool, noise=None) -> diffgrn.Objective:
     """model.md's dynamics (T = 20, dt = 0.01, σ = 0.1) on `tissue`, 50 replicates per
     simulation (quick: T = 2, dt = 0.05, 16 replicates)."""
     dyn = dict(t_final=2.0, dt=0.05) if quick else {}
+    dyn["noise"] = noise or diffgrn.CounterNoise()
     return diffgrn.Objective(
         tissue=tissue, dynamics=diffgrn.Dynamics(**dyn), replicates=16 if quick else 50
     )
@@ -46,7 +47,7 @@ def coverage(args, out) -> tuple[dict, dict]:
     }
     results, kept = {}, {}
     for name, (tissue, descriptors, seeds) in tissues.items():
-        obj = objective(tissue, args.quick)
+        obj = objective(tissue, args.quick, common.noise(args))
         rows = []
         for seed in range(seeds):
             reg = diffgrn.MLPRegulator(key=jr.key(seed))
@@ -107,7 +108,7 @@ def finetune(args, library) -> list[dict]:
         t = half + half[: n // 2][::-1]
         if t not in targets:
             targets.append(t)
-    base = objective(diffgrn.Chain(n, "open"), args.quick)
+    base = objective(diffgrn.Chain(n, "open"), args.quick, common.noise(args))
     rows = []
     for i, target in enumerate(targets):
         obj = base.replace(utility=TargetPattern(target))

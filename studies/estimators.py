@@ -77,7 +77,7 @@ def main(argv=None):
     for name, value, dyn in sweeps:
         objective = diffgrn.Objective(
             tissue=diffgrn.Chain(value if name == "cells" else 7, "open"),
-            dynamics=diffgrn.Dynamics(dt=dt, **dyn),
+            dynamics=diffgrn.Dynamics(dt=dt, noise=common.noise(args), **dyn),
             replicates=replicates,
             bandwidth=0.5,
         )

@@ -25,13 +25,13 @@ from diffgrn.utility import pattern_entropy  # noqa: E402
 from . import common  # noqa: E402
 
 
-def first_version_objective(quick: bool) -> diffgrn.Objective:
+def first_version_objective(quick: bool, noise=None) -> diffgrn.Objective:
     readout = diffgrn.ChainedReadout(
         diffgrn.StraightThroughReadout("identity"), diffgrn.SoftReadout(5.0)
     )
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
     return diffgrn.Objective(
-        dynamics=diffgrn.Dynamics(sigma=0.001, **dyn),
+        dynamics=diffgrn.Dynamics(sigma=0.001, noise=noise or diffgrn.CounterNoise(), **dyn),
         readout=readout,
         bandwidth=0.05,
         replicates=32 if quick else 100,
@@ -43,7 +43,7 @@ def main(argv=None):
     out = common.Output("first_version", args)
     steps = 30 if args.quick else 200
     n_init = 2 if args.quick else 10
-    obj = first_version_objective(args.quick)
+    obj = first_version_objective(args.quick, common.noise(args))
     probe_key = jr.key(args.seed + 2)
 
     @eqx.filter_jit
@@ -52,7 +52,7 @@ def main(argv=None):
         sat = dg.saturation(obj, reg, probe_key)
         z = obj.simulate(reg, probe_key)[..., 0] >= 0.5
         # The same probe with the clip removed (does the clip alone zero the gradient?)
-        free = obj.replace(dynamics=obj.dynamics.replace(constraint="none"))
+        free = obj.replace(dynamics=obj.dynamics.replace(constraint=diffgrn.Unconstrained()))
         g_free = dg.tree_norm(eqx.filter_grad(free.loss)(reg, probe_key))
         return dict(
             st,

@@ -18,6 +18,8 @@ from diffgrn import diagnostics as dg  # noqa: E402
 
 from . import common  # noqa: E402
 
+CONSTRAINTS = {"clip": diffgrn.Clip(), "none": diffgrn.Unconstrained()}
+
 
 @eqx.filter_jit
 def measure(obj, reg, keys):
@@ -42,7 +44,7 @@ def main(argv=None):
             rows = []
             for t_final in horizons:
                 obj = common.base_objective(
-                    args.quick, args, t_final=t_final, constraint=constraint
+                    args.quick, args, t_final=t_final, constraint=CONSTRAINTS[constraint]
                 )
                 keys = jr.split(jr.key(args.seed), n_keys)
                 snr, growth, util = measure(obj, reg, keys)

@@ -20,7 +20,7 @@ RECIPE = dict(
     output_scale=0.01,
     bandwidth=0.5,
     temperature=20.0,
-    constraint="clip",
+    constraint=diffgrn.Clip(),
     replicates=25,
     learning_rate=3e-2,
     backprop_steps=None,
@@ -43,8 +43,8 @@ VARIANTS = {
     "τ = 10": dict(temperature=10.0),
     "Adam 3e-3": dict(learning_rate=3e-3),
     "τ = 5": dict(temperature=5.0),
-    "reflect instead of clip": dict(constraint="reflect"),
-    "soft clip instead of clip": dict(constraint="softclip"),
+    "reflect instead of clip": dict(constraint=diffgrn.Reflect()),
+    "soft clip instead of clip": dict(constraint=diffgrn.SoftClip()),
     "truncated BPTT, last 200 steps": dict(backprop_steps=200),
     "100 replicates per estimate": dict(replicates=100),
     "first version (init × 1, h 0.1, lr 1e-2, R 100)": dict(
@@ -132,7 +132,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     out = common.Output("recipe", args)
-    base = common.base_objective(args.quick)
+    base = common.base_objective(args.quick, args)
     base = base.replace(tissue=diffgrn.Chain(base.tissue.n_cells, args.boundary))
     threshold = args.threshold or (0.6 if args.boundary == "open" else 0.95)
     steps = args.steps or (3 if args.quick else 80)

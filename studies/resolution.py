@@ -68,7 +68,7 @@ def main(argv=None):
     if args.refine < 2:
         parser.error(f"--refine must be an integer >= 2; got {args.refine}")
     out = common.Output("resolution", args)
-    base = common.base_objective(args.quick)
+    base = common.base_objective(args.quick, args)
     base = base.replace(tissue=diffgrn.Chain(base.tissue.n_cells, args.boundary))
     grid = QUICK_GRID if args.quick else GRID
     tanh = {

@@ -7,7 +7,7 @@ a·tanh(−b(s̄ − c)), a = 1, b = 10, c = 0.5, whose ES gradient is well esti
 dimensions, so its cosine is the reliable one): the norm and signal-to-noise ratio of
 the pathwise gradient of U_soft, the cosine between its mean and the antithetic ES
 gradient of U_hard, and the soft and hard utilities. Noise is drawn inside each step
-(`brownian="counter"`), so memory stays O(R·N) at 10⁴ cells.
+(`CounterNoise()`, the default), so memory stays O(R·N) at 10⁴ cells.
 """
 
 import equinox as eqx
@@ -63,7 +63,9 @@ def main(argv=None):
     out = common.Output("scaling", args)
     quick = args.quick
     t_final = args.t_final or (1.0 if quick else 5.0)
-    dynamics = diffgrn.Dynamics(t_final=t_final, dt=0.05 if quick else 0.01, brownian="counter")
+    dynamics = diffgrn.Dynamics(
+        t_final=t_final, dt=0.05 if quick else 0.01, noise=common.noise(args)
+    )
     replicates = 8 if quick else 16
     n_keys, es_keys, pairs, es_sigma = (2, 1, 2, 0.05) if quick else (8, 2, 8, 0.05)
     regulators = {

@@ -2,7 +2,7 @@
 Adam stopped) and an 'escaped' one (a better optimum another method found), measures
 the hard utility and its patterns, how many final states sit on a wall of the clip,
 the pathwise gradient of U_soft with the clip, with reflection and with the soft
-clip (`Dynamics(constraint="softclip")`, sharpness 100), the ES-smoothed
+clip (`Dynamics(constraint=SoftClip())`, sharpness 100), the ES-smoothed
 gradient of U_hard, and U_hard along the straight line between the two.
 
 Without --trapped/--escaped it uses two reference regulators on the pinned chain:
@@ -29,6 +29,12 @@ import diffgrn  # noqa: E402
 from diffgrn import diagnostics as dg  # noqa: E402
 
 from . import common  # noqa: E402
+
+CONSTRAINTS = {
+    "clip": diffgrn.Clip(),
+    "reflect": diffgrn.Reflect(),
+    "softclip": diffgrn.SoftClip(sharpness=100.0),
+}
 
 
 @eqx.filter_jit
@@ -88,15 +94,15 @@ def main(argv=None):
             regs[name] = saved.regulator
             boundary = boundary or saved.config["objective"]["tissue"]["boundary"]
     boundary = boundary or "pinned"
-    base = common.base_objective(args.quick).replace(
+    base = common.base_objective(args.quick, args).replace(
         tissue=diffgrn.Chain(7, boundary), bandwidth=0.5
     )
     keys = jr.split(jr.key(args.seed), 2 if args.quick else 8)
     results = dict(boundary=boundary)
     for name, reg in regs.items():
         row = {}
-        for constraint in ("clip",) if args.quick else ("clip", "reflect", "softclip"):
-            obj = base.replace(dynamics=base.dynamics.replace(constraint=constraint))
+        for constraint in ("clip",) if args.quick else tuple(CONSTRAINTS):
+            obj = base.replace(dynamics=base.dynamics.replace(constraint=CONSTRAINTS[constraint]))
             row[constraint] = common.floats(probe(obj, reg, keys, 2 if args.quick else 16))
         row["patterns"] = patterns(base, reg, jr.key(args.seed + 1))
         results[name] = row
