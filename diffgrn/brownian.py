@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._typing import IntScalarLike, KeyBatch, RealScalarLike
+from ._typing import IntScalarLike, RealScalarLike
 
 
 class AbstractStepPath(diffrax.AbstractBrownianPath):
@@ -87,19 +87,20 @@ class GridBrownianPath(AbstractStepPath):
 class CounterBrownianPath(AbstractStepPath):
     """Brownian increments drawn inside each step from a counter-based key.
 
-    The increment of grid step `k` for replicate `r` is
-    `sqrt(dt) · normal(fold_in(keys[r], k), shape)`: exact Euler–Maruyama noise,
-    reproducible, independent across steps and replicates, and never stored, so a
-    solve needs O(replicates · cells) memory for its noise whatever the horizon
-    (`GridBrownianPath` stores steps × replicates × cells). Reverse mode recomputes
-    the increments it needs.
+    The increments of grid step `k` are `sqrt(dt) · normal(fold_in(key, k), shape)`
+    for the whole batch `shape = (replicates, cells, genes)`: exact Euler–Maruyama
+    noise, reproducible, independent across steps, replicates and cells, and never
+    stored, so a solve needs O(replicates · cells) memory for its noise whatever the
+    horizon (`GridBrownianPath` stores steps × replicates × cells). One draw per step
+    for the batch (not one per replicate) keeps a step as fast as reading stored
+    increments. Reverse mode recomputes the increments it needs.
     """
 
     t0: float = eqx.field(static=True)
     t1: float = eqx.field(static=True)
     dt: float = eqx.field(static=True)
-    keys: KeyBatch
-    state_shape: tuple[int, ...] = eqx.field(static=True)
+    key: PRNGKeyArray
+    shape: tuple[int, ...] = eqx.field(static=True)
     levy_area: type = eqx.field(static=True, default=diffrax.BrownianIncrement)
 
     @property
@@ -108,8 +109,7 @@ class CounterBrownianPath(AbstractStepPath):
 
     def increment(self, k: IntScalarLike) -> Float[Array, "replicates ..."]:
         """The increments of grid step `k` (an integer, may be traced)."""
-        draw = lambda key: jr.normal(jr.fold_in(key, k), self.state_shape)
-        return jax.vmap(draw)(self.keys) * jnp.sqrt(jnp.asarray(self.dt))
+        return jr.normal(jr.fold_in(self.key, k), self.shape) * jnp.sqrt(jnp.asarray(self.dt))
 
 
 class CoarsenedPath(AbstractStepPath):

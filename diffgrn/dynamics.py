@@ -182,7 +182,7 @@ class Dynamics(Configurable):
         self, tissue: Tissue, keys: KeyBatch, genes: int = 1
     ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath | None]:
         """The randomness of one replicate per key: initial states and Brownian path
-        (replicate r's from `keys[r]` alone). `simulate(…, keys)` is
+        (replicate r's initial state from `keys[r]` alone). `simulate(…, keys)` is
         `solve(…, *draw(tissue, keys, regulator.genes))`."""
         self.check_memory(tissue, keys.shape[0], genes)
         s0, noise_keys = self._initial_states(tissue, keys, genes)

@@ -39,7 +39,7 @@ class AbstractNoise(Configurable):
     def path(
         self, keys: KeyBatch, shape: Shape, t_final: float, dt: float
     ) -> diffrax.AbstractBrownianPath | None:
-        """Replicate r's path depends on `keys[r]`; `shape` is one replicate's state."""
+        """`keys`: one per replicate; `shape`: one replicate's state."""
 
     def increments(
         self, path: diffrax.AbstractBrownianPath, n_steps: int, dt: float
@@ -69,13 +69,15 @@ class AbstractNoise(Configurable):
 class CounterNoise(AbstractNoise):
     """Each step's increments drawn inside the step from `fold_in(key, step)`: exact
     Euler–Maruyama noise, reproducible, and never stored, so memory is flat in the
-    horizon (reverse mode recomputes what it needs). The default."""
+    horizon (reverse mode recomputes what it needs). The default.
+
+    The batch shares one key (made from the replicates' keys and their number), so a
+    replicate's noise depends on the batch it is drawn in; `GridNoise` draws each
+    replicate from its own key."""
 
     def path(self, keys, shape, t_final, dt):
-        return CounterBrownianPath(0.0, t_final, dt, keys, shape)
-
-    def place(self, path, shard):
-        return eqx.tree_at(lambda p: p.keys, path, shard(path.keys, 0))
+        key = jr.fold_in(keys[0], keys.shape[0])
+        return CounterBrownianPath(0.0, t_final, dt, key, (keys.shape[0], *shape))
 
 
 class GridNoise(AbstractNoise):
