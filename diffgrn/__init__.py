@@ -6,9 +6,22 @@ from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .config import Configurable, from_config
 from .constraint import AbstractConstraint, Clip, Reflect, SoftClip, Unconstrained
-from .discovery import Library, explore, load_library
+from .discovery import (
+    Library,
+    explore,
+    load_library,
+)
 from .dynamics import Dynamics, ProjectedSolver
-from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
+from .estimators import (
+    AbstractBaseline,
+    AntitheticES,
+    BatchBaseline,
+    InverseVariance,
+    LikelihoodRatio,
+    Mixture,
+    Pathwise,
+    ReplicateBaseline,
+)
 from .io import load, save
 from .methods import (
     CMAES,
@@ -25,7 +38,7 @@ from .methods import (
     openes,
 )
 from .noise import AbstractNoise, CounterNoise, GridNoise, NoNoise, VirtualTreeNoise
-from .objective import Objective
+from .objective import AbstractEvaluation, HardUtility, Objective, SoftUtility
 from .readout import (
     AbstractReadout,
     ChainedReadout,
@@ -58,7 +71,9 @@ ES = MuPlusLambdaES
 __version__ = "0.4.0"
 
 __all__ = [
+    "AbstractBaseline",
     "AbstractConstraint",
+    "AbstractEvaluation",
     "AbstractMethod",
     "AbstractNoise",
     "AbstractPopulationMethod",
@@ -66,6 +81,7 @@ __all__ = [
     "AbstractRegulator",
     "AbstractUtility",
     "AntitheticES",
+    "BatchBaseline",
     "CMAES",
     "Chain",
     "ChainedReadout",
@@ -82,6 +98,7 @@ __all__ = [
     "GridBrownianPath",
     "GridNoise",
     "HardReadout",
+    "HardUtility",
     "History",
     "Hybrid",
     "InverseVariance",
@@ -99,8 +116,10 @@ __all__ = [
     "ProjectedSolver",
     "RandomSearch",
     "Reflect",
+    "ReplicateBaseline",
     "SoftClip",
     "SoftReadout",
+    "SoftUtility",
     "StepInfo",
     "StraightThroughReadout",
     "TanhRegulator",
