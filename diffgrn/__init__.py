@@ -43,6 +43,7 @@ from .readout import (
     AbstractReadout,
     ChainedReadout,
     HardReadout,
+    IdentityReadout,
     SoftReadout,
     StraightThroughReadout,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "HardUtility",
     "History",
     "Hybrid",
+    "IdentityReadout",
     "InverseVariance",
     "Lattice",
     "Library",
