@@ -7,7 +7,10 @@ from .compare import Comparison, compare
 from .config import Configurable, from_config
 from .constraint import AbstractConstraint, Clip, Reflect, SoftClip, Unconstrained
 from .discovery import (
+    IMGEP,
+    AbstractExploration,
     Library,
+    RandomExploration,
     explore,
     load_library,
 )
@@ -57,7 +60,10 @@ from .regulator import (
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
+    AbstractPatternScore,
     AbstractUtility,
+    Agreement,
+    ExactHits,
     PatternInformation,
     TargetPattern,
     Utility,
@@ -75,12 +81,15 @@ __all__ = [
     "AbstractBaseline",
     "AbstractConstraint",
     "AbstractEvaluation",
+    "AbstractExploration",
     "AbstractMethod",
     "AbstractNoise",
+    "AbstractPatternScore",
     "AbstractPopulationMethod",
     "AbstractReadout",
     "AbstractRegulator",
     "AbstractUtility",
+    "Agreement",
     "AntitheticES",
     "BatchBaseline",
     "CMAES",
@@ -94,6 +103,7 @@ __all__ = [
     "Dynamics",
     "ES",
     "Evosax",
+    "ExactHits",
     "Gradient",
     "Graph",
     "GridBrownianPath",
@@ -102,6 +112,7 @@ __all__ = [
     "HardUtility",
     "History",
     "Hybrid",
+    "IMGEP",
     "IdentityReadout",
     "InverseVariance",
     "Lattice",
@@ -116,6 +127,7 @@ __all__ = [
     "Pathwise",
     "PatternInformation",
     "ProjectedSolver",
+    "RandomExploration",
     "RandomSearch",
     "Reflect",
     "ReplicateBaseline",
