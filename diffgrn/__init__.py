@@ -6,9 +6,25 @@ from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .config import Configurable, from_config
 from .constraint import AbstractConstraint, Clip, Reflect, SoftClip, Unconstrained
-from .discovery import Library, explore, load_library
+from .discovery import (
+    IMGEP,
+    AbstractExploration,
+    Library,
+    RandomExploration,
+    explore,
+    load_library,
+)
 from .dynamics import Dynamics, ProjectedSolver
-from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Mixture, Pathwise
+from .estimators import (
+    AbstractBaseline,
+    AntitheticES,
+    BatchBaseline,
+    InverseVariance,
+    LikelihoodRatio,
+    Mixture,
+    Pathwise,
+    ReplicateBaseline,
+)
 from .io import load, save
 from .methods import (
     CMAES,
@@ -25,11 +41,12 @@ from .methods import (
     openes,
 )
 from .noise import AbstractNoise, CounterNoise, GridNoise, NoNoise, VirtualTreeNoise
-from .objective import Objective
+from .objective import AbstractEvaluation, HardUtility, Objective, SoftUtility
 from .readout import (
     AbstractReadout,
     ChainedReadout,
     HardReadout,
+    IdentityReadout,
     SoftReadout,
     StraightThroughReadout,
 )
@@ -43,7 +60,10 @@ from .regulator import (
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
+    AbstractPatternScore,
     AbstractUtility,
+    Agreement,
+    ExactHits,
     PatternInformation,
     TargetPattern,
     Utility,
@@ -58,14 +78,20 @@ ES = MuPlusLambdaES
 __version__ = "0.4.0"
 
 __all__ = [
+    "AbstractBaseline",
     "AbstractConstraint",
+    "AbstractEvaluation",
+    "AbstractExploration",
     "AbstractMethod",
     "AbstractNoise",
+    "AbstractPatternScore",
     "AbstractPopulationMethod",
     "AbstractReadout",
     "AbstractRegulator",
     "AbstractUtility",
+    "Agreement",
     "AntitheticES",
+    "BatchBaseline",
     "CMAES",
     "Chain",
     "ChainedReadout",
@@ -77,13 +103,17 @@ __all__ = [
     "Dynamics",
     "ES",
     "Evosax",
+    "ExactHits",
     "Gradient",
     "Graph",
     "GridBrownianPath",
     "GridNoise",
     "HardReadout",
+    "HardUtility",
     "History",
     "Hybrid",
+    "IMGEP",
+    "IdentityReadout",
     "InverseVariance",
     "Lattice",
     "Library",
@@ -97,10 +127,13 @@ __all__ = [
     "Pathwise",
     "PatternInformation",
     "ProjectedSolver",
+    "RandomExploration",
     "RandomSearch",
     "Reflect",
+    "ReplicateBaseline",
     "SoftClip",
     "SoftReadout",
+    "SoftUtility",
     "StepInfo",
     "StraightThroughReadout",
     "TanhRegulator",

@@ -55,3 +55,25 @@ def check_choice(owner: str, field: str, value: object, choices: Iterable[str]) 
         raise ValueError(
             f"{owner}.{field} must be one of {', '.join(map(repr, choices))}; got {value!r}"
         )
+
+
+def subclass_names(base: type) -> list[str]:
+    """`Name()` for each concrete subclass of `base` defined so far (the allowed
+    choices an error message lists)."""
+    out, todo = [], list(base.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        todo.extend(cls.__subclasses__())
+        if not getattr(cls, "__abstractmethods__", None):
+            out.append(cls.__name__ + "()")
+    return out
+
+
+def check_instance(owner: str, field: str, value: object, base: type) -> None:
+    """Raise ValueError unless `value` is an instance of `base`, naming the field and
+    the concrete subclasses of `base`."""
+    if not isinstance(value, base):
+        raise ValueError(
+            f"{owner}.{field} must be a diffgrn {base.__name__} "
+            f"({', '.join(subclass_names(base))}); got {value!r}"
+        )

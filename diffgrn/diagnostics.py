@@ -16,8 +16,9 @@ import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 
 from ._typing import KeyBatch
+from ._validate import check_instance
 from .brownian import GridBrownianPath
-from .objective import Objective
+from .objective import AbstractEvaluation, Objective, SoftUtility
 from .regulator import AbstractRegulator, drift_stiffness, max_jacobian_row_sum
 
 ScalarFn = Callable[[PyTree, PRNGKeyArray], Scalar]
@@ -154,14 +155,17 @@ def adjoint_norms(
     objective: Objective,
     regulator: AbstractRegulator,
     key: PRNGKeyArray,
-    utility: str = "soft",
+    utility: AbstractEvaluation | None = None,
 ) -> Float[Array, " steps"]:
-    """‖∂U/∂ΔW_t‖ for every step t, summed over replicates.
+    """‖∂U/∂ΔW_t‖ for every step t, summed over replicates, of `utility`
+    (`SoftUtility()`, the default, or `HardUtility()`).
 
     Noise enters each step as σ·ΔW_t, so this is σ times the norm of the backprop
     adjoint at step t: it shows where along the horizon gradient signal vanishes,
     explodes, or is cut by the clip.
     """
+    utility = SoftUtility() if utility is None else utility
+    check_instance("adjoint_norms", "utility", utility, AbstractEvaluation)
     dyn, tissue = objective.dynamics, objective.tissue
     s0, path = objective.draw(key)
     if path is None:
@@ -171,9 +175,7 @@ def adjoint_norms(
     def u(inc):  # the same noise, held as an array to differentiate against
         p = GridBrownianPath(0.0, dyn.t_final, dyn.dt, inc)
         s = dyn.solve(regulator, tissue, s0, p)
-        if utility == "soft":
-            return objective.soft_of(s).value
-        return objective.hard_of(s).value
+        return utility.of(objective, s).value
 
     g = jax.grad(u)(increments)
     return jnp.sqrt(jnp.sum(g**2, axis=tuple(range(1, g.ndim))))

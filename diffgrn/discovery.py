@@ -1,7 +1,7 @@
 """Discovery: which patterns can a tissue make? Curiosity-driven exploration (IMGEP)
 against random search, in a space of pattern descriptors.
 
-`explore(objective, regulator, method="imgep" | "random", budget=…, key=…)` simulates
+`explore(objective, regulator, IMGEP() | RandomExploration(), budget=…, key=…)` simulates
 `budget` regulators (each on the objective's R replicates), describes what each one
 makes with `descriptors`, and returns a `Library` of (parameters, descriptors,
 utility, dominant pattern) with the coverage curve: occupied bins of the descriptor
@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -23,9 +24,9 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PRNGKeyArray, Scalar
+from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
-from ._validate import check_choice, check_range
+from ._validate import check_instance, check_range
 from .config import Configurable, from_config
 from .objective import Objective
 from .readout import HardReadout
@@ -374,44 +375,127 @@ def occupied(descriptors: np.ndarray, bounds, bins: int) -> int:
     return len(np.unique(bin_index(d, bounds, bins), axis=0))
 
 
+class Reached(NamedTuple):
+    """What an exploration strategy proposes a round from: the library so far (the
+    first `count` rows of `params` and `descriptors` are filled), the descriptors'
+    bounds `low`, `high`, the starting parameters `theta0` and the run's settings."""
+
+    theta0: Float[Array, " params"]
+    params: Float[Array, "budget params"]
+    descriptors: Float[Array, "budget descriptors"]
+    count: Int[Array, ""]
+    low: Float[Array, " descriptors"]
+    high: Float[Array, " descriptors"]
+    scale: float
+    batch: int
+    bins: int
+
+
+class AbstractExploration(Configurable):
+    """How `explore` chooses the regulators of each round: a number of random draws
+    around θ₀ first, then `propose` from what the library has reached."""
+
+    @abc.abstractmethod
+    def random_draws(self, budget: int, batch: int) -> int:
+        """How many of the `budget` regulators are drawn at random around θ₀ before
+        the first `propose` (all of them: random search)."""
+
+    @abc.abstractmethod
+    def propose(
+        self, key: PRNGKeyArray, reached: Reached
+    ) -> tuple[Float[Array, "batch params"], PRNGKeyArray]:
+        """A round's `batch` parameter vectors and the key of their simulations."""
+
+
+class RandomExploration(AbstractExploration):
+    """Every regulator is θ₀ + `scale`·z, z ~ N(0, I), around the given regulator's
+    parameters θ₀ (as `RandomSearch`). Every strategy's random draws are these."""
+
+    def random_draws(self, budget: int, batch: int) -> int:
+        return budget
+
+    def propose(
+        self, key: PRNGKeyArray, reached: Reached
+    ) -> tuple[Float[Array, "batch params"], PRNGKeyArray]:
+        k_theta, k_sim = jr.split(key)
+        shape = (reached.batch, reached.theta0.shape[0])
+        return reached.theta0 + reached.scale * jr.normal(k_theta, shape), k_sim
+
+
+class IMGEP(AbstractExploration):
+    """Curiosity-driven exploration (intrinsically motivated goal exploration): the
+    first `initial` regulators (default budget // 10, at least one batch) as random;
+    then each round samples `batch` goals uniformly in the box of the descriptors
+    reached so far, widened by `expand` × its width on each side (within the
+    descriptors' bounds), takes the regulator whose descriptors are nearest each goal
+    (in descriptor space scaled by the bounds) and perturbs it, θ + `mutation`·`scale`·z.
+    Goals outside what has been reached pull the search outward. The default."""
+
+    initial: int | None = eqx.field(static=True, default=None)
+    mutation: float = eqx.field(static=True, default=0.2)
+    expand: float = eqx.field(static=True, default=0.2)
+
+    def __check_init__(self):
+        if self.initial is not None:
+            check_range("IMGEP", "initial", self.initial, ge=1, integer=True)
+        check_range("IMGEP", "mutation", self.mutation, gt=0.0)
+        check_range("IMGEP", "expand", self.expand, ge=0.0)
+
+    def random_draws(self, budget: int, batch: int) -> int:
+        if self.initial is None:  # at least one round of random draws to take goals from
+            return min(budget, max(batch, budget // 10))
+        check_range("IMGEP", "initial", self.initial, ge=1, le=budget, integer=True)
+        return min(budget, max(batch, self.initial))
+
+    def propose(
+        self, key: PRNGKeyArray, reached: Reached
+    ) -> tuple[Float[Array, "batch params"], PRNGKeyArray]:
+        k_goal, k_mut, k_sim = jr.split(key, 3)
+        lo, hi, lib_desc = reached.low, reached.high, reached.descriptors
+        valid = (jnp.arange(lib_desc.shape[0]) < reached.count) & jnp.all(jnp.isfinite(lib_desc), 1)
+        unit = (lib_desc - lo) / (hi - lo)
+        big = jnp.where(valid[:, None], unit, jnp.nan)
+        reached_lo, reached_hi = jnp.nanmin(big, 0), jnp.nanmax(big, 0)
+        width = jnp.maximum(reached_hi - reached_lo, 1.0 / reached.bins)  # never collapsed
+        g_lo = jnp.clip(reached_lo - self.expand * width, 0.0, 1.0)
+        g_hi = jnp.clip(reached_hi + self.expand * width, 0.0, 1.0)
+        goals = g_lo + (g_hi - g_lo) * jr.uniform(k_goal, (reached.batch, lo.shape[0]))
+        dist = jnp.sum((jnp.where(valid[:, None], unit, 1e6)[None] - goals[:, None]) ** 2, -1)
+        source = jnp.argmin(dist, axis=1)
+        noise = jr.normal(k_mut, (reached.batch, reached.theta0.shape[0]))
+        return reached.params[source] + self.mutation * reached.scale * noise, k_sim
+
+
 def explore(
     objective: Objective,
     regulator: AbstractRegulator,
-    method: str = "imgep",
+    strategy: AbstractExploration | None = None,
     *,
     budget: int = 2000,
     key: PRNGKeyArray,
     descriptors: "str | Sequence | None" = None,
     batch: int = 50,
-    initial: int | None = None,
     scale: float = 1.0,
-    mutation: float = 0.2,
-    expand: float = 0.2,
     bins: int = 20,
     progress: bool = True,
 ) -> Library:
     """Explore the patterns `objective`'s tissue makes with regulators shaped like
     `regulator`, with `budget` simulations (each one regulator on R replicates).
 
-    - `method="random"`: every regulator is θ₀ + `scale`·z, z ~ N(0, I) around the
-      given regulator's parameters θ₀ (as `RandomSearch`).
-    - `method="imgep"`: the first `initial` (default budget // 10, at least one
-      batch) as random; then each round samples `batch` goals uniformly in the box of
-      the descriptors reached so far, widened by `expand` × its width on each side
-      (within the descriptors' bounds), takes the regulator whose descriptors are
-      nearest each goal (in descriptor space scaled by the bounds) and perturbs it,
-      θ + `mutation`·`scale`·z. Goals outside what has been reached pull the
-      search outward.
+    - `strategy=IMGEP(initial, mutation, expand)` (default `IMGEP()`): random draws
+      first, then goals sampled in (and just beyond) the descriptor box reached so
+      far, each met by mutating the nearest regulator (see `IMGEP`).
+    - `strategy=RandomExploration()`: every regulator is θ₀ + `scale`·z,
+      z ~ N(0, I), around the given regulator's parameters θ₀ (as `RandomSearch`).
 
     All of a round's regulators are simulated in one compiled call (vmap over the
     batch; the library is preallocated, so no recompilation across rounds).
     """
-    check_choice("explore", "method", method, ("imgep", "random"))
+    strategy = IMGEP() if strategy is None else strategy
+    check_instance("explore", "strategy", strategy, AbstractExploration)
     check_range("explore", "budget", budget, ge=1, integer=True)
     check_range("explore", "batch", batch, ge=1, integer=True)
     check_range("explore", "scale", scale, gt=0.0)
-    check_range("explore", "mutation", mutation, gt=0.0)
-    check_range("explore", "expand", expand, ge=0.0)
     check_range("explore", "bins", bins, ge=1, integer=True)
     if not isinstance(objective, Objective):
         raise ValueError(
@@ -427,13 +511,8 @@ def explore(
                 f"reads out {len(objective.fate_genes)} gene(s): expected 0 to "
                 f"{len(objective.fate_genes) - 1} (an index into Objective.fate_genes)"
             )
-    if initial is not None:
-        check_range("explore", "initial", initial, ge=1, le=budget, integer=True)
     batch = min(batch, budget)
-    if method == "random":
-        n_init = budget
-    else:  # at least one round of random draws to take goals from
-        n_init = min(budget, max(batch, budget // 10 if initial is None else initial))
+    n_init = strategy.random_draws(budget, batch)
 
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
     theta0, unravel = ravel_pytree(params)
@@ -454,41 +533,28 @@ def explore(
         pattern = dominant_pattern(fates)[0].reshape(-1)
         return jnp.where(ok, d, jnp.nan), jnp.where(ok, u, jnp.nan), pattern.astype(jnp.int8)
 
-    @jax.jit
-    def random_round(k):
-        k_theta, k_sim = jr.split(k)
-        thetas = theta0 + scale * jr.normal(k_theta, (batch, n_params))
-        return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+    def rounds(propose):
+        @jax.jit
+        def one_round(k, lib_theta, lib_desc, count):
+            reached = Reached(theta0, lib_theta, lib_desc, count, lo, hi, scale, batch, bins)
+            thetas, k_sim = propose(k, reached)
+            return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
 
-    @jax.jit
-    def imgep_round(k, lib_theta, lib_desc, count):
-        k_goal, k_mut, k_sim = jr.split(k, 3)
-        valid = (jnp.arange(lib_desc.shape[0]) < count) & jnp.all(jnp.isfinite(lib_desc), 1)
-        unit = (lib_desc - lo) / (hi - lo)
-        big = jnp.where(valid[:, None], unit, jnp.nan)
-        reached_lo, reached_hi = jnp.nanmin(big, 0), jnp.nanmax(big, 0)
-        width = jnp.maximum(reached_hi - reached_lo, 1.0 / bins)  # never a collapsed box
-        g_lo = jnp.clip(reached_lo - expand * width, 0.0, 1.0)
-        g_hi = jnp.clip(reached_hi + expand * width, 0.0, 1.0)
-        goals = g_lo + (g_hi - g_lo) * jr.uniform(k_goal, (batch, lo.shape[0]))
-        dist = jnp.sum((jnp.where(valid[:, None], unit, 1e6)[None] - goals[:, None]) ** 2, -1)
-        source = jnp.argmin(dist, axis=1)
-        thetas = lib_theta[source] + mutation * scale * jr.normal(k_mut, (batch, n_params))
-        return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+        return one_round
+
+    first_rounds, goal_rounds = rounds(RandomExploration().propose), rounds(strategy.propose)
 
     lib_theta = np.zeros((budget, n_params), np.float32)
     lib_desc = np.full((budget, len(descs)), np.nan, np.float32)
     lib_util = np.full((budget,), np.nan, np.float32)
     lib_pat = np.zeros((budget, n_pattern), np.int8)
     coverage = []
-    bar = progress_bar(budget, f"explore ({method})", progress)
+    bar = progress_bar(budget, f"explore ({type(strategy).__name__})", progress)
     count, r = 0, 0
     while count < budget:
         k = jr.fold_in(key, r)
-        if count < n_init:
-            out = random_round(k)
-        else:  # goals and sources from the library as it stands
-            out = imgep_round(k, jnp.asarray(lib_theta), jnp.asarray(lib_desc), count)
+        run = first_rounds if count < n_init else goal_rounds  # from the library as it stands
+        out = run(k, jnp.asarray(lib_theta), jnp.asarray(lib_desc), count)
         thetas, desc, util, pat = (np.asarray(x) for x in out)
         take = min(batch, budget - count)
         sl = slice(count, count + take)
@@ -507,13 +573,11 @@ def explore(
     if bar is not None:
         bar.close()
     config = dict(
-        method=method,
+        method=strategy.config(),
         budget=budget,
         batch=batch,
         initial=n_init,
         scale=scale,
-        mutation=mutation,
-        expand=expand,
         bins=bins,
         descriptors=[d.name for d in descs],
         objective=objective.config(),

@@ -16,7 +16,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Shaped
 
 from ._memory import available_memory
 from ._typing import BoolScalarLike, KeyBatch, RealScalarLike
-from ._validate import check_range
+from ._validate import check_instance, check_range
 from .config import Configurable
 from .constraint import AbstractConstraint, Clip
 from .noise import AbstractNoise, CounterNoise, NoNoise
@@ -132,12 +132,8 @@ class Dynamics(Configurable):
     constraint: AbstractConstraint = eqx.field(default_factory=Clip)
 
     def __check_init__(self):
-        for name, base in (("noise", AbstractNoise), ("constraint", AbstractConstraint)):
-            if not isinstance(getattr(self, name), base):
-                raise ValueError(
-                    f"Dynamics.{name} must be a diffgrn {base.__name__} "
-                    f"({', '.join(_subclass_names(base))}); got {getattr(self, name)!r}"
-                )
+        check_instance("Dynamics", "noise", self.noise, AbstractNoise)
+        check_instance("Dynamics", "constraint", self.constraint, AbstractConstraint)
         check_range("Dynamics", "dt", self.dt, gt=0.0)
         check_range("Dynamics", "t_final", self.t_final, ge=self.dt)
         if isinstance(self.sigma, (tuple, list)):
@@ -343,13 +339,3 @@ class Dynamics(Configurable):
     def replace(self, **changes) -> "Dynamics":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-
-def _subclass_names(base: type) -> list[str]:
-    out, todo = [], list(base.__subclasses__())
-    while todo:
-        cls = todo.pop(0)
-        todo.extend(cls.__subclasses__())
-        if not getattr(cls, "__abstractmethods__", None):
-            out.append(cls.__name__ + "()")
-    return out

@@ -3,18 +3,23 @@
 Each estimator maps (objective, regulator, key) to an estimate of ∇θ U (ascent
 direction) and a utility value to log; `cost(objective)` is the simulated
 replicate-steps per estimate. Pluggable like Optax transformations.
+
+What an estimator differentiates is an object too: `utility=HardUtility()` or
+`SoftUtility()` (`diffgrn.objective`), and the likelihood-ratio baseline is
+`ReplicateBaseline()` or `BatchBaseline()`.
 """
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 
 from . import diagnostics
-from ._validate import check_choice, check_range
+from ._validate import check_instance, check_range
 from .config import Configurable
-from .objective import Objective
+from .objective import AbstractEvaluation, HardUtility, Objective
 from .regulator import AbstractRegulator
 
 
@@ -65,29 +70,79 @@ class Pathwise(AbstractEstimator):
 
 
 class AntitheticES(AbstractEstimator):
-    """Antithetic Gaussian-smoothing (OpenAI-ES) gradient of U_hard (or U_soft):
-    `pairs` mirrored perturbations of scale `sigma`, each pair on one noise draw."""
+    """Antithetic Gaussian-smoothing (OpenAI-ES) gradient of `utility`
+    (`HardUtility()`, the default, or `SoftUtility()`): `pairs` mirrored perturbations
+    of scale `sigma`, each pair on one noise draw."""
 
     sigma: float = eqx.field(static=True, default=0.05)
     pairs: int = eqx.field(static=True, default=16)
-    utility: str = eqx.field(static=True, default="hard")
+    utility: AbstractEvaluation = eqx.field(default_factory=HardUtility)
 
     def __check_init__(self):
         check_range("AntitheticES", "sigma", self.sigma, gt=0.0)
         check_range("AntitheticES", "pairs", self.pairs, ge=1, integer=True)
-        check_choice("AntitheticES", "utility", self.utility, ("hard", "soft"))
+        check_instance("AntitheticES", "utility", self.utility, AbstractEvaluation)
 
     def __call__(
         self, objective: Objective, regulator: AbstractRegulator, key: PRNGKeyArray
     ) -> tuple[PyTree, Float[Array, ""] | float]:
-        fn = objective.hard if self.utility == "hard" else objective.soft
         grads = diagnostics.es_gradient(
-            lambda r, k: fn(r, k).value, regulator, key, sigma=self.sigma, pairs=self.pairs
+            lambda r, k: self.utility(objective, r, k).value,
+            regulator,
+            key,
+            sigma=self.sigma,
+            pairs=self.pairs,
         )
         return grads, jax.numpy.nan
 
     def cost(self, objective: Objective) -> int:
         return 2 * self.pairs * objective.replicate_steps
+
+
+class AbstractBaseline(Configurable):
+    """What `LikelihoodRatio` subtracts from each replicate's utility before weighting
+    its score (a baseline independent of that replicate's path keeps it unbiased)."""
+
+    least_batches: ClassVar[int] = 1
+
+    @abc.abstractmethod
+    def weights(
+        self,
+        u_batch: Scalar,
+        u_without: Float[Array, " replicates"],
+        u_batches: Float[Array, " batches"],
+    ) -> Float[Array, " replicates"]:
+        """The weight of each replicate's score in one batch: from the batch's utility,
+        its utility without each replicate and the utilities of all the batches."""
+
+
+class ReplicateBaseline(AbstractBaseline):
+    """U − U_{−r}: the batch's utility less its utility without replicate r (the
+    default; one batch suffices)."""
+
+    def weights(
+        self,
+        u_batch: Scalar,
+        u_without: Float[Array, " replicates"],
+        u_batches: Float[Array, " batches"],
+    ) -> Float[Array, " replicates"]:
+        return u_batch - u_without
+
+
+class BatchBaseline(AbstractBaseline):
+    """U_b − the mean utility of the other batches, the same for every replicate of
+    batch b (needs `batches` ≥ 2)."""
+
+    least_batches: ClassVar[int] = 2
+
+    def weights(
+        self,
+        u_batch: Scalar,
+        u_without: Float[Array, " replicates"],
+        u_batches: Float[Array, " batches"],
+    ) -> Float[Array, " replicates"]:
+        others = (jax.numpy.sum(u_batches) - u_batch) / (u_batches.shape[0] - 1)
+        return jax.numpy.full_like(u_without, u_batch - others)
 
 
 class LikelihoodRatio(AbstractEstimator):
@@ -101,25 +156,26 @@ class LikelihoodRatio(AbstractEstimator):
     increment actually used) and ∇θ E[U] = E[U · score]. U is a function of a whole
     batch of R replicates (the objective's R), so the baseline matters:
 
-    - `baseline="replicate"` (default): Σ_r (U − U_{−r})·score_r on one batch, U_{−r}
-      the utility of the batch without replicate r (independent of r's path, so
-      unbiased); `batches` such batches are averaged.
-    - `baseline="batch"`: `batches` (≥ 2) independent batches, each
+    - `baseline=ReplicateBaseline()` (default): Σ_r (U − U_{−r})·score_r on one
+      batch, U_{−r} the utility of the batch without replicate r (independent of r's
+      path, so unbiased); `batches` such batches are averaged.
+    - `baseline=BatchBaseline()`: `batches` (≥ 2) independent batches, each
       (U_b − mean of the other batches' U)·Σ_r score_{b,r}.
 
-    `utility="soft"` estimates ∇E[U_soft] the same way (to mix with `Pathwise`).
+    `utility=SoftUtility()` estimates ∇E[U_soft] the same way (to mix with
+    `Pathwise`); the default is `HardUtility()`.
     Needs σ > 0 (any noise model: the score uses the increments it drew). Stores the
     trajectory: memory ∝ steps × replicates × cells.
     """
 
-    baseline: str = eqx.field(static=True, default="replicate")
+    baseline: AbstractBaseline = eqx.field(default_factory=ReplicateBaseline)
     batches: int = eqx.field(static=True, default=1)
-    utility: str = eqx.field(static=True, default="hard")
+    utility: AbstractEvaluation = eqx.field(default_factory=HardUtility)
 
     def __check_init__(self):
-        check_choice("LikelihoodRatio", "baseline", self.baseline, ("replicate", "batch"))
-        check_choice("LikelihoodRatio", "utility", self.utility, ("hard", "soft"))
-        least = 2 if self.baseline == "batch" else 1
+        check_instance("LikelihoodRatio", "baseline", self.baseline, AbstractBaseline)
+        check_instance("LikelihoodRatio", "utility", self.utility, AbstractEvaluation)
+        least = self.baseline.least_batches
         check_range("LikelihoodRatio", "batches", self.batches, ge=least, integer=True)
 
     def __call__(
@@ -138,16 +194,11 @@ class LikelihoodRatio(AbstractEstimator):
         utils = jax.numpy.stack([u for u, _, _ in per_batch])
         total = None
         for u_b, u_minus, surrogate in per_batch:
-            if self.baseline == "replicate":
-                weights = u_b - u_minus  # (R,)
-            else:
-                others = (jax.numpy.sum(utils) - u_b) / (self.batches - 1)
-                weights = jax.numpy.full_like(u_minus, u_b - others)
+            weights = self.baseline.weights(u_b, u_minus, utils)  # (R,)
             g = jax.grad(lambda p, s=surrogate, w=weights: s(eqx.combine(p, static), w))(params)
             total = g if total is None else jax.tree_util.tree_map(jax.numpy.add, total, g)
         grads = jax.tree_util.tree_map(lambda x: x / self.batches, total)
-        value = jax.numpy.mean(utils) if self.utility == "soft" else jax.numpy.nan
-        return grads, value
+        return grads, self.utility.reported(jax.numpy.mean(utils))
 
     def _batch(self, objective, regulator, key):
         """(U of the batch, U without each replicate (R,), the score surrogate)."""
@@ -160,7 +211,7 @@ class LikelihoodRatio(AbstractEstimator):
         steps = traj.shape[0] - 1
         dw = dyn.active_noise.increments(path, steps, dyn.dt)  # (T, R, N, G)
         final = traj[-1]
-        u_fn = self._utility(objective)
+        u_fn = lambda s: self.utility.of(objective, s).value
         u = u_fn(final)
         r = final.shape[0]
         idx = jnp.array([[j for j in range(r) if j != i] for i in range(r)])
@@ -176,11 +227,6 @@ class LikelihoodRatio(AbstractEstimator):
             return jnp.sum(lax.stop_gradient(weights) * per_rep)
 
         return u, u_minus, surrogate
-
-    def _utility(self, objective):
-        if self.utility == "hard":
-            return lambda s: objective.hard_of(s).value
-        return lambda s: objective.soft_of(s).value
 
     def cost(self, objective: Objective) -> int:
         return self.batches * objective.replicate_steps

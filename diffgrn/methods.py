@@ -6,6 +6,7 @@ pure functions the `train` loop compiles once per phase. The population methods
 (`diffgrn.population`); all of them are importable from here.
 """
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -271,10 +272,9 @@ def get_method(
             f"train.method must be one of {', '.join(map(repr, METHODS))}, "
             f"'evosax:NAME' or a diffgrn method object; got {method!r}"
         )
-    if method == "adam":
-        return Gradient(optimiser)
-    if method == "openes":
-        return openes(optimiser)
-    if optimiser is not None:
+    factory = METHODS[method]
+    if optimiser is None:
+        return factory()
+    if "optimiser" not in inspect.signature(factory).parameters:
         raise ValueError("optimiser= is only used with method='adam' or 'openes'")
-    return METHODS[method]()
+    return factory(optimiser=optimiser)

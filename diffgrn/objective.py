@@ -1,5 +1,10 @@
-"""The one simulation pipeline: tissue → regulator → dynamics → readout → utility."""
+"""The one simulation pipeline: tissue → regulator → dynamics → readout → utility.
 
+`Objective` binds the pipeline; `HardUtility()` and `SoftUtility()` say which of its
+two utilities a gradient estimator or a diagnostic evaluates.
+"""
+
+import abc
 import dataclasses
 
 import equinox as eqx
@@ -9,7 +14,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, Scalar
 
-from ._validate import check_range
+from ._validate import check_instance, check_range
 from .config import Configurable
 from .dynamics import Dynamics
 from .readout import AbstractReadout, HardReadout, SoftReadout
@@ -142,19 +147,10 @@ class Objective(Configurable):
                 f"Objective.dynamics must be a diffgrn.Dynamics; got {type(self.dynamics).__name__}"
             )
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
-        if not isinstance(self.utility, AbstractUtility):
-            raise ValueError(
-                "Objective.utility must be a diffgrn utility (PatternInformation, "
-                f"TargetPattern); got {type(self.utility).__name__}"
-            )
+        check_instance("Objective", "utility", self.utility, AbstractUtility)
         self.utility.check(self.tissue.n_cells, len(self.fate_genes))
         check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
-        if not isinstance(self.readout, AbstractReadout):
-            raise ValueError(
-                "Objective.readout must be a diffgrn readout "
-                f"(HardReadout, SoftReadout, StraightThroughReadout); got "
-                f"{type(self.readout).__name__}"
-            )
+        check_instance("Objective", "readout", self.readout, AbstractReadout)
 
     @property
     def n_cells(self) -> int:
@@ -312,6 +308,54 @@ class Objective(Configurable):
     def arguments(self) -> dict:
         # `devices` is where it runs, not what it is: not part of the config.
         return {k: v for k, v in super().arguments().items() if k != "devices"}
+
+
+class AbstractEvaluation(Configurable):
+    """Which utility of an `Objective` an estimator or a diagnostic evaluates:
+    `HardUtility()` (exact, on thresholded fates) or `SoftUtility()` (differentiable,
+    through the readout and the KDE)."""
+
+    @abc.abstractmethod
+    def __call__(
+        self, objective: "Objective", regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> Utility:
+        """The utility of `regulator` on the noise of `key`."""
+
+    @abc.abstractmethod
+    def of(self, objective: "Objective", states: Float[Array, "replicates cells genes"]) -> Utility:
+        """The utility of final states `(R, N, G)`."""
+
+    def reported(self, value: Scalar) -> Scalar | float:
+        """What an estimator logs as its U_soft, given its mean utility `value`:
+        that value for the soft utility, NaN otherwise."""
+        return jnp.nan
+
+
+class HardUtility(AbstractEvaluation):
+    """The exact utility of thresholded fates (`Objective.hard`)."""
+
+    def __call__(
+        self, objective: "Objective", regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> Utility:
+        return objective.hard(regulator, key)
+
+    def of(self, objective: "Objective", states: Float[Array, "replicates cells genes"]) -> Utility:
+        return objective.hard_of(states)
+
+
+class SoftUtility(AbstractEvaluation):
+    """The differentiable utility (`Objective.soft`: readout, then `utility.soft`)."""
+
+    def __call__(
+        self, objective: "Objective", regulator: AbstractRegulator, key: PRNGKeyArray
+    ) -> Utility:
+        return objective.soft(regulator, key)
+
+    def of(self, objective: "Objective", states: Float[Array, "replicates cells genes"]) -> Utility:
+        return objective.soft_of(states)
+
+    def reported(self, value: Scalar) -> Scalar | float:
+        return value
 
 
 def _nan_unless_finite(util: Utility, states: Array) -> Utility:

@@ -24,6 +24,8 @@ X_LABELS = dict(
     wall_time="wall time in method steps (s)",
     replicate_steps="simulated replicate-steps",
 )
+# Methods differ by orders of magnitude in cost: costs on a log axis.
+X_SCALES = dict(iteration="linear", wall_time="log", replicate_steps="log")
 
 
 def plot_histories(
@@ -56,6 +58,7 @@ def plot_run(
     each iteration's fresh draw, the selected iteration, and the run's reported number
     (the best regulator's fresh-noise assessment, mean ± s.e.). `parts` renames the
     two parts (e.g. `("agreement", "exact hits")` for a `TargetPattern`)."""
+    ylabel = "bits per cell" if parts is None else "utility"
     parts = parts or ("S_pat", "S_rep")
     ax = ax or plt.figure(figsize=(6.5, 4)).gca()
     h = result.history
@@ -79,13 +82,12 @@ def plot_run(
             label=f"reported: U = {fresh['mean']:.3f} ± {sem:.3f} (fresh noise)",
         )
     ax.set_title(title, fontsize=10)
-    return _finish(ax, "iteration", "bits per cell" if parts[0] == "S_pat" else "utility")
+    return _finish(ax, "iteration", ylabel)
 
 
 def _finish(ax, x: str, ylabel: str):
     """Shared axes layout for curves against `x`."""
-    if x in ("replicate_steps", "wall_time"):  # methods differ by orders of magnitude
-        ax.set_xscale("log")
+    ax.set_xscale(X_SCALES[x])
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -113,7 +115,7 @@ def plot_regulator(
     ax.axvline(0.5, color="k", lw=0.5)
     ax.set_xlabel(
         "neighbour mean s̄"
-        if getattr(regulator, "inputs", "") == "neighbours"
+        if getattr(regulator, "neighbours_only", False)
         else "homogeneous state s = s̄"
     )
     ax.set_ylabel("ds/dt")

@@ -6,7 +6,7 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, Float, Scalar
 
-from ._validate import check_choice, check_range
+from ._validate import check_instance, check_range
 from .config import Configurable
 
 THRESHOLD = 0.5
@@ -45,28 +45,32 @@ class SoftReadout(AbstractReadout):
         return jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
 
 
-class StraightThroughReadout(AbstractReadout):
-    """Forward the hard fate; backward the derivative of a surrogate.
-
-    `surrogate="identity"` (as first reported: ∂z/∂s = 1) or `"sigmoid"`
-    (∂z/∂s = τ·σ'(τ(s − 0.5)) with temperature τ).
-    """
-
-    surrogate: str = eqx.field(static=True, default="identity")
-    temperature: float | Scalar = 20.0
-
-    def __check_init__(self):
-        check_choice("StraightThroughReadout", "surrogate", self.surrogate, ("identity", "sigmoid"))
-        check_range("StraightThroughReadout", "temperature", self.temperature, gt=0.0)
-
-    def with_temperature(self, temperature: float | Scalar) -> AbstractReadout:
-        return eqx.tree_at(lambda r: r.temperature, self, temperature)
+class IdentityReadout(AbstractReadout):
+    """p = s: the state itself as the soft fate (∂p/∂s = 1)."""
 
     def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
-        if self.surrogate == "identity":
-            soft = s
-        else:
-            soft = jax.nn.sigmoid(self.temperature * (s - THRESHOLD))
+        return s
+
+
+class StraightThroughReadout(AbstractReadout):
+    """Forward the hard fate; backward the derivative of the readout `surrogate`.
+
+    `surrogate=IdentityReadout()` (the default, as first reported: ∂z/∂s = 1) or
+    `SoftReadout(τ)` (∂z/∂s = τ·σ'(τ(s − 0.5))), or any readout. Its temperature, if
+    it has one, is this readout's (`with_temperature`).
+    """
+
+    surrogate: AbstractReadout = eqx.field(default_factory=IdentityReadout)
+
+    def __check_init__(self):
+        check_instance("StraightThroughReadout", "surrogate", self.surrogate, AbstractReadout)
+
+    def with_temperature(self, temperature: float | Scalar) -> AbstractReadout:
+        surrogate = self.surrogate.with_temperature(temperature)
+        return eqx.tree_at(lambda r: r.surrogate, self, surrogate)
+
+    def __call__(self, s: Float[Array, "*shape"]) -> Float[Array, "*shape"]:
+        soft = self.surrogate(s)
         hard = (s >= THRESHOLD).astype(s.dtype)
         return soft + jax.lax.stop_gradient(hard - soft)
 

@@ -29,7 +29,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._validate import check_choice, check_range
 from .config import Configurable
 
-INPUTS = ("neighbours", "both")
+INPUTS = {"neighbours": 1, "both": 2}  # network inputs per gene: s̄, or (s, s̄)
 
 
 class AbstractRegulator(Configurable):
@@ -85,7 +85,7 @@ class MLPRegulator(AbstractRegulator):
             check_range("MLPRegulator", "widths", w, ge=1, integer=True)
         widths = tuple(int(w) for w in widths)
         genes = int(genes)
-        n_in = genes * (2 if inputs == "both" else 1)
+        n_in = genes * INPUTS[inputs]
         if len(set(widths)) == 1:
             self.mlp = eqx.nn.MLP(n_in, genes, widths[0], len(widths), activation=jnp.tanh, key=key)
         else:  # eqx.nn.MLP has one width; build it and swap in the layers we want.
@@ -107,10 +107,16 @@ class MLPRegulator(AbstractRegulator):
         self.genes = genes
         self.inputs = inputs
 
+    @property
+    def neighbours_only(self) -> bool:
+        """Whether the network sees s̄ only (`inputs="neighbours"`), read from its
+        input width (G, not 2G) so that nothing compares the string at run time."""
+        return self.mlp.in_size == self.genes
+
     def __call__(
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
     ) -> Float[Array, "*batch genes"]:
-        h = sbar if self.inputs == "neighbours" else jnp.concatenate([s, sbar], -1)
+        h = sbar if self.neighbours_only else jnp.concatenate([s, sbar], -1)
         for layer in self.mlp.layers[:-1]:
             h = self.mlp.activation(h @ layer.weight.T + layer.bias)
         last = self.mlp.layers[-1]

@@ -12,7 +12,7 @@ sum over the `k` columns: memory and time O(cells · k), never O(cells²).
 """
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -24,8 +24,41 @@ from ._validate import check_choice, check_range
 from .config import Configurable
 
 Boundary = Literal["open", "pinned", "periodic"]
-BOUNDARIES = ("open", "pinned", "periodic")
-GEOMETRIES = ("square", "hex")
+
+
+class _BoundaryRule(NamedTuple):
+    wraps: bool  # neighbour indices wrap round (a ring, a torus)
+    pins: bool  # the border cells are held at `pinned_value`
+    least_chain: int  # the fewest cells of a chain
+    least_side: int  # the fewest rows (and columns) of a lattice
+
+
+class _Geometry(NamedTuple):
+    offsets: tuple  # (dr, dc on even rows, dc on odd rows) of each neighbour
+    shift: float  # plotting: odd rows shifted this far right
+    height: float  # plotting: distance between rows
+    even_rows_to_wrap: bool  # a periodic sheet needs an even number of rows
+
+
+BOUNDARIES = {
+    "open": _BoundaryRule(wraps=False, pins=False, least_chain=2, least_side=1),
+    "pinned": _BoundaryRule(wraps=False, pins=True, least_chain=3, least_side=3),
+    "periodic": _BoundaryRule(wraps=True, pins=False, least_chain=2, least_side=2),
+}
+GEOMETRIES = {
+    "square": _Geometry(
+        offsets=((-1, 0, 0), (1, 0, 0), (0, -1, -1), (0, 1, 1)),
+        shift=0.0,
+        height=1.0,
+        even_rows_to_wrap=False,
+    ),
+    "hex": _Geometry(  # odd-r offset coordinates
+        offsets=((0, -1, -1), (0, 1, 1), (-1, -1, 0), (-1, 0, 1), (1, -1, 0), (1, 0, 1)),
+        shift=0.5,
+        height=float(np.sqrt(3) / 2),
+        even_rows_to_wrap=True,
+    ),
+}
 
 
 class Tissue(Configurable):
@@ -131,19 +164,20 @@ class Chain(Tissue):
 
     def __init__(self, n_cells: int = 7, boundary: Boundary = "open", pinned_value: float = 0.0):
         check_choice("Chain", "boundary", boundary, BOUNDARIES)
-        check_range("Chain", "n_cells", n_cells, ge=3 if boundary == "pinned" else 2, integer=True)
+        rule = BOUNDARIES[boundary]
+        check_range("Chain", "n_cells", n_cells, ge=rule.least_chain, integer=True)
         check_range("Chain", "pinned_value", pinned_value, ge=0.0, le=1.0)
         _check_cells("Chain", "n_cells", n_cells, 2)
         n = int(n_cells)
         i = np.arange(n)
         rows, cols = np.concatenate([i, i]), np.concatenate([i - 1, i + 1])
-        if boundary == "periodic":
+        if rule.wraps:
             cols = cols % n
         else:
             inside = (cols >= 0) & (cols < n)
             rows, cols = rows[inside], cols[inside]
         pinned = np.zeros(n, bool)
-        if boundary == "pinned":
+        if rule.pins:
             pinned[[0, -1]] = True
         self.neighbours, self.weights = _table(n, rows, cols, pinned)
         self.pinned = jnp.asarray(pinned)
@@ -180,28 +214,24 @@ class Lattice(Tissue):
     ):
         check_choice("Lattice", "geometry", geometry, GEOMETRIES)
         check_choice("Lattice", "boundary", boundary, BOUNDARIES)
-        least = {"pinned": 3, "periodic": 2, "open": 1}[boundary]
-        check_range("Lattice", "rows", rows, ge=least, integer=True)
-        check_range("Lattice", "cols", cols, ge=least, integer=True)
+        rule, shape = BOUNDARIES[boundary], GEOMETRIES[geometry]
+        check_range("Lattice", "rows", rows, ge=rule.least_side, integer=True)
+        check_range("Lattice", "cols", cols, ge=rule.least_side, integer=True)
         check_range("Lattice", "pinned_value", pinned_value, ge=0.0, le=1.0)
         _check_cells("Lattice", "rows x cols", float(rows) * float(cols), 6)
         rows, cols = int(rows), int(cols)
         if rows * cols < 2:
             raise ValueError(f"Lattice must have at least 2 cells; got {rows} x {cols}")
-        if geometry == "hex" and boundary == "periodic" and rows % 2:
+        if shape.even_rows_to_wrap and rule.wraps and rows % 2:
             raise ValueError(
-                f"Lattice.rows must be even for a periodic hex sheet (odd-r "
+                f"Lattice.rows must be even for a periodic {geometry} sheet (odd-r "
                 f"offset rows pair up across the wrap); got {rows}"
             )
         r, c = np.divmod(np.arange(rows * cols), cols)
-        if geometry == "square":
-            offsets = [(-1, 0, 0), (1, 0, 0), (0, -1, -1), (0, 1, 1)]
-        else:  # (dr, dc on even rows, dc on odd rows)
-            offsets = [(0, -1, -1), (0, 1, 1), (-1, -1, 0), (-1, 0, 1), (1, -1, 0), (1, 0, 1)]
         src, dst = [], []
-        for dr, dc_even, dc_odd in offsets:
+        for dr, dc_even, dc_odd in shape.offsets:
             rr, cc = r + dr, c + np.where(r % 2 == 0, dc_even, dc_odd)
-            if boundary == "periodic":
+            if rule.wraps:
                 ok = np.ones_like(rr, bool)
                 rr, cc = rr % rows, cc % cols
             else:
@@ -209,7 +239,7 @@ class Lattice(Tissue):
             src.append(np.flatnonzero(ok))
             dst.append((rr * cols + cc)[ok])
         border = (r == 0) | (r == rows - 1) | (c == 0) | (c == cols - 1)
-        pinned = border if boundary == "pinned" else np.zeros(rows * cols, bool)
+        pinned = border if rule.pins else np.zeros(rows * cols, bool)
         self.neighbours, self.weights = _table(
             rows * cols, np.concatenate(src), np.concatenate(dst), pinned
         )
@@ -219,9 +249,8 @@ class Lattice(Tissue):
 
     def positions(self) -> np.ndarray:
         r, c = np.divmod(np.arange(self.n_cells), self.cols)
-        if self.geometry == "hex":
-            return np.stack([c + 0.5 * (r % 2), -r * np.sqrt(3) / 2], axis=1)
-        return np.stack([c.astype(float), -r.astype(float)], axis=1)
+        shape = GEOMETRIES[self.geometry]
+        return np.stack([c + shape.shift * (r % 2), -r * shape.height], axis=1)
 
 
 class Graph(Tissue):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from ._validate import check_choice
+from ._validate import check_instance
 from .config import Configurable
 
 
@@ -182,6 +182,40 @@ class PatternInformation(AbstractUtility):
         return soft_utility(fates, bandwidth)
 
 
+class AbstractPatternScore(Configurable):
+    """How `TargetPattern` scores the per-cell agreements `(R, N, m)` of R replicates
+    with its target: `hard` on 0/1 agreements, `soft` (differentiable) on agreements
+    p·t + (1 − p)(1 − t) in [0, 1]."""
+
+    @abc.abstractmethod
+    def hard(self, agree: Float[Array, "replicates cells m"]) -> Scalar: ...
+
+    @abc.abstractmethod
+    def soft(self, agree: Float[Array, "replicates cells m"]) -> Scalar: ...
+
+
+class Agreement(AbstractPatternScore):
+    """The mean per-cell agreement with the pattern, in [0, 1] (0.5 ≈ chance); soft:
+    the same mean of the soft agreements. The default."""
+
+    def hard(self, agree: Float[Array, "replicates cells m"]) -> Scalar:
+        return jnp.mean(agree)
+
+    def soft(self, agree: Float[Array, "replicates cells m"]) -> Scalar:
+        return jnp.mean(agree)
+
+
+class ExactHits(AbstractPatternScore):
+    """The fraction of replicates that make the pattern exactly, in [0, 1]; soft: the
+    product over cells of the per-cell agreements, averaged over replicates."""
+
+    def hard(self, agree: Float[Array, "replicates cells m"]) -> Scalar:
+        return jnp.mean(jnp.all(agree > 0.5, axis=(1, 2)))
+
+    def soft(self, agree: Float[Array, "replicates cells m"]) -> Scalar:
+        return jnp.mean(jnp.prod(agree, axis=(1, 2)))
+
+
 class TargetPattern(AbstractUtility):
     """Reward for making one chosen pattern, e.g. `TargetPattern("1001001")`.
 
@@ -189,18 +223,18 @@ class TargetPattern(AbstractUtility):
     in tissue order, row-major on a lattice) or a nested sequence `(cells, m)` for m
     readout genes. `score`:
 
-    - `"agreement"` (default): the mean per-cell agreement with the pattern, in [0, 1]
-      (0.5 ≈ chance). Soft: Σ p·t + (1 − p)(1 − t) averaged.
-    - `"hit"`: the fraction of replicates that make the pattern exactly, in [0, 1].
-      Soft: the product over cells of the per-cell agreements, averaged.
+    - `Agreement()` (default): the mean per-cell agreement with the pattern, in
+      [0, 1] (0.5 ≈ chance). Soft: Σ p·t + (1 − p)(1 − t) averaged.
+    - `ExactHits()`: the fraction of replicates that make the pattern exactly, in
+      [0, 1]. Soft: the product over cells of the per-cell agreements, averaged.
 
     Its `Utility` carries (value, mean agreement, fraction of exact hits) in the
     (value, s_pat, s_rep) slots, so histories show both."""
 
     pattern: tuple = eqx.field(static=True)
-    score: str = eqx.field(static=True, default="agreement")
+    score: AbstractPatternScore
 
-    def __init__(self, pattern: "str | Sequence", score: str = "agreement"):
+    def __init__(self, pattern: "str | Sequence", score: AbstractPatternScore | None = None):
         if isinstance(pattern, str):
             if not pattern or set(pattern) - {"0", "1"}:
                 raise ValueError(
@@ -218,7 +252,8 @@ class TargetPattern(AbstractUtility):
                     f"(cells, readout genes)); got {pattern!r}"[:300]
                 )
             rows = tuple(tuple(int(v) for v in row) for row in arr)
-        check_choice("TargetPattern", "score", score, ("agreement", "hit"))
+        score = Agreement() if score is None else score
+        check_instance("TargetPattern", "score", score, AbstractPatternScore)
         self.pattern = rows
         self.score = score
 
@@ -237,21 +272,17 @@ class TargetPattern(AbstractUtility):
     def upper(self, n_fates: int) -> float:
         return 1.0
 
-    def _utility(self, agree: Float[Array, "replicates cells m"], hit) -> Utility:
-        mean = jnp.mean(agree)
-        return Utility(mean if self.score == "agreement" else hit, mean, hit)
-
     def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility:
         z = (_as_fates(fates) >= 0.5).astype(jnp.float32)
         agree = 1.0 - jnp.abs(z - self.target)
-        return self._utility(agree, jnp.mean(jnp.all(agree > 0.5, axis=(1, 2))))
+        return Utility(self.score.hard(agree), jnp.mean(agree), ExactHits().hard(agree))
 
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
         del bandwidth
         p = _as_fates(fates)
         t = self.target
         agree = p * t + (1 - p) * (1 - t)
-        return self._utility(agree, jnp.mean(jnp.prod(agree, axis=(1, 2))))
+        return Utility(self.score.soft(agree), jnp.mean(agree), ExactHits().soft(agree))
 
     def arguments(self) -> dict:
         text = "".join(str(r[0]) for r in self.pattern) if len(self.pattern[0]) == 1 else None

@@ -30,8 +30,8 @@ def main(argv=None):
     # 1. Explore from one starting network with both methods (same first random round).
     regulator = diffgrn.MLPRegulator(key=jr.key(0))
     libraries = {
-        method: diffgrn.explore(objective, regulator, method, budget=budget, key=jr.key(1))
-        for method in ("imgep", "random")
+        name: diffgrn.explore(objective, regulator, strategy, budget=budget, key=jr.key(1))
+        for name, strategy in (("imgep", diffgrn.IMGEP()), ("random", diffgrn.RandomExploration()))
     }
     for method, library in libraries.items():
         print(f"{method}: {library.filled()} bins of 20^3 after {len(library)} simulations")
@@ -44,7 +44,7 @@ def main(argv=None):
     start = library.regulator(library.nearest_pattern(target))
     aimed = objective.replace(utility=diffgrn.TargetPattern(target))
     result = diffgrn.train(aimed, start, "adam", key=jr.key(2), iterations=10 if args.quick else 60)
-    hits = objective.replace(utility=diffgrn.TargetPattern(target, "hit"))
+    hits = objective.replace(utility=diffgrn.TargetPattern(target, diffgrn.ExactHits()))
     print(
         f"{target}: {float(hits.hard(result.best_regulator, jr.key(3)).value):.2f} of fresh "
         "replicates make it exactly after fine-tuning the nearest discovery"

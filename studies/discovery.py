@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 
 import diffgrn  # noqa: E402
 from diffgrn import plotting  # noqa: E402
-from diffgrn.discovery import explore  # noqa: E402
-from diffgrn.utility import TargetPattern  # noqa: E402
+from diffgrn.discovery import IMGEP, RandomExploration, explore  # noqa: E402
+from diffgrn.utility import ExactHits, TargetPattern  # noqa: E402
 
 from . import common  # noqa: E402
 
@@ -52,11 +52,11 @@ def coverage(args, out) -> tuple[dict, dict]:
         for seed in range(seeds):
             reg = diffgrn.MLPRegulator(key=jr.key(seed))
             libs = {}
-            for method in ("imgep", "random"):
+            for method, strategy in (("imgep", IMGEP()), ("random", RandomExploration())):
                 libs[method] = explore(
                     obj,
                     reg,
-                    method,
+                    strategy,
                     budget=args.budget,
                     key=jr.fold_in(jr.key(seed), 1),
                     descriptors=descriptors,
@@ -112,7 +112,7 @@ def finetune(args, library) -> list[dict]:
     rows = []
     for i, target in enumerate(targets):
         obj = base.replace(utility=TargetPattern(target))
-        hit = base.replace(utility=TargetPattern(target, "hit"))
+        hit = base.replace(utility=TargetPattern(target, ExactHits()))
         near = library.nearest_pattern(target)
         starts = {
             "random start": diffgrn.MLPRegulator(key=jr.fold_in(jr.key(args.seed), 100 + i)),

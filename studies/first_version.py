@@ -26,9 +26,7 @@ from . import common  # noqa: E402
 
 
 def first_version_objective(quick: bool, noise=None) -> diffgrn.Objective:
-    readout = diffgrn.ChainedReadout(
-        diffgrn.StraightThroughReadout("identity"), diffgrn.SoftReadout(5.0)
-    )
+    readout = diffgrn.ChainedReadout(diffgrn.StraightThroughReadout(), diffgrn.SoftReadout(5.0))
     dyn = dict(t_final=2.0, dt=0.02) if quick else {}
     return diffgrn.Objective(
         dynamics=diffgrn.Dynamics(sigma=0.001, noise=noise or diffgrn.CounterNoise(), **dyn),

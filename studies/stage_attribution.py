@@ -51,8 +51,8 @@ def main(argv=None):
     regulators["ES-trained MLP"] = common.trained_regulator(args)
     readouts = {
         "sigmoid τ=20": diffgrn.SoftReadout(20.0),
-        "STE identity": diffgrn.StraightThroughReadout("identity"),
-        "STE sigmoid τ=20": diffgrn.StraightThroughReadout("sigmoid", 20.0),
+        "STE identity": diffgrn.StraightThroughReadout(),
+        "STE sigmoid τ=20": diffgrn.StraightThroughReadout(diffgrn.SoftReadout(20.0)),
     }
     results, adjoints = {}, {}
     for rname, reg in regulators.items():

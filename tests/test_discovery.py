@@ -10,18 +10,20 @@ import pytest
 import diffgrn
 from diffgrn.cli import main as cli_main
 from diffgrn.discovery import (
+    IMGEP,
     Boundaries,
     Descriptor,
     DominantPattern,
     FateFraction,
     LikeNeighbours,
+    RandomExploration,
     Reproducibility,
     explore,
     load_library,
     neighbour_pairs,
     occupied,
 )
-from diffgrn.utility import TargetPattern, dominant_pattern
+from diffgrn.utility import ExactHits, TargetPattern, dominant_pattern
 
 
 def _fates(rows):
@@ -70,8 +72,8 @@ def test_explore_both_methods_and_library_round_trip(tmp_path):
     )
     reg = diffgrn.MLPRegulator(key=jr.key(0))
     libs = {
-        m: explore(obj, reg, m, budget=24, batch=8, key=jr.key(1), progress=False)
-        for m in ("random", "imgep")
+        m: explore(obj, reg, s, budget=24, batch=8, key=jr.key(1), progress=False)
+        for m, s in (("random", RandomExploration()), ("imgep", IMGEP()))
     }
     for lib in libs.values():
         assert len(lib) == 24 and lib.params.shape == (24, reg_size(reg))
@@ -91,7 +93,7 @@ def test_explore_both_methods_and_library_round_trip(tmp_path):
     np.testing.assert_array_equal(back.params, lib.params)
     np.testing.assert_array_equal(back.patterns, lib.patterns)
     assert back.coverage == lib.coverage and back.names == lib.names
-    assert back.config["method"] == "imgep"
+    assert back.config["method"] == IMGEP().config()
     np.testing.assert_allclose(
         np.asarray(diffgrn.count_parameters(back.regulator(5))), reg_size(reg)
     )
@@ -107,8 +109,8 @@ def reg_size(reg):
     return diffgrn.count_parameters(reg)
 
 
-def test_explore_validation(small_objective, mlp):
-    with pytest.raises(ValueError, match="explore.method"):
+def test_explore_validation(small_objective, mlp, without_type_checks):
+    with pytest.raises(ValueError, match="explore.strategy.*IMGEP"):
         explore(small_objective, mlp, "grid", budget=4, key=jr.key(0))
     with pytest.raises(ValueError, match="explore.budget"):
         explore(small_objective, mlp, budget=0, key=jr.key(0))
@@ -123,10 +125,10 @@ def test_target_pattern_utility_hard_and_soft():
     hit = _fates([[0, 1, 1, 0], [0, 1, 1, 1]])
     u = t.hard(hit)
     assert float(u.value) == pytest.approx(7 / 8) and float(u.s_rep) == pytest.approx(0.5)
-    assert float(TargetPattern("0110", "hit").hard(hit).value) == pytest.approx(0.5)
+    assert float(TargetPattern("0110", ExactHits()).hard(hit).value) == pytest.approx(0.5)
     soft = jnp.asarray([[0.1, 0.9, 0.8, 0.3]])[..., None]
     assert float(t.soft(soft, 0.5).value) == pytest.approx((0.9 + 0.9 + 0.8 + 0.7) / 4)
-    h = TargetPattern("0110", "hit").soft(soft, 0.5).value
+    h = TargetPattern("0110", ExactHits()).soft(soft, 0.5).value
     assert float(h) == pytest.approx(0.9 * 0.9 * 0.8 * 0.7)
     with pytest.raises(ValueError, match="string of 0 and 1"):
         TargetPattern("01x0")

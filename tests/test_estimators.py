@@ -116,7 +116,7 @@ def test_openes_improves_hard_utility(small_objective, mlp, jitted):
     [
         (lambda: AntitheticES(sigma=0.0), "sigma"),
         (lambda: AntitheticES(pairs=0), "pairs"),
-        (lambda: AntitheticES(utility="x"), "utility"),
+        (lambda: AntitheticES(utility="hard"), "AntitheticES.utility.*HardUtility"),
         (lambda: Mixture(Pathwise(), Pathwise(), 1.5), "weight"),
         (lambda: Pathwise(backprop_steps=0), "Pathwise.backprop_steps"),
         (lambda: diffgrn.Gradient(estimator="pathwise"), "estimator"),
@@ -174,7 +174,7 @@ def test_likelihood_ratio_is_unbiased_for_the_hard_utility():
 @pytest.mark.slow  # statistics over thousands of draws
 def test_likelihood_ratio_of_the_soft_utility_agrees_with_pathwise_under_softclip():
     objective, reg = _lr_problem(diffgrn.SoftClip())  # smooth: the pathwise gradient is unbiased
-    lr = diffgrn.LikelihoodRatio(utility="soft")
+    lr = diffgrn.LikelihoodRatio(utility=diffgrn.SoftUtility())
     pw = diffgrn.Pathwise()
     f_lr = eqx.filter_jit(lambda k: eqx.filter(lr(objective, reg, k)[0], eqx.is_inexact_array))
     f_pw = eqx.filter_jit(lambda k: eqx.filter(pw(objective, reg, k)[0], eqx.is_inexact_array))
@@ -201,11 +201,34 @@ def test_likelihood_ratio_needs_noise_and_validates(without_type_checks):
     with pytest.raises(ValueError, match="needs noise"):
         diffgrn.LikelihoodRatio()(silent, reg, jr.key(0))
     with pytest.raises(ValueError, match="LikelihoodRatio.batches"):
-        diffgrn.LikelihoodRatio(baseline="batch", batches=1)
-    with pytest.raises(ValueError, match="LikelihoodRatio.baseline"):
-        diffgrn.LikelihoodRatio(baseline="none")
+        diffgrn.LikelihoodRatio(baseline=diffgrn.BatchBaseline(), batches=1)
+    with pytest.raises(ValueError, match="LikelihoodRatio.baseline.*ReplicateBaseline"):
+        diffgrn.LikelihoodRatio(baseline="batch")
+    with pytest.raises(ValueError, match="LikelihoodRatio.utility.*SoftUtility"):
+        diffgrn.LikelihoodRatio(utility="soft")
     # it plugs into Gradient like Pathwise: a few Adam steps on U_hard
     res = diffgrn.train(objective, reg, diffgrn.Gradient(estimator=diffgrn.LikelihoodRatio()),
                         key=jr.key(0), iterations=3, progress=False)  # fmt: skip
     assert res.error is None and len(res.history) == 3
     assert res.history.replicate_steps[0] == objective.replicate_steps
+
+
+def test_estimator_choices_are_objects_that_round_trip_their_config(small_objective, mlp):
+    from diffgrn.config import from_config
+
+    for est in (
+        diffgrn.LikelihoodRatio(baseline=diffgrn.BatchBaseline(), batches=2),
+        diffgrn.LikelihoodRatio(utility=diffgrn.SoftUtility()),
+        AntitheticES(pairs=2, utility=diffgrn.SoftUtility()),
+    ):
+        assert from_config(est.config()) == est
+    # the batch baseline: every replicate of a batch carries the same weight
+    grads, value = diffgrn.LikelihoodRatio(baseline=diffgrn.BatchBaseline(), batches=2)(
+        small_objective, mlp, jr.key(0)
+    )
+    assert np.isnan(value)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(grads))
+    _, soft = diffgrn.LikelihoodRatio(utility=diffgrn.SoftUtility())(
+        small_objective, mlp, jr.key(0)
+    )
+    assert np.isfinite(soft)

@@ -211,7 +211,7 @@ def test_load_errors(tmp_path, mlp):
         (lambda: diffgrn.Dynamics(noise="unsafe"), "Dynamics.noise.*CounterNoise"),
         (lambda: diffgrn.Dynamics(constraint="logit"), "Dynamics.constraint.*Reflect"),
         (lambda: diffgrn.SoftReadout(0.0), "temperature"),
-        (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate"),
+        (lambda: diffgrn.StraightThroughReadout("tanh"), "surrogate.*IdentityReadout"),
         (lambda: diffgrn.Objective(bandwidth=0.0), "bandwidth"),
         (lambda: diffgrn.Objective(replicates=1), "replicates"),
         (lambda: diffgrn.MuPlusLambdaES(population=5, parents=5), "population"),

@@ -9,6 +9,7 @@ import pytest
 
 from diffgrn import (
     HardReadout,
+    IdentityReadout,
     SoftReadout,
     StraightThroughReadout,
     binary_entropy,
@@ -105,11 +106,11 @@ def test_soft_tends_to_hard():
 
 def test_straight_through_forward_is_hard_and_backward_is_surrogate():
     s = jnp.array([0.1, 0.49, 0.5, 0.51, 0.9])
-    for surrogate in ("identity", "sigmoid"):
-        ste = StraightThroughReadout(surrogate, temperature=8.0)
+    for surrogate in (IdentityReadout(), SoftReadout(8.0)):
+        ste = StraightThroughReadout(surrogate)
         assert jnp.array_equal(ste(s), HardReadout()(s))
         grad = jax.grad(lambda x: jnp.sum(ste(x)))(s)
-        if surrogate == "identity":
+        if isinstance(surrogate, IdentityReadout):
             assert jnp.allclose(grad, 1.0)
         else:
             want = jax.grad(lambda x: jnp.sum(SoftReadout(8.0)(x)))(s)
