@@ -13,6 +13,7 @@ import jax.random as jr
 
 from . import __version__, plotting
 from ._runs import RunFolder, check_out, versions
+from .config import from_config
 from .constraint import Clip, Reflect, SoftClip, Unconstrained
 from .dynamics import Dynamics
 from .estimators import AntitheticES, InverseVariance, LikelihoodRatio, Pathwise
@@ -340,7 +341,7 @@ def _write_run(
         history=result.history.to_dict(),
     )
     (out / "history.json").write_text(dumps(summary))
-    name = result.config["method"]["method"]
+    name = result.config["method"].get("name") or from_config(result.config["method"]).name
     title = f"{name}, {_describe(objective)}, seed {seed}"
     parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
     plotting.save_figure(

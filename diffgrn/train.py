@@ -24,7 +24,8 @@ import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from ._validate import check_range
-from .methods import AbstractMethod, Trainer, get_method
+from .config import type_name
+from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
 
@@ -190,7 +191,7 @@ def train(
     *,
     key: PRNGKeyArray,
     iterations: int | None = None,
-    optimiser: optax.GradientTransformation | None = None,
+    optimiser: "optax.GradientTransformation | ClippedAdam | None" = None,
     eval_replicates: int | None = None,
     progress: bool = True,
     callback: Callable[[int, "TrainResult"], None] | None = None,
@@ -247,7 +248,7 @@ def train(
     )
     config = dict(
         objective=objective.config(),
-        method=method.config(),
+        method=method_config(method),
         regulator=regulator.config(),
         iterations=n_iter,
         eval_replicates=monitor_obj.replicates,
@@ -261,7 +262,7 @@ def train(
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
-    run = _Run(n_iter, config, monitor_obj, select_top, method.config()["method"])
+    run = _Run(n_iter, config, monitor_obj, select_top, method.name)
     if reassess is not None:
         points = frozenset(check_points(n_iter, reassess))
         run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
@@ -291,6 +292,15 @@ def train(
     if result.error is not None:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result
+
+
+def method_config(method: AbstractMethod) -> dict:
+    """`method.config()`, or where a field has no JSON config (a custom optax optimiser
+    or schedule function) a readable record that says so (it cannot be rebuilt)."""
+    try:
+        return method.config()
+    except TypeError as e:
+        return dict(type=type_name(type(method)), name=method.name, not_loadable=str(e))
 
 
 class _Phase(NamedTuple):
