@@ -41,6 +41,7 @@ from .regulator import (
     TranscriptionalRegulator,
     count_parameters,
 )
+from .run import Run, load_run
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
@@ -100,6 +101,7 @@ __all__ = [
     "PatternInformation",
     "ProjectedSolver",
     "RandomSearch",
+    "Run",
     "Reflect",
     "SoftClip",
     "SoftReadout",
@@ -129,6 +131,7 @@ __all__ = [
     "hard_utility",
     "load",
     "load_library",
+    "load_run",
     "noise",
     "openes",
     "pattern_entropy",
