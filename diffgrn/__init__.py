@@ -30,6 +30,7 @@ from .methods import (
     CMAES,
     AbstractMethod,
     AbstractPopulationMethod,
+    ClippedAdam,
     Evosax,
     Gradient,
     Hybrid,
@@ -57,6 +58,7 @@ from .regulator import (
     TranscriptionalRegulator,
     count_parameters,
 )
+from .run import Run, load_run
 from .tissue import Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
@@ -96,6 +98,7 @@ __all__ = [
     "Chain",
     "ChainedReadout",
     "Clip",
+    "ClippedAdam",
     "Comparison",
     "Configurable",
     "CounterBrownianPath",
@@ -129,6 +132,7 @@ __all__ = [
     "ProjectedSolver",
     "RandomExploration",
     "RandomSearch",
+    "Run",
     "Reflect",
     "ReplicateBaseline",
     "SoftClip",
@@ -160,6 +164,7 @@ __all__ = [
     "hard_utility",
     "load",
     "load_library",
+    "load_run",
     "noise",
     "openes",
     "pattern_entropy",

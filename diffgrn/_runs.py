@@ -1,9 +1,12 @@
 """Run folders a researcher can trust: validated before any compute, written whole
 (a temporary folder renamed into place), one run at a time, with the record needed to
-reproduce them (seed, command line, package versions)."""
+reproduce them (seed, command line, package versions); and what the folders of
+`diffgrn train`, `compare` and `explore` hold (`write_run`, `write_comparison`,
+`write_exploration`) and the summaries the command prints (`report`)."""
 
 import contextlib
 import importlib.metadata
+import math
 import os
 import shutil
 import sys
@@ -122,3 +125,227 @@ def _stale(lock: Path) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def record(seed: int, command: list[str] | None) -> dict:
+    """What reproduces a run besides its description: seed, command line, versions."""
+    return dict(seed=seed, command=["diffgrn", *(command or [])], versions=versions())
+
+
+def describe(objective) -> str:
+    """`7-cell open chain`, `10x10 hex pinned`: the tissue, in titles and summaries."""
+    from .tissue import Chain
+
+    t, c = objective.tissue, objective.tissue.config()
+    if isinstance(t, Chain):
+        return f"{t.n_cells}-cell {c['boundary']} chain"
+    if "rows" in c:
+        return f"{c['rows']}x{c['cols']} {c.get('geometry', '')} {c.get('boundary', '')}"
+    return f"{t.n_cells}-cell graph"
+
+
+def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, run=None) -> dict:
+    """Save a training run into `out`: `best/` and `final/` (regulator + config),
+    `history.json` (the fresh-noise result, the history, the config and, given `run`,
+    the run description, also written alone as `run.json`), `training_curve.png`,
+    `regulator.png`, `patterns.png`, `kymograph.png` (and `fate_map.png` on a lattice).
+    Returns the fresh-noise assessment (`fresh`, or a new one)."""
+    import equinox as eqx
+    import jax.random as jr
+
+    from . import plotting
+    from .io import dumps, save
+    from .readout import HardReadout
+    from .tissue import Chain
+    from .train import assess
+    from .utility import TargetPattern
+
+    out.mkdir(parents=True, exist_ok=True)
+    save(out / "best", result.best_regulator, result.config, result.history)
+    save(out / "final", result.final_regulator, result.config, result.history)
+    if fresh is None:  # fresh noise: keys from a stream that training never uses
+        fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+    summary = dict(
+        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
+            hard_utility=fresh["mean"],
+            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
+            repeats=fresh["repeats"],
+            replicates=fresh["replicates"],
+        ),
+        best_utility=result.best_utility,
+        selection=result.selection,
+        best_iteration=result.best_iteration,
+        fresh_noise=fresh,
+        compile_time=result.compile_time,
+        error=result.error,
+        config=result.config,
+        history=result.history.to_dict(),
+    )
+    if run is not None:
+        summary["run"] = run
+        (out / "run.json").write_text(dumps(run))
+    (out / "history.json").write_text(dumps(summary))
+    title = f"{name}, {describe(objective)}, seed {seed}"
+    parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
+    plotting.save_figure(
+        plotting.plot_run(result, fresh, title, parts=parts), out / "training_curve.png"
+    )
+    plotting.save_figure(
+        plotting.plot_regulator(result.best_regulator),
+        out / "regulator.png",
+        f"best regulator: {title}",
+    )
+    if not len(result.history):
+        return fresh
+    key = jr.key(10_000 + seed)
+    states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
+    fates = objective.fates(states, HardReadout())
+    u = float(objective.utility.hard(fates).value)
+    plotting.save_figure(
+        plotting.plot_patterns(fates),
+        out / "patterns.png",
+        f"{title}: fates on one fresh draw (U = {u:.3f} on this draw)",
+    )
+    if not isinstance(objective.tissue, Chain):
+        fig = plotting.plot_tissue_fates(objective.tissue, fates, n_fates=objective.n_fates)
+        fig.suptitle(f"fate maps on fresh noise (U = {u:.3f})", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / "fate_map.png", dpi=110)
+        plotting.plt.close(fig)
+    every = max(1, objective.dynamics.n_steps // 200)
+    traj = eqx.filter_jit(objective.simulate)(
+        result.best_regulator, key, replicates=2, save_every=every
+    )
+    gene = objective.fate_genes[0]
+    plotting.save_figure(
+        plotting.plot_kymograph(traj[0], objective.dynamics.dt * every, gene=gene),
+        out / "kymograph.png",
+        f"one replicate, gene {gene}",
+    )
+    return fresh
+
+
+def report(name: str, label: str, seed: int, out: Path, objective, result, fresh) -> str:
+    """The summary `diffgrn train` prints: the fresh-noise result, its parts, the
+    time-step check and, where it applies, the S_rep bound."""
+    from .utility import TargetPattern
+
+    h = result.history
+    sem = fresh["std"] / math.sqrt(fresh["repeats"])
+    lines = [
+        f"{name} ({label}, seed {seed}): hard U = {fresh['mean']:.4f} ± {sem:.4f} (mean ± "
+        f"s.e. on fresh noise, {fresh['repeats']} × {fresh['replicates']} replicates) for "
+        f"the best regulator (iteration {result.best_iteration}); {len(h)} iterations, "
+        f"{h.wall_time[-1] if len(h) else 0:.1f} s in steps, compile "
+        f"{result.compile_time:.1f} s; written to {out}"
+    ]
+    target = isinstance(objective.utility, TargetPattern)
+    lines.append(
+        f"  toward {objective.utility.pattern}: mean per-cell agreement "
+        f"{fresh['s_pat']:.4f}, exact hits {fresh['s_rep']:.4f} of replicates "
+        f"(U = the {objective.utility.score})"
+        if target
+        else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
+        f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
+    )
+    res = fresh.get("resolution") or {}
+    if "mean_fine" in res:
+        lines.append(
+            f"  resolution: U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
+            f"{res['mean_fine']:.4f} at dt/{res['refine']} on the same noise; dt·max|f'| "
+            f"over visited states = {res['stiffness_visited']:.3g}"
+            + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
+        )
+    bound = math.log2(objective.replicates) / objective.n_cells
+    if bound < 0.2 and not target:
+        lines.append(
+            f"  note: with R = {objective.replicates} replicates and N = "
+            f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
+            "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
+            "fate_map.png) to judge reproducibility"
+        )
+    return "\n".join(lines)
+
+
+def write_comparison(out: Path, comparison, objective, target, baseline, command) -> str:
+    """`compare.md`, `compare.json` and `compare.png` of a comparison; the table.
+    `baseline` None: es if compared, else cmaes, else none."""
+    from . import plotting
+    from .io import dumps
+
+    names = list(comparison.runs)
+    baseline = baseline or next((b for b in ("es", "cmaes") if b in comparison.runs), None)
+    if baseline is not None and baseline not in comparison.runs:
+        raise ValueError(
+            f"compare --baseline {baseline!r} is not among the compared methods "
+            f"({', '.join(comparison.runs)})"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    fig, axes = plotting.plt.subplots(1, 2, figsize=(11, 4))
+    plotting.plot_comparison(comparison, "wall_time", axes[0])
+    plotting.plot_comparison(comparison, "replicate_steps", axes[1])
+    seeds = max(len(r) for r in comparison.runs.values())
+    plotting.save_figure(
+        axes[0],
+        out / "compare.png",
+        f"{' vs '.join(names) if len(names) <= 4 else f'{len(names)} methods'}, "
+        f"{seeds} seed(s), same objective",
+    )
+    table = comparison.to_markdown(baseline)
+    (out / "compare.md").write_text(table + "\n")
+    speedups = comparison.speedups(baseline) if baseline and target is not None else None
+    summary = dict(
+        table=comparison.table(),
+        fresh=comparison.fresh,
+        target=target,
+        speedups=speedups,
+        config=comparison.objective or objective.config(),
+        run=dict(command=["diffgrn", *command], versions=versions()),
+    )
+    (out / "compare.json").write_text(dumps(summary))
+    return table
+
+
+def write_exploration(
+    folder: Path, libraries: dict, objective, budget, bins, names, seed, command
+) -> dict:
+    """Each method's library (with `descriptors.png`, `gallery.png`), `coverage.png`
+    and `explore.json` of an exploration; the summary."""
+    from . import plotting
+    from .io import dumps
+
+    for method, lib in libraries.items():
+        lib.config["run"] = record(seed, command)
+        lib.save(folder / method)
+        title = f"{method}, {describe(objective)}, {budget} simulations"
+        plotting.plot_descriptor_space(lib, title).savefig(
+            folder / method / "descriptors.png", dpi=110
+        )
+        fig = plotting.plot_gallery(lib, objective.tissue, n_fates=objective.n_fates)
+        fig.savefig(folder / method / "gallery.png", dpi=110)
+        plotting.plt.close("all")
+    plotting.save_figure(
+        plotting.plot_coverage(libraries),
+        folder / "coverage.png",
+        f"{describe(objective)}: occupied bins of ({', '.join(names)})",
+    )
+    summary = dict(
+        budget=budget,
+        bins_per_descriptor=bins,
+        descriptors=names,
+        filled={m: lib.coverage[-1][1] for m, lib in libraries.items()},
+        coverage={m: lib.coverage for m, lib in libraries.items()},
+        config=objective.config(),
+        run=record(seed, command),
+    )
+    (folder / "explore.json").write_text(dumps(summary))
+    return summary
+
+
+def replay(command: list[str], out: Path, overwrite: bool) -> list[str]:
+    """A recorded `diffgrn …` command's arguments, writing into `out` instead."""
+    kept, skip = [], False
+    for a in command[1:]:  # drop the old --out and --overwrite
+        skip, drop = a == "--out", skip or a.startswith("--out=") or a in ("--out", "--overwrite")
+        kept += [] if drop else [a]
+    return kept + ["--out", str(out)] + (["--overwrite"] if overwrite else [])

@@ -342,3 +342,22 @@ def compare(
                 on_run(name, seed, res, f)
     seeds_by_method = {name: list(seed_list) for name in resolved}
     return Comparison(runs, fresh, target, seeds_by_method, objective.config())
+
+
+def collect_merged(
+    folder: "str | os.PathLike", target: float | None, merge: Mapping[str, Path] | None = None
+) -> Comparison:
+    """`Comparison.collect(folder)` with the runs of other folders (one method each)
+    added under labels (`merge`: label → folder), as `diffgrn compare --collect --merge`."""
+    if not Path(folder).is_dir():
+        raise ValueError(f"compare --collect: {folder} is not a folder of runs")
+    comparison = Comparison.collect(folder, target)
+    for label, other_folder in (merge or {}).items():
+        other = Comparison.collect(other_folder, target)
+        if len(other.runs) != 1:
+            raise ValueError(
+                f"compare --merge: {other_folder} holds {len(other.runs)} methods; give "
+                "folders of one method each"
+            )
+        comparison = comparison.merge(other, {next(iter(other.runs)): label})
+    return comparison

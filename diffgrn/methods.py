@@ -17,6 +17,7 @@ import optax
 from jaxtyping import Array, Float, Int, PyTree
 
 from ._validate import check_range
+from .config import Configurable
 from .estimators import AbstractEstimator, AntitheticES, Pathwise
 from .objective import Objective
 from .population import (
@@ -32,6 +33,7 @@ from .trainer import AbstractMethod, StepInfo, Trainer, all_finite
 __all__ = [
     "CMAES",
     "METHODS",
+    "ClippedAdam",
     "AbstractMethod",
     "AbstractPopulationMethod",
     "Evosax",
@@ -111,29 +113,48 @@ class Hybrid(AbstractMethod):
 
         return Trainer(init, step, candidate, cost, phase_end, next_phase)
 
-    def config(self) -> dict:
-        return dict(
-            method="hybrid",
-            first=self.first.config(),
-            second=self.second.config(),
-            switch=self.switch,
-        )
+    @property
+    def name(self) -> str:
+        return "hybrid"
 
 
-def default_optimiser(
-    learning_rate: float = 3e-2, clip: float = 1.0
-) -> optax.GradientTransformation:
+class ClippedAdam(Configurable):
+    """Adam after global-norm clipping, as an optimiser that describes itself in configs:
+    `init` and `update` are those of `optax.chain(optax.clip_by_global_norm(clip),
+    optax.adam(learning_rate))` (`transformation()`), so it goes wherever an Optax
+    optimiser goes in `Gradient`, and `Gradient.config()` records it."""
+
+    learning_rate: float = eqx.field(static=True, default=3e-2)
+    clip: float = eqx.field(static=True, default=1.0)
+
+    def __check_init__(self):
+        check_range("ClippedAdam", "learning_rate", self.learning_rate, gt=0.0)
+        check_range("ClippedAdam", "clip", self.clip, gt=0.0)
+
+    def transformation(self) -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(self.clip), optax.adam(self.learning_rate))
+
+    def init(self, params: PyTree) -> PyTree:
+        return self.transformation().init(params)
+
+    def update(self, updates: PyTree, state: PyTree, params: PyTree | None = None):
+        return self.transformation().update(updates, state, params)
+
+
+def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0) -> ClippedAdam:
     """Adam after global-norm clipping (the first version used learning rate 1e-2;
-    3e-2 reaches the plateau in fewer steps: docs/comparison.md)."""
+    3e-2 reaches the plateau in fewer steps: docs/comparison.md): a `ClippedAdam`,
+    which `Gradient` takes like an `optax.GradientTransformation` and records in its
+    config."""
     check_range("default_optimiser", "learning_rate", learning_rate, gt=0.0)
     check_range("default_optimiser", "clip", clip, gt=0.0)
-    return optax.chain(optax.clip_by_global_norm(clip), optax.adam(learning_rate))
+    return ClippedAdam(learning_rate, clip)
 
 
 GRADIENT_REPLICATES = 25  # per pathwise estimate; docs/comparison.md
 
 
-class LinearSchedule(eqx.Module):
+class LinearSchedule(Configurable):
     """`start` → `end` linearly over the first `steps` steps, then `end`: an Optax-style
     schedule (`optax.linear_schedule`) that also describes itself in saved configs."""
 
@@ -155,8 +176,10 @@ class LinearSchedule(eqx.Module):
 class Gradient(AbstractMethod):
     """An Optax optimiser driven by a gradient estimator of U.
 
-    `optimiser` is any `optax.GradientTransformation` (default: Adam, learning rate
-    3e-2, after global-norm clipping at 1.0); `estimator` is a
+    `optimiser` is a `ClippedAdam` (`None`, the default: `ClippedAdam()`, Adam at
+    learning rate 3e-2 after global-norm clipping at 1.0) or any
+    `optax.GradientTransformation` (which a saved config cannot describe: `config()`
+    then raises a TypeError naming the field); `estimator` is a
     `diffgrn.estimators` estimator (default `Pathwise(replicates=25)`:
     backpropagation of U_soft on 25 replicates per step;
     `AntitheticES()` gives OpenAI-ES on U_hard; `Mixture(a, b, weight)` blends two).
@@ -165,7 +188,8 @@ class Gradient(AbstractMethod):
     the step count, e.g. `LinearSchedule(0.5, 0.2, 150)` or
     `optax.exponential_decay(0.5, 100, 0.2, end_value=0.1)`) for the soft readout's
     temperature and the KDE bandwidth; the objective's own values are used where they
-    are `None`. They change inside the compiled step.
+    are `None`. They change inside the compiled step. A `LinearSchedule` is recorded
+    in configs; a schedule function (e.g. an optax one) is not (`config()` says so).
     """
 
     optimiser: Any = None
@@ -178,11 +202,11 @@ class Gradient(AbstractMethod):
 
     def __check_init__(self):
         if self.optimiser is not None and not isinstance(
-            self.optimiser, optax.GradientTransformation
+            self.optimiser, (optax.GradientTransformation, ClippedAdam)
         ):
             raise ValueError(
-                "Gradient.optimiser must be an optax.GradientTransformation;"
-                f" got {type(self.optimiser).__name__}"
+                "Gradient.optimiser must be a diffgrn.ClippedAdam or an "
+                f"optax.GradientTransformation; got {type(self.optimiser).__name__}"
             )
         if not isinstance(self.estimator, AbstractEstimator):
             raise ValueError(
@@ -199,7 +223,7 @@ class Gradient(AbstractMethod):
                 )
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
-        opt = self.optimiser if self.optimiser is not None else default_optimiser()
+        opt = self.optimiser if self.optimiser is not None else ClippedAdam()
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
 
         def init(key):
@@ -225,21 +249,27 @@ class Gradient(AbstractMethod):
 
         return Trainer(init, step, candidate, self.estimator.cost(objective))
 
-    def config(self) -> dict:
-        schedule = lambda f: None if f is None else getattr(f, "description", "custom")
-        return dict(
-            method=self.name,
-            estimator=self.estimator.config(),
-            optimiser="default: clip_by_global_norm(1.0) + adam(3e-2)"
-            if self.optimiser is None
-            else "custom",
-            temperature=schedule(self.temperature),
-            bandwidth=schedule(self.bandwidth),
-        )
+    def arguments(self) -> dict:
+        out = super().arguments()
+        for field, kind in (
+            ("optimiser", "a diffgrn.ClippedAdam"),
+            ("temperature", "a diffgrn.LinearSchedule"),
+            ("bandwidth", "a diffgrn.LinearSchedule"),
+        ):
+            value = out[field]
+            if value is not None and not isinstance(value, Configurable):
+                raise TypeError(
+                    f"Gradient.{field} is a custom {type(value).__name__}, which has no JSON "
+                    f"config (a saved run cannot rebuild it); use {kind} or a "
+                    "diffgrn.config.Configurable of your own"
+                )
+        return out
 
 
 def openes(
-    optimiser: optax.GradientTransformation | None = None, sigma: float = 0.05, pairs: int = 16
+    optimiser: "optax.GradientTransformation | ClippedAdam | None" = None,
+    sigma: float = 0.05,
+    pairs: int = 16,
 ) -> Gradient:
     """OpenAI-ES: the antithetic ES gradient of U_hard fed to an Optax optimiser."""
     return Gradient(optimiser, AntitheticES(sigma, pairs), name="openes")
@@ -255,7 +285,8 @@ METHODS = {
 
 
 def get_method(
-    method: "str | AbstractMethod", optimiser: optax.GradientTransformation | None = None
+    method: "str | AbstractMethod",
+    optimiser: "optax.GradientTransformation | ClippedAdam | None" = None,
 ) -> AbstractMethod:
     """Resolve a method name ('es', 'cmaes', 'adam', 'openes', 'random', or
     'evosax:NAME' for any evosax strategy) or pass a method object through."""

@@ -33,7 +33,7 @@ class AbstractPopulationMethod(AbstractMethod):
     `tell` (the new state from the population's fitness, NaN already mapped to −∞).
     The defaults: the state is `dict(mean=θ₀)`, the reported point its `"mean"`, a
     generation's key is split into an ask and an evaluation key (override
-    `split_key` for a tell key), and `config` lists the class's fields.
+    `split_key` for a tell key); `config()` records the constructor arguments.
     """
 
     @abc.abstractmethod
@@ -69,10 +69,6 @@ class AbstractPopulationMethod(AbstractMethod):
     def finite(self, state: PyTree) -> Bool[Array, ""]:
         """Whether the state is fit to continue (by default: all of it finite)."""
         return all_finite(state)
-
-    def config(self) -> dict:
-        fields = (f.name for f in dataclasses.fields(self) if f.name != "default_iterations")
-        return dict(method=type(self).__name__, **{k: getattr(self, k) for k in fields})
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
@@ -155,10 +151,9 @@ class MuPlusLambdaES(AbstractPopulationMethod):
     def solution(self, state: PyTree) -> Float[Array, " dim"]:
         return state["parents"][0]
 
-    def config(self) -> dict:
-        return dict(
-            method="es", population=self.population, parents=self.parents, mutation=self.mutation
-        )
+    @property
+    def name(self) -> str:
+        return "es"
 
 
 @functools.cache
@@ -247,8 +242,9 @@ class CMAES(AbstractPopulationMethod):
         sig = sig * jnp.exp((c_s / d_s) * (norm_ps / chi_n - 1))
         return dict(mean=m + state["sigma"] * y_w, sigma=sig, cov=cov, p_s=p_s, p_c=p_c, gen=gen)
 
-    def config(self) -> dict:
-        return dict(method="cmaes", population=self.population, sigma=self.sigma)
+    @property
+    def name(self) -> str:
+        return "cmaes"
 
 
 class RandomSearch(AbstractPopulationMethod):
@@ -292,8 +288,9 @@ class RandomSearch(AbstractPopulationMethod):
     def solution(self, state: PyTree) -> Float[Array, " dim"]:
         return state["best"]
 
-    def config(self) -> dict:
-        return dict(method="random", population=self.population, scale=self.scale)
+    @property
+    def name(self) -> str:
+        return "random"
 
 
 def _evosax_strategies() -> dict:
@@ -342,9 +339,13 @@ class Evosax(AbstractPopulationMethod):
         del ctor, fields
 
     @property
-    def name(self) -> str:
+    def strategy_name(self) -> str:
         s = self.strategy
         return s if isinstance(s, str) else getattr(s, "__name__", type(s).__name__)
+
+    @property
+    def name(self) -> str:
+        return f"evosax:{self.strategy_name}"
 
     def _strategy_class(self):
         if not isinstance(self.strategy, str):
@@ -370,16 +371,19 @@ class Evosax(AbstractPopulationMethod):
         try:
             strategy = cls(population_size=self.population, solution=solution, **ctor)
         except AssertionError as e:  # evosax asserts, e.g. an even population for Open_ES
-            raise ValueError(f"Evosax({self.name!r}, population={self.population}): {e}") from None
+            raise ValueError(
+                f"Evosax({self.strategy_name!r}, population={self.population}): {e}"
+            ) from None
         except TypeError as e:  # e.g. a required constructor argument is missing
             raise ValueError(
-                f"Evosax({self.name!r}): {e}; pass it as Evosax({self.name!r}, name=value)"
+                f"Evosax({self.strategy_name!r}): {e}; pass it as "
+                f"Evosax({self.strategy_name!r}, name=value)"
             ) from None
         fields = {f.name for f in dataclasses.fields(strategy.default_params)}
         unknown = set(self.strategy_params) - accepted - fields
         if unknown:
             raise ValueError(
-                f"Evosax({self.name!r}): unknown strategy parameter(s) "
+                f"Evosax({self.strategy_name!r}): unknown strategy parameter(s) "
                 f"{', '.join(sorted(unknown))}; constructor arguments: "
                 f"{', '.join(sorted(accepted - {'population_size'}))}; parameters: "
                 f"{', '.join(sorted(fields))}"
@@ -436,10 +440,8 @@ class Evosax(AbstractPopulationMethod):
     def finite(self, state: PyTree) -> Bool[Array, ""]:
         return all_finite(state.mean)  # evosax keeps ±∞ bookkeeping (best fitness)
 
-    def config(self) -> dict:
-        return dict(
-            method=f"evosax:{self.name}",
-            population=self.population,
-            sigma=self.sigma,
-            strategy_params={k: repr(v) for k, v in self.strategy_params.items()},
-        )
+    def arguments(self) -> dict:
+        # The strategy by its evosax name; its parameters as keyword arguments (a value
+        # with no JSON config, e.g. an optax optimiser, makes `config()` say so).
+        out = dict(strategy=self.strategy_name, population=self.population, sigma=self.sigma)
+        return {**out, **self.strategy_params}

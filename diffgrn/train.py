@@ -24,7 +24,8 @@ import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from ._validate import check_range
-from .methods import AbstractMethod, Trainer, get_method
+from .config import Configurable, type_name
+from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
 
@@ -184,13 +185,13 @@ class _Run:
 
 
 def train(
-    objective: Objective,
-    regulator: AbstractRegulator,
+    objective: "Objective | Configurable",
+    regulator: AbstractRegulator | None = None,
     method: "str | AbstractMethod" = "es",
     *,
-    key: PRNGKeyArray,
+    key: PRNGKeyArray | None = None,
     iterations: int | None = None,
-    optimiser: optax.GradientTransformation | None = None,
+    optimiser: "optax.GradientTransformation | ClippedAdam | None" = None,
     eval_replicates: int | None = None,
     progress: bool = True,
     callback: Callable[[int, "TrainResult"], None] | None = None,
@@ -225,7 +226,19 @@ def train(
     `history.checks` with the mean's lower 95 % bound: a target counts as reached when
     that bound crosses it, not at the first lucky draw (`Comparison`). Not counted in
     wall time or replicate-steps.
+
+    `train(run)` trains a `diffgrn.Run` (objective, regulator, method, budget, seed,
+    re-assessment and checkpointing in one description; `progress`, `callback` and
+    `resume` still apply): `run.train()`.
     """
+    from .run import Run
+
+    if isinstance(objective, Run):
+        if regulator is not None or key is not None or iterations is not None:
+            raise ValueError("train(run): the run describes regulator, key and iterations")
+        return objective.train(progress=progress, resume=resume, callback=callback)
+    if key is None:
+        raise ValueError("train.key (a PRNG key) is needed unless a diffgrn.Run is trained")
     if not isinstance(objective, Objective):
         raise ValueError(
             f"train.objective must be a diffgrn.Objective; got {type(objective).__name__}"
@@ -247,7 +260,7 @@ def train(
     )
     config = dict(
         objective=objective.config(),
-        method=method.config(),
+        method=method_config(method),
         regulator=regulator.config(),
         iterations=n_iter,
         eval_replicates=monitor_obj.replicates,
@@ -261,7 +274,7 @@ def train(
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
-    run = _Run(n_iter, config, monitor_obj, select_top, method.config()["method"])
+    run = _Run(n_iter, config, monitor_obj, select_top, method.name)
     if reassess is not None:
         points = frozenset(check_points(n_iter, reassess))
         run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
@@ -291,6 +304,15 @@ def train(
     if result.error is not None:
         warnings.warn(result.error, RuntimeWarning, stacklevel=2)
     return result
+
+
+def method_config(method: AbstractMethod) -> dict:
+    """`method.config()`, or where a field has no JSON config (a custom optax optimiser
+    or schedule function) a readable record that says so (it cannot be rebuilt)."""
+    try:
+        return method.config()
+    except TypeError as e:
+        return dict(type=type_name(type(method)), name=method.name, not_loadable=str(e))
 
 
 class _Phase(NamedTuple):
@@ -501,8 +523,8 @@ class Checkpoint:
         tmp = self.folder.parent / f".{self.folder.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True, exist_ok=True)
         eqx.tree_serialise_leaves(tmp / "state.eqx", leaves)
-        if (self.folder / "command.json").is_file():  # the CLI's record, kept across saves
-            shutil.copy2(self.folder / "command.json", tmp / "command.json")
+        if (self.folder / "run.json").is_file():  # the run's description, kept across saves
+            shutil.copy2(self.folder / "run.json", tmp / "run.json")
         meta = dict(
             format=CHECKPOINT_FORMAT,
             phase=ts.phase,

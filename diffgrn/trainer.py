@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, PRNGKeyArray, PyTree, Scalar
 
+from .config import Configurable
 from .objective import Objective
 from .regulator import AbstractRegulator
 
@@ -49,16 +50,25 @@ class Trainer(NamedTuple):
         return r(state) if callable(r) else r
 
 
-class AbstractMethod(eqx.Module):
-    """A training method. Subclasses define `build` and `config`."""
+class AbstractMethod(Configurable):
+    """A training method. Subclasses define `build`; `config()` / `from_config` come
+    from `diffgrn.config` (the constructor arguments), `name` is what progress lines,
+    run folders and tables call it (the class name unless a subclass says otherwise)."""
 
     default_iterations: int = eqx.field(static=True, default=200, kw_only=True)
 
     @abc.abstractmethod
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer: ...
 
-    @abc.abstractmethod
-    def config(self) -> dict: ...
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def arguments(self) -> dict:
+        out = super().arguments()
+        if out.get("default_iterations") == 200:  # the default: left out of configs
+            del out["default_iterations"]
+        return out
 
     def check_iterations(self, iterations: int) -> None:
         """Raise ValueError when `train(iterations=…)` cannot run this method."""

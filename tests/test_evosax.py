@@ -42,11 +42,12 @@ def test_evosax_through_train_and_names(small_objective, mlp):
         select_top=1,
     )
     assert res.error is None and len(res.history) == 3
-    assert res.config["method"]["method"] == "evosax:Sep_CMA_ES"
+    assert res.config["method"] == diffgrn.Evosax("Sep_CMA_ES").config()
     assert res.history.replicate_steps[0] == 20 * small_objective.replicate_steps
     # the same accounting as the ES, and configurable strategy parameters
     m = diffgrn.Evosax("CMA_ES", population=6, sigma=0.2, std_min=1e-3)
-    assert m.config()["strategy_params"] == {"std_min": "0.001"}
+    assert m.name == "evosax:CMA_ES" and m.config()["std_min"] == 1e-3
+    assert diffgrn.from_config(m.config()) == m
 
 
 def test_evosax_validation_lists_the_valid_names():

@@ -1,5 +1,7 @@
 """CMA-ES, hybrid phases, schedules, truncated BPTT and the small initialisation."""
 
+import json
+
 import equinox as eqx
 import jax
 import jax.flatten_util
@@ -59,7 +61,7 @@ def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
     assert steps.tolist() == [6 * rs, 6 * rs, rs, rs]
     assert jnp.isnan(jnp.asarray(h.grad_norm[:2])).all()
     assert jnp.isfinite(jnp.asarray(h.grad_norm[2:])).all()
-    assert res.config["method"]["method"] == "hybrid"
+    assert res.config["method"]["type"] == "Hybrid" and method.name == "hybrid"
     with pytest.raises(ValueError, match="Hybrid.switch"):
         diffgrn.train(small_objective, mlp, method, key=jr.key(0), iterations=2)
 
@@ -133,8 +135,9 @@ def test_linear_schedule_values_and_description():
     sched = diffgrn.LinearSchedule(0.5, 0.2, 6)
     got = [float(sched(jnp.asarray(n))) for n in (0, 3, 6, 10)]
     assert got == pytest.approx([0.5, 0.35, 0.2, 0.2], abs=1e-6)
-    assert (
-        diffgrn.Gradient(bandwidth=sched).config()["bandwidth"] == "linear 0.5 -> 0.2 over 6 steps"
+    assert sched.description == "linear 0.5 -> 0.2 over 6 steps"
+    assert diffgrn.Gradient(bandwidth=sched).config()["bandwidth"] == dict(
+        type="LinearSchedule", start=0.5, end=0.2, steps=6
     )
     with pytest.raises(ValueError, match="LinearSchedule.steps"):
         diffgrn.LinearSchedule(0.5, 0.2, 0)
@@ -215,7 +218,7 @@ def test_a_new_population_trainer_is_one_small_class(small_objective, mlp, tmp_p
     assert all(len(d[k]) == 3 for k in HISTORY_FIELDS)
     assert res.history.replicate_steps[0] == 2 * small_objective.replicate_steps
     assert all(g is None for g in d["grad_norm"])  # NaN: no gradient
-    assert res.config["method"] == {"method": "OnePlusOne", "sigma": 0.3}
+    assert res.config["method"] == {"type": f"{__name__}:OnePlusOne", "sigma": 0.3}
     # On the sphere it improves from θ = 0 (U = −3), and resumes like the built-in ones.
     kw = dict(key=jr.key(1), iterations=40, progress=False, select_top=1)
     full = diffgrn.train(Sphere(), diffgrn.TanhRegulator(0.0, 0.0, 0.0), OnePlusOne(), **kw)
@@ -232,3 +235,41 @@ def test_a_new_population_trainer_is_one_small_class(small_objective, mlp, tmp_p
     res = diffgrn.train(Sphere(), reg, OnePlusOne(), **kw, checkpoint=folder, resume=True)
     assert res.history.hard_utility == full.history.hard_utility
     assert float(res.final_regulator.a) == float(full.final_regulator.a)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        diffgrn.MuPlusLambdaES(population=12, parents=3, mutation=0.2),
+        diffgrn.CMAES(population=8, sigma=0.5),
+        diffgrn.RandomSearch(population=6, scale=0.5),
+        diffgrn.Gradient(
+            diffgrn.ClippedAdam(1e-2, 0.5),
+            diffgrn.InverseVariance(diffgrn.Pathwise(8), diffgrn.AntitheticES(0.1, 4)),
+            temperature=diffgrn.LinearSchedule(20.0, 10.0, 5),
+            bandwidth=diffgrn.LinearSchedule(0.5, 0.2, 5),
+        ),
+        diffgrn.openes(diffgrn.default_optimiser(0.1), sigma=0.1, pairs=4),
+        diffgrn.Hybrid(diffgrn.CMAES(population=6), diffgrn.Gradient(), switch=3),
+        OnePlusOne(sigma=0.5),
+    ],
+    ids=lambda m: m.name,
+)
+def test_every_kind_of_method_round_trips_through_its_config(method):
+    config = method.config()
+    back = diffgrn.from_config(json.loads(json.dumps(config)))
+    assert back == method and back.name == method.name
+    assert diffgrn.AbstractMethod.from_config(config) == method
+
+
+def test_a_method_that_cannot_be_described_says_which_field():
+    import optax
+
+    with pytest.raises(TypeError, match=r"Gradient\.optimiser is a custom"):
+        diffgrn.Gradient(optax.sgd(0.1)).config()
+    with pytest.raises(TypeError, match=r"Gradient\.bandwidth is a custom"):
+        diffgrn.Gradient(bandwidth=optax.linear_schedule(0.5, 0.2, 5)).config()
+    from diffgrn.train import method_config
+
+    record = method_config(diffgrn.Gradient(optax.sgd(0.1)))
+    assert record["name"] == "adam" and "Gradient.optimiser" in record["not_loadable"]

@@ -313,7 +313,9 @@ def test_cli_train_command(tmp_path, monkeypatch, capsys):
     saved = diffgrn.load(tmp_path / "runs" / "adam-open-seed0" / "best")
     assert isinstance(saved.regulator, diffgrn.TanhRegulator)
     assert saved.config["method"]["estimator"]["backprop_steps"] == 5
-    assert saved.config["method"]["bandwidth"] == "linear 0.5 -> 0.2 over 3 steps"
+    assert saved.config["method"]["bandwidth"] == dict(
+        type="LinearSchedule", start=0.5, end=0.2, steps=3
+    )
     assert saved.config["method"]["temperature"] is None
 
 

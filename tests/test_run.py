@@ -1,0 +1,92 @@
+"""One run description: `Run` round-trips, `diffgrn train --config` reproduces a run."""
+
+import json
+
+import equinox as eqx
+import jax.random as jr
+import pytest
+
+import diffgrn
+from diffgrn.cli import main as cli_main
+
+SMALL = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
+         "--no-progress"]  # fmt: skip
+
+
+def test_a_run_round_trips_through_its_config(small_objective):
+    method = diffgrn.Hybrid(diffgrn.CMAES(population=6), diffgrn.Gradient(), switch=2)
+    run = diffgrn.Run(small_objective, diffgrn.MLPRegulator(key=jr.key(9)), method,
+                      iterations=4, seed=3, reassess=2, out="somewhere")  # fmt: skip
+    back = diffgrn.Run.from_config(json.loads(json.dumps(run.config())))
+    assert eqx.tree_equal(back, run) and back.config() == run.config()
+    assert (
+        back.folder.name == "somewhere" and run.replace(out=None).folder.name == "hybrid-open-seed3"
+    )
+    # the regulator is drawn from the seed, whatever key the template had
+    assert eqx.tree_equal(
+        run.regulator, run.replace(regulator=diffgrn.MLPRegulator(key=jr.key(1))).regulator
+    )
+    with pytest.raises(TypeError, match="Run.regulator"):  # parameters no config holds
+        diffgrn.Run(small_objective, diffgrn.TanhRegulator(2.0), method).config()
+    with pytest.raises(ValueError, match="Run.seed"):
+        diffgrn.Run(small_objective, diffgrn.TanhRegulator(), method, seed=-1)
+
+
+def test_train_takes_a_run(small_objective, mlp):
+    run = diffgrn.Run(small_objective, mlp, diffgrn.MuPlusLambdaES(), iterations=2, seed=1)
+    a = diffgrn.train(run, progress=False)
+    k_init, k_train = jr.split(jr.key(1))
+    b = diffgrn.train(small_objective, run.regulator, run.method, key=k_train, iterations=2,
+                      progress=False)  # fmt: skip
+    assert a.history.hard_utility == b.history.hard_utility
+
+
+def test_config_file_reproduces_the_run_exactly(tmp_path, capsys):
+    first, again, third = tmp_path / "first", tmp_path / "again", tmp_path / "third"
+    argv = ["train", "--method", "cmaes", "--population", "6", "--generations", "2", *SMALL]
+    assert cli_main([*argv, "--seed", "2", "--out", str(first)]) == 0
+    assert (first / "run.json").is_file()
+    recorded = json.loads((first / "history.json").read_text())
+    assert recorded["run"] == json.loads((first / "run.json").read_text())
+    assert recorded["run"]["method"] == {"type": "CMAES", "population": 6, "sigma": 0.3}
+    for source, out in ((first / "run.json", again), (first / "history.json", third)):
+        assert cli_main(["train", "--config", str(source), "--out", str(out), "--no-progress"]) == 0
+        copy = json.loads((out / "history.json").read_text())
+        for field in ("iteration", "hard_utility", "hard_s_pat", "replicate_steps"):
+            assert copy["history"][field] == recorded["history"][field], field
+        assert copy["fresh_noise"]["values"] == recorded["fresh_noise"]["values"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # the file holds the whole run
+        cli_main(
+            [
+                "train",
+                "--config",
+                str(first / "run.json"),
+                "--lr",
+                "0.1",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+    assert "drop --lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (None, "no such file"),
+        ('{"type": "Run", "objective": {', "is not valid JSON (truncated?)"),
+        ('{"type": "Chain", "n_cells": 5}', "does not describe a run"),
+        ("[1, 2]", "does not describe a run"),
+        ('{"type": "Run", "objective": {"type": "Objective"}}', "argument: 'regulator'"),
+    ],
+)
+def test_a_bad_config_file_is_refused_naming_it(tmp_path, capsys, content, words):
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as e:
+        cli_main(["train", "--config", str(path), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"--config {path}" in err and words in err
+    assert not (tmp_path / "x").exists()
