@@ -175,7 +175,7 @@ def main(argv=None):
     library = diffgrn.explore(
         objective,
         regulator,
-        "imgep",
+        diffgrn.IMGEP(),
         budget=32 if q else 400,
         key=jr.key(2),
         descriptors=(MeanLevel(), diffgrn.discovery.FateFraction()),
