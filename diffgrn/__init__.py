@@ -2,6 +2,7 @@
 
 from . import config, constraint, diagnostics, discovery, estimators, noise
 from ._memory import available_memory
+from ._version import __version__ as __version__
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .config import Configurable, from_config
@@ -77,7 +78,6 @@ from .utility import (
 
 ES = MuPlusLambdaES
 
-__version__ = "0.4.0"
 
 __all__ = [
     "AbstractBaseline",

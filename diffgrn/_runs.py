@@ -12,13 +12,13 @@ import shutil
 import sys
 from pathlib import Path
 
+from ._version import __version__
+
 PACKAGES = ("diffgrn", "jax", "jaxlib", "equinox", "diffrax", "optax")
 
 
 def versions() -> dict:
     """Installed versions of diffgrn and the libraries its numbers depend on."""
-    from . import __version__
-
     out = {"diffgrn": __version__}
     for name in PACKAGES[1:]:
         try:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import jax.random as jr
 
-from . import __version__
 from ._runs import RunFolder, check_out, record, replay, report, write_comparison, write_exploration
 from ._runs import write_run as write_run_folder
+from ._version import __version__
 from .options import (
     COMMAND_OPTIONS,
     COMMON_OPTIONS,

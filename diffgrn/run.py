@@ -4,7 +4,7 @@
 (`diffgrn train --config run.json` runs one from a file).
 
     run = diffgrn.Run(objective, diffgrn.MLPRegulator(key=jr.key(0)), diffgrn.CMAES(), seed=3)
-    result = diffgrn.train(run)               # or run.train()
+    result = run.train()
     result, fresh = run.execute()             # and write its folder (runs/cmaes-open-seed3)
     diffgrn.Run.from_config(run.config())     # the same run
 """

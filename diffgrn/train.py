@@ -227,18 +227,11 @@ def train(
     that bound crosses it, not at the first lucky draw (`Comparison`). Not counted in
     wall time or replicate-steps.
 
-    `train(run)` trains a `diffgrn.Run` (objective, regulator, method, budget, seed,
-    re-assessment and checkpointing in one description; `progress`, `callback` and
-    `resume` still apply): `run.train()`.
+    A `diffgrn.Run` (objective, regulator, method, budget, seed, re-assessment and
+    checkpointing in one description) trains with `run.train()`.
     """
-    from .run import Run
-
-    if isinstance(objective, Run):
-        if regulator is not None or key is not None or iterations is not None:
-            raise ValueError("train(run): the run describes regulator, key and iterations")
-        return objective.train(progress=progress, resume=resume, callback=callback)
     if key is None:
-        raise ValueError("train.key (a PRNG key) is needed unless a diffgrn.Run is trained")
+        raise ValueError("train.key (a PRNG key) is needed (or describe a diffgrn.Run)")
     if not isinstance(objective, Objective):
         raise ValueError(
             f"train.objective must be a diffgrn.Objective; got {type(objective).__name__}"

@@ -34,7 +34,7 @@ def test_a_run_round_trips_through_its_config(small_objective):
 
 def test_train_takes_a_run(small_objective, mlp):
     run = diffgrn.Run(small_objective, mlp, diffgrn.MuPlusLambdaES(), iterations=2, seed=1)
-    a = diffgrn.train(run, progress=False)
+    a = run.train(progress=False)
     k_init, k_train = jr.split(jr.key(1))
     b = diffgrn.train(small_objective, run.regulator, run.method, key=k_train, iterations=2,
                       progress=False)  # fmt: skip
