@@ -152,7 +152,9 @@ def test_recipe_variants_option(tmp_path, capsys):
 
 @pytest.mark.slow  # 12-25 s each: CI runs them after the README suite
 def test_traps_quick(tmp_path):
-    res = run("traps", tmp_path)
+    # The noise docs/studies.md measured the traps with: at the default CounterNoise the
+    # quick run's escaped regulator happens to end every draw on a wall too.
+    res = run("traps", tmp_path, "--noise", "grid")
     trapped, escaped = res["trapped"]["clip"], res["escaped"]["clip"]
     # f ≈ +10 drives every free cell into the clip at 1: the pathwise gradient is 0.
     assert res["trapped"]["patterns"][0][0] == "0111110"
