@@ -48,6 +48,12 @@ class AbstractStepPath(diffrax.AbstractBrownianPath):
         one_step = (jnp.abs((t1 - t0) - self.dt) <= 1e-3 * self.dt) & (k >= 0) & (k < self.n_steps)
         return jnp.where(one_step, self.increment(k), jnp.nan)
 
+    def block(self, first: IntScalarLike, size: int) -> "GridBrownianPath":
+        """Steps `first` … `first + size − 1` drawn at once, as a stored path on
+        [0, size · dt] (one vectorised draw instead of `size` small ones)."""
+        increments = jax.vmap(self.increment)(first + jnp.arange(size))
+        return GridBrownianPath(0.0, size * self.dt, self.dt, increments)
+
 
 class GridBrownianPath(AbstractStepPath):
     """Brownian increments drawn once on the step grid `t0, t0+dt, …, t1`.

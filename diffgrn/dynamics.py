@@ -211,24 +211,22 @@ class Dynamics(Configurable):
         state = 4 * replicates * tissue.n_cells * genes
         need = 4 * state  # a few live copies of the state
         parts = []
-        stored = self.active_noise.stored_bytes(state, self.n_steps)
+        noise = self.active_noise
+        stored = noise.stored_bytes(state, self.n_steps)
         if stored:
             need += stored
-            parts.append(
-                f"{type(self.noise).__name__} stores steps x replicates x cells x genes "
-                "increments: lower t_final/dt, replicates or cells, or use "
-                "Dynamics(noise=CounterNoise())"
-            )
+            parts.append(f"{type(noise).__name__} stores {noise.stores}")
         if save_every is not None:
             need += state * (self.n_steps // save_every + 1)
             parts.append("saved trajectories: raise save_every")
+        parts.append("lower replicates or cells")
         have = available_memory()
         if need > have:
             raise ValueError(
                 f"Dynamics: this solve needs about {need / 2**30:.3g} GiB "
                 f"({self.n_steps} steps, {replicates} replicates, {tissue.n_cells} cells, "
                 f"{genes} genes) but about {have / 2**30:.3g} GiB are available; "
-                + "; ".join(parts or ["lower replicates or cells"])
+                + "; ".join(parts)
             )
 
     def simulate(
@@ -293,32 +291,57 @@ class Dynamics(Configurable):
                 return lx.DiagonalLinearOperator(jnp.broadcast_to(sigma, s.shape))
             return lx.DiagonalLinearOperator(jnp.full_like(s, self.sigma))
 
-        def terms_of(f):  # drift f(s, s̄) dt plus diagonal noise σ dW on `path`
+        def terms_of(f, path):  # drift f(s, s̄) dt plus diagonal noise σ dW on `path`
             drift = diffrax.ODETerm(lambda t, s, args: f(s, tissue.neighbour_mean(s)))
             if path is None:
                 return drift
             return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, path))
 
-        terms = terms_of(regulator)
         n = self.n_steps
         k = backprop_steps
         save = save_every is not None
+        segment = lambda f, s, first, last, save: self._segment(
+            terms_of, f, path, tissue, s, first, last, save
+        )
         if k is None or k >= n:
-            out = self._segment(terms, tissue, s0, 0, n, save)
+            out = segment(regulator, s0, 0, n, save)
             return out[::save_every] if save else out
         # The first n - k steps run with a frozen copy of the regulator from a frozen
         # start, so reverse mode neither stores nor traverses them.
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
         frozen = eqx.combine(jax.lax.stop_gradient(params), static)
-        head = self._segment(terms_of(frozen), tissue, jax.lax.stop_gradient(s0), 0, n - k, save)
+        head = segment(frozen, jax.lax.stop_gradient(s0), 0, n - k, save)
         if not save:
-            return self._segment(terms, tissue, head, n - k, n, False)
-        tail = self._segment(terms, tissue, head[-1], n - k, n, True)
+            return segment(regulator, head, n - k, n, False)
+        tail = segment(regulator, head[-1], n - k, n, True)
         return jnp.concatenate([head, tail[1:]])[::save_every]
 
-    def _segment(self, terms, tissue, s0, first, last, save):
+    def _segment(self, terms_of, f, path, tissue, s0, first, last, save):
         """Grid steps `first` to `last` from `s0`: the final state, or with `save`
-        all states from the start on, stacked on axis 0."""
+        all states from the start on, stacked on axis 0. A noise that draws in
+        blocks (`block_size`) has each block's increments drawn at once and the
+        block solved on them."""
+        steps = last - first
+        size = None if path is None else self.active_noise.block_size(path)
+        if size is None or steps < 2 * size:
+            return self._solve(terms_of(f, path), tissue, s0, first, last, save)
+        blocks, rest = divmod(steps, size)
+
+        def block(s, b):
+            start = first + b * size
+            out = self._solve(terms_of(f, path.block(start, size)), tissue, s, 0, size, save)
+            return (out[-1], out[1:]) if save else (out, None)
+
+        s, ys = jax.lax.scan(block, s0, jnp.arange(blocks))
+        if rest:
+            start = first + blocks * size
+            tail = self._solve(terms_of(f, path.block(start, rest)), tissue, s, 0, rest, save)
+        if not save:
+            return tail if rest else s
+        ys = [s0[None], ys.reshape(-1, *s0.shape)] + ([tail[1:]] if rest else [])
+        return jnp.concatenate(ys)
+
+    def _solve(self, terms, tissue, s0, first, last, save):
         solver = ProjectedSolver(diffrax.Euler(), lambda s, t: tissue.pin(self.constraint(s)))
         steps = last - first
         sol = diffrax.diffeqsolve(

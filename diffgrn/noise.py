@@ -17,6 +17,7 @@ A new noise model is one subclass in one file.
 """
 
 import abc
+from typing import ClassVar
 
 import diffrax
 import equinox as eqx
@@ -26,6 +27,7 @@ import jax.random as jr
 from jaxtyping import Array, Float
 
 from ._typing import KeyBatch
+from ._validate import check_range
 from .brownian import AbstractStepPath, CoarsenedPath, CounterBrownianPath, GridBrownianPath
 from .config import Configurable
 
@@ -65,6 +67,14 @@ class AbstractNoise(Configurable):
         """Bytes the path holds for a state of `state_bytes` (default: none)."""
         return 0
 
+    # What the path stores and how to store less (for the memory check's message).
+    stores: ClassVar[str] = "its increments"
+
+    def block_size(self, path: diffrax.AbstractBrownianPath) -> int | None:
+        """Steps whose increments a solve draws at once (`path.block`), or `None`:
+        the solve evaluates `path` step by step (default)."""
+        return None
+
 
 class CounterNoise(AbstractNoise):
     """Each step's increments drawn inside the step from `fold_in(key, step)`: exact
@@ -73,11 +83,27 @@ class CounterNoise(AbstractNoise):
 
     The batch shares one key (made from the replicates' keys and their number), so a
     replicate's noise depends on the batch it is drawn in; `GridNoise` draws each
-    replicate from its own key."""
+    replicate from its own key.
+
+    `block`: the solve draws the increments of `block` steps at once (the same
+    numbers, vectorised: a small draw per step costs more than the step) and holds
+    only those, so memory is O(block × replicates × cells)."""
+
+    block: int = eqx.field(static=True, default=100)
+    stores: ClassVar[str] = "block x replicates x cells x genes increments: lower its block"
+
+    def __check_init__(self):
+        check_range("CounterNoise", "block", self.block, ge=1, integer=True)
 
     def path(self, keys, shape, t_final, dt):
         key = jr.fold_in(keys[0], keys.shape[0])
         return CounterBrownianPath(0.0, t_final, dt, key, (keys.shape[0], *shape))
+
+    def block_size(self, path):
+        return self.block if isinstance(path, CounterBrownianPath) else None
+
+    def stored_bytes(self, state_bytes, n_steps):
+        return state_bytes * min(self.block, n_steps)
 
 
 class GridNoise(AbstractNoise):
@@ -88,6 +114,11 @@ class GridNoise(AbstractNoise):
         sample = lambda k: GridBrownianPath.sample(shape, k, 0.0, t_final, dt).increments
         inc = jax.vmap(sample)(keys)
         return GridBrownianPath(0.0, t_final, dt, jnp.swapaxes(inc, 0, 1))
+
+    stores: ClassVar[str] = (
+        "steps x replicates x cells x genes increments: lower t_final/dt, or use "
+        "Dynamics(noise=CounterNoise())"
+    )
 
     def increments(self, path, n_steps, dt):
         return path.increments

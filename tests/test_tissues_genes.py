@@ -214,12 +214,31 @@ def test_counter_brownian_path_is_exact_reproducible_and_differentiable():
 
 def test_a_solve_too_large_for_memory_is_refused_before_compute():
     grid = diffgrn.Dynamics(t_final=1e7, dt=0.01, noise=diffgrn.GridNoise())
-    with pytest.raises(ValueError, match=r"GiB.*GridNoise stores.*CounterNoise\(\)"):
+    with pytest.raises(ValueError, match=r"GiB.*GridNoise stores steps.*CounterNoise\(\)"):
         diffgrn.Objective(dynamics=grid).hard(diffgrn.TanhRegulator(), jr.key(0))
-    # The default noise holds no increments: only the state's size counts.
+    # The default noise holds one block of increments (`CounterNoise.block` steps).
     huge = diffgrn.Objective(tissue=diffgrn.Chain(1000), replicates=10**7)
-    with pytest.raises(ValueError, match="GiB.*lower replicates or cells"):
+    with pytest.raises(ValueError, match="GiB.*lower its block; lower replicates or cells"):
         huge.hard(diffgrn.MLPRegulator(key=jr.key(0)), jr.key(0))
+
+
+@pytest.mark.parametrize("block", [1, 7, 100, 1000])
+def test_counter_noise_drawn_in_blocks_is_the_same_noise(block):
+    """Blocked draws are the per-step draws, vectorised: the same solve whatever the
+    block (up to float rounding), with saved trajectories and truncated backprop."""
+    dyn = diffgrn.Dynamics(t_final=2.5, dt=0.01, noise=diffgrn.CounterNoise(block=block))
+    obj = diffgrn.Objective(dynamics=dyn, replicates=4)
+    reg = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
+    s0, path = obj.draw(jr.key(2))
+    # The unblocked solve: every step's increment from the path, stored.
+    grid = diffgrn.brownian.GridBrownianPath(
+        0.0, 2.5, 0.01, jax.vmap(path.increment)(jnp.arange(250))
+    )
+    solve = lambda p, **kw: dyn.solve(reg, obj.tissue, s0, p, **kw)
+    for kw in ({}, {"save_every": 10}, {"backprop_steps": 30}):
+        assert jnp.allclose(solve(path, **kw), solve(grid, **kw), atol=1e-5), kw
+    if block < 250:  # states keep only the block's increments
+        assert dyn.noise.stored_bytes(16, 250) == 16 * block
 
 
 def load_example(name):
