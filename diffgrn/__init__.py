@@ -44,6 +44,7 @@ from .methods import (
 )
 from .noise import AbstractNoise, CounterNoise, GridNoise, NoNoise, VirtualTreeNoise
 from .objective import AbstractEvaluation, HardUtility, Objective, SoftUtility
+from .pbt import GradientPopulation
 from .readout import (
     AbstractReadout,
     ChainedReadout,
@@ -108,6 +109,7 @@ __all__ = [
     "Evosax",
     "ExactHits",
     "Gradient",
+    "GradientPopulation",
     "Graph",
     "GridBrownianPath",
     "GridNoise",

@@ -273,3 +273,51 @@ def test_a_method_that_cannot_be_described_says_which_field():
 
     record = method_config(diffgrn.Gradient(optax.sgd(0.1)))
     assert record["name"] == "adam" and "Gradient.optimiser" in record["not_loadable"]
+
+
+def test_gradient_population_selects_copies_of_the_best_and_counts_its_cost(small_objective, mlp):
+    method = diffgrn.GradientPopulation(learners=4, replace=2, every=3, spread=1.0, perturb=0.01)
+    trainer = method.build(small_objective, mlp)
+    state = trainer.init(jr.key(0))
+    flat = lambda s: jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(s.learners["params"])
+    start = flat(state)
+    own = jax.flatten_util.ravel_pytree(eqx.filter(mlp, eqx.is_inexact_array))[0]
+    assert jnp.array_equal(start[0], own)  # learner 0 starts at the given regulator
+    assert float(jnp.min(jnp.linalg.norm(start[1:] - own, axis=1))) > 1.0  # others spread
+    inner = diffgrn.Gradient().build(small_objective, mlp).cost(None)
+    selection = 4 * small_objective.replicates * small_objective.dynamics.n_steps
+    assert trainer.cost(state) == 4 * inner + selection  # step 1 selects
+    state, info = jax.jit(trainer.step)(state, jr.key(1))
+    assert bool(info.finite) and jnp.isfinite(state.score).all()
+    p = flat(state)
+    # The two worst were replaced by perturbed copies of the best (and its score).
+    top = jnp.flatnonzero(state.score == state.score.max())
+    assert len(top) >= 3
+    close = 0.01 * 6 * p.shape[1] ** 0.5
+    dist = jnp.linalg.norm(p[top][:, None] - p[top][None], axis=-1)
+    assert float(dist.max()) < 2 * close and float(dist.max()) > 0
+    best = p[jnp.argmax(state.score)]
+    assert trainer.cost(state) == 4 * inner  # step 2 does not select
+    lead = trainer.candidate(state)
+    assert jnp.array_equal(
+        jax.flatten_util.ravel_pytree(eqx.filter(lead, eqx.is_inexact_array))[0], best
+    )
+    res = diffgrn.train(
+        small_objective, mlp, method, key=jr.key(2), iterations=3, progress=False, select_top=1
+    )
+    assert len(res.history) == 3 and res.error is None
+
+
+def test_gradient_population_config_and_validation(without_type_checks):
+    m = diffgrn.GradientPopulation(learners=3, replace=1, replicates=8)
+    assert diffgrn.config.from_config(json.loads(json.dumps(m.config()))) == m
+    assert m.name == "pbt"
+    for bad, match in (
+        (dict(learners=1), "learners"),
+        (dict(learners=4, replace=4), "replace"),
+        (dict(every=0), "every"),
+        (dict(spread=-1.0), "spread"),
+        (dict(gradient=diffgrn.CMAES()), "gradient"),
+    ):
+        with pytest.raises((ValueError, TypeError), match=match):
+            diffgrn.GradientPopulation(**bad)
