@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--boundary", choices=tuple(TARGETS), default="pinned")
     parser.add_argument("--seeds", type=int, default=None, help="default 5 (quick 1)")
     parser.add_argument(
-        "--iterations", type=int, default=None, help="per method (default 60; quick 3)"
+        "--iterations", type=int, default=None, help="per method (default 60; quick 2)"
     )
     parser.add_argument("--target", type=float, default=None, help="default 0.67 / 0.973")
     parser.add_argument(
@@ -48,6 +48,8 @@ def main(argv=None):
     )
     target = args.target or TARGETS[args.boundary]
     chosen = methods(args.quick)
+    if args.quick and not args.methods:
+        args.methods = "cmaes,pbt"
     if args.methods:
         names = [m.strip() for m in args.methods.split(",") if m.strip()]
         unknown = [m for m in names if m not in chosen]
@@ -60,7 +62,7 @@ def main(argv=None):
         chosen,
         key=jr.key(args.seed),
         seeds=seeds,
-        iterations=args.iterations or (3 if args.quick else 60),
+        iterations=args.iterations or (2 if args.quick else 60),
         target=target,
         reassess=args.reassess or (1 if args.quick else 5),
         reassess_repeats=3 if args.quick else 10,
@@ -85,7 +87,7 @@ def main(argv=None):
     ax.set_title(f"{args.boundary} chain: population of gradient learners vs CMA-ES", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    out.figure(fig, f"population-{args.boundary}.png")
+    out.figure(fig, "population.png")
     fresh = {n: [f["mean"] for f in v] for n, v in comparison.fresh.items()}
     out.write(
         dict(

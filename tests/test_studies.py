@@ -31,6 +31,7 @@ def test_all_studies_listed():
         "scaling",
         "estimators",
         "discovery",
+        "population",
     }
 
 
@@ -217,3 +218,11 @@ def test_discovery_quick(tmp_path):
     for row in res["finetune"]:
         for start in ("random start", "nearest discovery"):
             assert 0 <= row[start]["hit"] <= 1 and 0 <= row[start]["agreement"] <= 1
+
+
+@pytest.mark.slow  # CI runs it after the README suite
+def test_population_quick(tmp_path):
+    res = run("population", tmp_path)
+    assert [r["method"] for r in res["table"]] == ["cmaes", "pbt"]
+    assert all(0.0 <= v <= 1.0 for f in res["fresh"].values() for v in f)
+    assert res["methods"]["pbt"]["type"] == "GradientPopulation"
