@@ -24,6 +24,7 @@ from .methods import (
 )
 from .noise import CounterNoise, GridNoise, VirtualTreeNoise
 from .objective import Objective
+from .pbt import GradientPopulation
 from .population import AbstractPopulationMethod
 from .readout import SoftReadout
 from .regulator import AbstractRegulator, MLPRegulator, TanhRegulator, TranscriptionalRegulator
@@ -192,7 +193,7 @@ def regulator_from_options(args: argparse.Namespace, key=None) -> AbstractRegula
 
 
 # The method options of `diffgrn train` and `compare`, and the method they name.
-METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid", "random", "evosax:NAME")
+METHOD_NAMES = ("es", "cmaes", "adam", "openes", "hybrid", "pbt", "random", "evosax:NAME")
 ESTIMATORS = ("pathwise", "likelihood-ratio", "antithetic-es", "inverse-variance")
 # flag, type, default, help, the fields it sets (errors from those fields name the flag)
 METHOD_OPTIONS = [
@@ -225,6 +226,9 @@ METHOD_OPTIONS = [
     ("--temperature-to", float, None, "adam, hybrid: anneal τ likewise from --temperature "
      "(None: constant)", ""),
     ("--switch", int, 10, "hybrid: cmaes generations before Adam takes over", "Hybrid.switch"),
+    ("--learners", int, 8, "pbt: Adam learners trained together", "GradientPopulation.learners"),
+    ("--spread", float, 2.0, "pbt: std of the noise on the learners' starting parameters",
+     "GradientPopulation.spread"),
 ]  # fmt: skip
 
 
@@ -253,7 +257,7 @@ def method_from_options(name: str, args: argparse.Namespace) -> AbstractMethod:
     antithetic = lambda: AntitheticES(args.es_sigma, args.es_pairs)
     if name == "openes":
         return Gradient(optimiser, antithetic(), name="openes")
-    if name not in ("adam", "hybrid"):
+    if name not in ("adam", "hybrid", "pbt"):
         raise ValueError(f"unknown method {name!r}; expected {', '.join(METHOD_NAMES)}")
     steps = (args.steps or (QUICK["iterations"] if args.quick else 200)) - (
         args.switch if name == "hybrid" else 0
@@ -278,6 +282,8 @@ def method_from_options(name: str, args: argparse.Namespace) -> AbstractMethod:
     )
     if name == "hybrid":
         return Hybrid(CMAES(args.population, args.cma_sigma), adam, args.switch)
+    if name == "pbt":
+        return GradientPopulation(adam, learners=args.learners, spread=args.spread)
     return adam
 
 

@@ -43,7 +43,8 @@ class GradientPopulation(AbstractMethod):
     - `spread`: std of the noise added to every parameter of learners 1 … K−1 at the
       start (default 2.0); learner 0 starts at the given regulator.
     - `every`: steps between selections (default 10).
-    - `replace`: learners overwritten by the best at each selection (default 2).
+    - `replace`: learners overwritten by the best at each selection (default: a
+      quarter of them, at least 1).
     - `perturb`: std of the noise on a copy's parameters (default 0.05).
     - `replicates`: replicates of a selection's hard utility (default: the
       objective's).
@@ -57,7 +58,7 @@ class GradientPopulation(AbstractMethod):
     learners: int = eqx.field(static=True, default=8)
     spread: float = eqx.field(static=True, default=2.0)
     every: int = eqx.field(static=True, default=10)
-    replace: int = eqx.field(static=True, default=2)
+    replace: int | None = eqx.field(static=True, default=None)
     perturb: float = eqx.field(static=True, default=0.05)
     replicates: int | None = eqx.field(static=True, default=None)
 
@@ -66,9 +67,15 @@ class GradientPopulation(AbstractMethod):
         check_range("GradientPopulation", "learners", self.learners, ge=2, integer=True)
         check_range("GradientPopulation", "spread", self.spread, ge=0.0)
         check_range("GradientPopulation", "every", self.every, ge=1, integer=True)
-        check_range(
-            "GradientPopulation", "replace", self.replace, ge=0, le=self.learners - 1, integer=True
-        )
+        if self.replace is not None:
+            check_range(
+                "GradientPopulation",
+                "replace",
+                self.replace,
+                ge=0,
+                le=self.learners - 1,
+                integer=True,
+            )
         check_range("GradientPopulation", "perturb", self.perturb, ge=0.0)
         if self.replicates is not None:
             check_range("GradientPopulation", "replicates", self.replicates, ge=1, integer=True)
@@ -81,6 +88,7 @@ class GradientPopulation(AbstractMethod):
         inner = self.gradient.build(objective, regulator)
         _, static = eqx.partition(regulator, eqx.is_inexact_array)
         k = self.learners
+        n_replace = max(1, k // 4) if self.replace is None else self.replace
         r = objective.replicates if self.replicates is None else self.replicates
 
         def noisy(params, key, std):
@@ -113,17 +121,15 @@ class GradientPopulation(AbstractMethod):
             k_score, k_noise = jr.split(key)
             score = scores(learners, k_score)
             order = jnp.argsort(score)  # worst first
-            best, worst = order[-1], order[: self.replace]
-            copy = lambda x: x.at[worst].set(
-                jnp.broadcast_to(x[best], (self.replace, *x.shape[1:]))
-            )
+            best, worst = order[-1], order[:n_replace]
+            copy = lambda x: x.at[worst].set(jnp.broadcast_to(x[best], (n_replace, *x.shape[1:])))
             learners = jax.tree_util.tree_map(copy, learners)
             params = learners["params"]
             moved = jax.vmap(
                 lambda kk: noisy(
                     jax.tree_util.tree_map(lambda x: x[best], params), kk, self.perturb
                 )
-            )(jr.split(k_noise, self.replace))
+            )(jr.split(k_noise, n_replace))
             params = jax.tree_util.tree_map(lambda x, m: x.at[worst].set(m), params, moved)
             return dict(learners, params=params), score.at[worst].set(score[best])
 
