@@ -21,6 +21,7 @@ import math
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Scalar
@@ -91,7 +92,8 @@ class AbstractObservable(Configurable):
     def stored_bytes(self, n_steps: int, replicates: int, cells: int, genes: int) -> int:
         """Bytes a solve holds for the recording (the window, every step of it)."""
         first, _ = self.window(n_steps)
-        shape = self.select(np.zeros((1, cells, genes), np.float32)).shape
+        one = jax.ShapeDtypeStruct((1, cells, genes), jnp.float32)
+        shape = jax.eval_shape(self.select, one).shape
         return 4 * replicates * (n_steps - first) * int(np.prod(shape))
 
     def check_memory(
@@ -138,9 +140,9 @@ class Trajectory(AbstractObservable):
 
     def select(self, states):
         if self.cells is not None:
-            states = states[..., jnp.asarray(self.cells), :]
+            states = states[..., np.asarray(self.cells), :]
         if self.genes is not None:
-            states = states[..., jnp.asarray(self.genes)]
+            states = states[..., np.asarray(self.genes)]
         return states
 
     def check(self, n_steps: int, cells: int, genes: int) -> None:
@@ -243,7 +245,7 @@ class Oscillation(AbstractBehaviour):
     def detect(self, recording: Recording) -> OscillationTest:
         x = _signal(recording, self.cell, self.gene)
         n = x.shape[-1]
-        sp = jnp.abs(jnp.fft.fft(x, axis=-1))[:, 1 : n // 2]
+        sp = jnp.abs(jnp.fft.rfft(x, axis=-1))[:, 1 : n // 2]  # = |fft| there
         freqs = jnp.fft.fftfreq(n, d=recording.dt)[1 : n // 2]
         peak = jnp.argmax(sp, axis=-1)
         periodic = (jnp.max(sp, axis=-1) > self.threshold) & (peak > 0)
