@@ -367,12 +367,13 @@ def replay(
 
 class FitResult(NamedTuple):
     """`fit`'s outcome: the best point seen (the start included), its loss, the step it
-    was found at (0: the start) and the loss of every step's point."""
+    was found at (0: the start), and every step's point and loss."""
 
     point: Float[Array, " P"]
     loss: float
     step: int
     losses: np.ndarray
+    points: np.ndarray
 
 
 def fit(
@@ -418,7 +419,7 @@ def fit(
     arr = np.asarray(losses)
     arr_safe = np.where(np.isfinite(arr), arr, np.inf)
     j = int(np.argmin(arr_safe))
-    return FitResult(points[j], float(arr[j]), j, arr)
+    return FitResult(points[j], float(arr[j]), j, arr, np.asarray(jnp.stack(points)))
 
 
 def loss_of(objective: Objective, space: BoundSpace, loss: AbstractTrajectoryLoss, observe, key):

@@ -15,4 +15,5 @@ STUDIES = (
     "scaling",
     "estimators",
     "discovery",
+    "oscillators",
 )

@@ -31,6 +31,7 @@ def test_all_studies_listed():
         "scaling",
         "estimators",
         "discovery",
+        "oscillators",
     }
 
 
