@@ -180,7 +180,7 @@ class Dynamics(Configurable):
         tissue: Tissue,
         keys: KeyBatch,
         genes: int = 1,
-        init: Float[Array, "*cells genes"] | None = None,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
     ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath | None]:
         """The randomness of one replicate per key: initial states and Brownian path
         (replicate r's initial state from `keys[r]` alone). `simulate(…, keys)` is
@@ -257,7 +257,7 @@ class Dynamics(Configurable):
         save_every: int | None = None,
         shard: Callable | None = None,
         backprop_steps: int | None = None,
-        init: Float[Array, "*cells genes"] | None = None,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
         observe: AbstractObservable | None = None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Simulate one replicate per key: final states `(R, cells, genes)`, or with

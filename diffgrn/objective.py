@@ -222,7 +222,7 @@ class Objective(Configurable):
         replicates: int | None = None,
         save_every: int | None = None,
         backprop_steps: int | None = None,
-        init: Float[Array, "*cells genes"] | None = None,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
         observe=None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Final states `(R, N, G)`, or trajectories `(R, times, N, G)` with

@@ -218,3 +218,16 @@ def test_discovery_quick(tmp_path):
     for row in res["finetune"]:
         for start in ("random start", "nearest discovery"):
             assert 0 <= row[start]["hit"] <= 1 and 0 <= row[start]["agreement"] <= 1
+
+
+@pytest.mark.slow  # CI runs it after the README suite
+def test_oscillators_quick(tmp_path):
+    res = run("oscillators", tmp_path)
+    for row in res["seeds"]:
+        for m in ("imgep", "random"):
+            assert 0 <= row[m]["oscillators"] <= 400 and row[m]["curve"][-1][0] == 400
+    for row in res["finetune"]["rows"]:
+        if row.get("loss_best") is not None:
+            assert row["loss_best"] <= row["loss_start"]  # the start counts
+    for name in ("gallery.png", "finetune.png"):
+        assert (tmp_path / "oscillators" / name).is_file()
