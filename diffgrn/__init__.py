@@ -1,6 +1,6 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import config, constraint, diagnostics, discovery, estimators, noise
+from . import config, constraint, diagnostics, discovery, estimators, noise, observe
 from ._memory import available_memory
 from ._version import __version__ as __version__
 from .brownian import CounterBrownianPath, GridBrownianPath
@@ -61,13 +61,14 @@ from .regulator import (
     count_parameters,
 )
 from .run import Run, load_run
-from .tissue import Chain, Graph, Lattice, Tissue
+from .tissue import Cell, Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
     AbstractPatternScore,
     AbstractUtility,
     Agreement,
     ExactHits,
+    NoUtility,
     PatternInformation,
     TargetPattern,
     Utility,
@@ -96,6 +97,7 @@ __all__ = [
     "AntitheticES",
     "BatchBaseline",
     "CMAES",
+    "Cell",
     "Chain",
     "ChainedReadout",
     "Clip",
@@ -128,6 +130,7 @@ __all__ = [
     "Mixture",
     "MuPlusLambdaES",
     "NoNoise",
+    "NoUtility",
     "Objective",
     "Pathwise",
     "PatternInformation",
@@ -168,6 +171,7 @@ __all__ = [
     "load_library",
     "load_run",
     "noise",
+    "observe",
     "openes",
     "pattern_entropy",
     "save",

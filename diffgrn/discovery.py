@@ -219,7 +219,12 @@ class Library:
     `params` `(n, P)` flat parameters (`regulator(i)` rebuilds one), `descriptors`
     `(n, D)`, `utility` `(n,)` (the objective's hard utility on the same draw),
     `patterns` `(n, N·m)` the dominant pattern (0/1), `coverage` the (simulations,
-    occupied bins) curve, `names`/`bounds` the descriptors', `bins` per dimension."""
+    occupied bins) curve, `names`/`bounds` the descriptors', `bins` per dimension.
+
+    Behaviour libraries (`diffgrn.behaviour.discover`) also hold `points` `(n, P)` (the
+    searched coordinates), `inits` `(n, G)` (the initial states, when searched),
+    `keys` `(n, 2)` (each simulation's key data) and `goals` `(n, D')` (the goal
+    embeddings): enough to re-simulate any row exactly (`behaviour.replay`)."""
 
     params: np.ndarray
     descriptors: np.ndarray
@@ -231,6 +236,10 @@ class Library:
     bins: int
     template: AbstractRegulator
     config: dict
+    points: np.ndarray | None = None
+    inits: np.ndarray | None = None
+    keys: np.ndarray | None = None
+    goals: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.utility)
@@ -307,12 +316,19 @@ class Library:
         return path
 
     def _arrays(self) -> dict:
-        return dict(
+        out = dict(
             params=jnp.asarray(self.params, jnp.float32),
             descriptors=jnp.asarray(self.descriptors, jnp.float32),
             utility=jnp.asarray(self.utility, jnp.float32),
             patterns=jnp.asarray(self.patterns, jnp.int8),
         )
+        for name, dtype in _OPTIONAL.items():  # behaviour libraries' extra columns
+            if getattr(self, name) is not None:
+                out[name] = jnp.asarray(getattr(self, name), dtype)
+        return out
+
+
+_OPTIONAL = dict(points=jnp.float32, inits=jnp.float32, keys=jnp.uint32, goals=jnp.float32)
 
 
 def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = None) -> Library:
@@ -339,7 +355,7 @@ def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = Non
             ) from None
     else:
         template = like
-    dtypes = dict(params=jnp.float32, descriptors=jnp.float32, utility=jnp.float32)
+    dtypes = dict(params=jnp.float32, descriptors=jnp.float32, utility=jnp.float32, **_OPTIONAL)
     like = {k: jnp.zeros(s, dtypes.get(k, jnp.int8)) for k, s in meta["shapes"].items()}
     arrays, template = eqx.tree_deserialise_leaves(leaves, (like, template))
     a = {k: np.asarray(v) for k, v in arrays.items()}
@@ -354,6 +370,7 @@ def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = Non
         meta["bins"],
         template,
         meta["config"],
+        **{k: a[k] for k in _OPTIONAL if k in a},
     )
 
 

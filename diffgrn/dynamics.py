@@ -20,6 +20,7 @@ from ._validate import check_instance, check_range
 from .config import Configurable
 from .constraint import AbstractConstraint, Clip
 from .noise import AbstractNoise, CounterNoise, NoNoise
+from .observe import AbstractObservable
 from .regulator import AbstractRegulator
 from .tissue import Tissue
 
@@ -175,13 +176,19 @@ class Dynamics(Configurable):
         return tissue.pin(s0)
 
     def draw(
-        self, tissue: Tissue, keys: KeyBatch, genes: int = 1
+        self,
+        tissue: Tissue,
+        keys: KeyBatch,
+        genes: int = 1,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
     ) -> tuple[Float[Array, "replicates cells genes"], diffrax.AbstractBrownianPath | None]:
         """The randomness of one replicate per key: initial states and Brownian path
         (replicate r's initial state from `keys[r]` alone). `simulate(…, keys)` is
-        `solve(…, *draw(tissue, keys, regulator.genes))`."""
+        `solve(…, *draw(tissue, keys, regulator.genes))`. `init` (per gene, or per
+        cell and gene): every replicate starts there instead (pinned cells still
+        pinned); with σ = 0 nothing at all is then drawn."""
         self.check_memory(tissue, keys.shape[0], genes)
-        s0, noise_keys = self._initial_states(tissue, keys, genes)
+        s0, noise_keys = self._initial_states(tissue, keys, genes, init)
         shape = (tissue.n_cells, genes)
         return s0, self.active_noise.path(noise_keys, shape, self.t_final, self.dt)
 
@@ -194,9 +201,19 @@ class Dynamics(Configurable):
         shape = (tissue.n_cells, genes)
         return s0, *self.active_noise.paired(noise_keys, shape, self.t_final, self.dt, refine)
 
-    def _initial_states(self, tissue, keys, genes):
+    def _initial_states(self, tissue, keys, genes, init=None):
         split = jax.vmap(jr.split)(keys)
-        s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
+        if init is None:
+            s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
+        else:
+            init = jnp.asarray(init, jnp.float32)
+            if init.shape not in ((genes,), (tissue.n_cells, genes)):
+                raise ValueError(
+                    f"Dynamics: init has shape {init.shape}; expected ({genes},) (per gene) "
+                    f"or ({tissue.n_cells}, {genes}) (per cell and gene)"
+                )
+            shape = (keys.shape[0], tissue.n_cells, genes)
+            s0 = tissue.pin(jnp.broadcast_to(init, shape))
         return s0, split[:, 1]
 
     def check_memory(
@@ -238,21 +255,35 @@ class Dynamics(Configurable):
         save_every: int | None = None,
         shard: Callable | None = None,
         backprop_steps: int | None = None,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
+        observe: AbstractObservable | None = None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Simulate one replicate per key: final states `(R, cells, genes)`, or with
-        `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`. `shard`, if
-        given, maps the drawn `(s0, path)` before the solve (`Objective` places them
-        on its devices). `backprop_steps`: see `solve`."""
+        `save_every=k` trajectories `(R, 1 + steps // k, cells, genes)`, or with
+        `observe=Trajectory(…)` what it records, `(R, times, cells', genes')`.
+        `shard`, if given, maps the drawn `(s0, path)` before the solve (`Objective`
+        places them on its devices). `backprop_steps`: see `solve`; `init`: see
+        `draw`."""
         if save_every is not None:
             check_range("Dynamics.simulate", "save_every", save_every, ge=1, integer=True)
             self.check_memory(tissue, keys.shape[0], regulator.genes, save_every)
-        s0, path = self.draw(tissue, keys, regulator.genes)
+        if observe is not None:
+            check_instance("Dynamics.simulate", "observe", observe, AbstractObservable)
+            observe.check(self.n_steps, tissue.n_cells, regulator.genes)
+            observe.check_memory(self.n_steps, keys.shape[0], tissue.n_cells, regulator.genes)
+        s0, path = self.draw(tissue, keys, regulator.genes, init)
         if shard is not None:
             s0, path = shard(s0, path)
         out = self.solve(
-            regulator, tissue, s0, path, save_every=save_every, backprop_steps=backprop_steps
+            regulator,
+            tissue,
+            s0,
+            path,
+            save_every=save_every,
+            backprop_steps=backprop_steps,
+            observe=observe,
         )
-        return out if save_every is None else jnp.swapaxes(out, 0, 1)
+        return out if save_every is None and observe is None else jnp.swapaxes(out, 0, 1)
 
     def solve(
         self,
@@ -263,6 +294,7 @@ class Dynamics(Configurable):
         *,
         save_every: int | None = None,
         backprop_steps: int | None = None,
+        observe: AbstractObservable | None = None,
     ) -> Float[Array, "..."]:
         """Integrate from `s0` driven by `path` (same shape as `s0`; `None`: no noise).
 
@@ -276,9 +308,17 @@ class Dynamics(Configurable):
         for it): gradients flow through the last k steps only; the state before them
         is a constant to reverse mode, and those steps are neither stored nor
         traversed backwards. The forward solve is unchanged.
+
+        `observe=Trajectory(…)` (`diffgrn.observe`): the states it records, stacked on
+        axis 0; the steps before its window are integrated without being stored.
         """
         if backprop_steps is not None:
             check_range("Dynamics.solve", "backprop_steps", backprop_steps, ge=1, integer=True)
+        if observe is not None and (save_every is not None or backprop_steps is not None):
+            raise ValueError(
+                "Dynamics.solve: observe records its own window; give it without "
+                "save_every and backprop_steps"
+            )
 
         def diffusion(t, s, args):
             if isinstance(self.sigma, tuple):  # one σ per gene (the last axis)
@@ -298,11 +338,16 @@ class Dynamics(Configurable):
             return diffrax.MultiTerm(drift, diffrax.ControlTerm(diffusion, path))
 
         n = self.n_steps
+        segment = lambda f, s, first, last, save, select=None: self._segment(
+            terms_of, f, path, tissue, s, first, last, save, select
+        )
+        if observe is not None:
+            first, every = observe.window(n)
+            head = segment(regulator, s0, 0, first, False) if first > 0 else s0
+            tail = segment(regulator, head, first, n, True, observe.select)
+            return tail[every - 1 :: every]
         k = backprop_steps
         save = save_every is not None
-        segment = lambda f, s, first, last, save: self._segment(
-            terms_of, f, path, tissue, s, first, last, save
-        )
         if k is None or k >= n:
             out = segment(regulator, s0, 0, n, save)
             return out[::save_every] if save else out
@@ -316,34 +361,43 @@ class Dynamics(Configurable):
         tail = segment(regulator, head[-1], n - k, n, True)
         return jnp.concatenate([head, tail[1:]])[::save_every]
 
-    def _segment(self, terms_of, f, path, tissue, s0, first, last, save):
+    def _segment(self, terms_of, f, path, tissue, s0, first, last, save, select=None):
         """Grid steps `first` to `last` from `s0`: the final state, or with `save`
-        all states from the start on, stacked on axis 0. A noise that draws in
-        blocks (`block_size`) has each block's increments drawn at once and the
-        block solved on them."""
+        all states from the start on, stacked on axis 0 (with `select`: `select` of
+        the states after each step, the start excluded). A noise that draws in blocks
+        (`block_size`) has each block's increments drawn at once and the block
+        solved on them."""
         steps = last - first
         size = None if path is None else self.active_noise.block_size(path)
         if size is None or steps < 2 * size:
-            return self._solve(terms_of(f, path), tissue, s0, first, last, save)
+            _, out = self._solve(terms_of(f, path), tissue, s0, first, last, save, select)
+            return jnp.concatenate([s0[None], out]) if save and select is None else out
         blocks, rest = divmod(steps, size)
+        solve = lambda s, start, n: self._solve(
+            terms_of(f, path.block(start, n)), tissue, s, 0, n, save, select
+        )
+        s, ys = jax.lax.scan(lambda s, b: solve(s, first + b * size, size), s0, jnp.arange(blocks))
+        s, tail = solve(s, first + blocks * size, rest) if rest else (s, None)
+        if not (save or select is not None):
+            return s
+        ys = [ys.reshape(-1, *ys.shape[2:])] + ([] if tail is None else [tail])
+        return jnp.concatenate(ys if select is not None else [s0[None], *ys])
 
-        def block(s, b):
-            start = first + b * size
-            out = self._solve(terms_of(f, path.block(start, size)), tissue, s, 0, size, save)
-            return (out[-1], out[1:]) if save else (out, None)
-
-        s, ys = jax.lax.scan(block, s0, jnp.arange(blocks))
-        if rest:
-            start = first + blocks * size
-            tail = self._solve(terms_of(f, path.block(start, rest)), tissue, s, 0, rest, save)
-        if not save:
-            return tail if rest else s
-        ys = [s0[None], ys.reshape(-1, *s0.shape)] + ([tail[1:]] if rest else [])
-        return jnp.concatenate(ys)
-
-    def _solve(self, terms, tissue, s0, first, last, save):
+    def _solve(self, terms, tissue, s0, first, last, save, select=None):
+        """`_segment` in one Diffrax solve: (final state, what `_segment` returns
+        without the start: the final state, or the states or `select` of them after
+        each step)."""
         solver = ProjectedSolver(diffrax.Euler(), lambda s, t: tissue.pin(self.constraint(s)))
         steps = last - first
+        if select is not None:
+            sub = diffrax.SubSaveAt(steps=True, fn=lambda t, s, args: select(s))
+        else:
+            sub = diffrax.SubSaveAt(steps=True) if save else None
+        saveat = (
+            diffrax.SaveAt(t1=True)
+            if sub is None
+            else diffrax.SaveAt(subs=[diffrax.SubSaveAt(t1=True), sub])
+        )
         sol = diffrax.diffeqsolve(
             terms,
             solver,
@@ -351,13 +405,16 @@ class Dynamics(Configurable):
             last * self.dt,
             self.dt,
             s0,
-            saveat=diffrax.SaveAt(t0=True, steps=True) if save else diffrax.SaveAt(t1=True),
+            saveat=saveat,
             max_steps=steps,
             adjoint=diffrax.RecursiveCheckpointAdjoint(
                 steps if self.checkpoints is None else min(self.checkpoints, steps)
             ),
         )
-        return sol.ys[: steps + 1] if save else sol.ys[-1]
+        if select is None and not save:
+            return sol.ys[-1], sol.ys[-1]
+        end, out = sol.ys
+        return end[-1], out[:steps]
 
     def replace(self, **changes) -> "Dynamics":
         """A copy with some fields changed (validated again)."""

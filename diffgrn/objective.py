@@ -149,7 +149,14 @@ class Objective(Configurable):
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
         check_instance("Objective", "utility", self.utility, AbstractUtility)
         self.utility.check(self.tissue.n_cells, len(self.fate_genes))
-        check_range("Objective", "replicates", self.replicates, ge=2, integer=True)
+        check_range("Objective", "replicates", self.replicates, ge=1, integer=True)
+        least, why = self.utility.least_replicates()
+        if self.replicates < least:
+            raise ValueError(
+                f"Objective.replicates is {self.replicates} but {type(self.utility).__name__}() "
+                f"needs at least {least} ({why}): raise Objective.replicates, or choose a "
+                "utility that scores one replicate (TargetPattern, NoUtility)"
+            )
         check_instance("Objective", "readout", self.readout, AbstractReadout)
 
     @property
@@ -215,9 +222,13 @@ class Objective(Configurable):
         replicates: int | None = None,
         save_every: int | None = None,
         backprop_steps: int | None = None,
+        init: Float[Array, "*init_cells init_genes"] | None = None,
+        observe=None,
     ) -> Float[Array, "replicates *time cells genes"]:
         """Final states `(R, N, G)`, or trajectories `(R, times, N, G)` with
-        `save_every`; `backprop_steps` truncates reverse mode (`Dynamics.solve`)."""
+        `save_every`, or what `observe` records (`diffgrn.observe.Trajectory`);
+        `backprop_steps` truncates reverse mode (`Dynamics.solve`); `init` starts every
+        replicate from that state (per gene, or per cell and gene) instead of a draw."""
         self.check_regulator(regulator)
         r = self.replicates if replicates is None else replicates
         return self.dynamics.simulate(
@@ -227,6 +238,8 @@ class Objective(Configurable):
             save_every=save_every,
             shard=self._shard_draw,
             backprop_steps=backprop_steps,
+            init=init,
+            observe=observe,
         )
 
     def draw(self, key: PRNGKeyArray, *, replicates: int | None = None):

@@ -9,6 +9,7 @@ sum over the `k` columns: memory and time O(cells · k), never O(cells²).
 - `Chain(n_cells, boundary)`: a row of cells (model.md).
 - `Lattice(rows, cols, geometry="square" | "hex", boundary)`: a 2-D sheet.
 - `Graph(n_cells, edges, pinned=…)`: any neighbourhood.
+- `Cell()`: one cell on its own (a deterministic circuit: s̄ = 0, nothing pinned).
 """
 
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ class _Geometry(NamedTuple):
 
 
 BOUNDARIES = {
-    "open": _BoundaryRule(wraps=False, pins=False, least_chain=2, least_side=1),
+    "open": _BoundaryRule(wraps=False, pins=False, least_chain=1, least_side=1),
     "pinned": _BoundaryRule(wraps=False, pins=True, least_chain=3, least_side=3),
     "periodic": _BoundaryRule(wraps=True, pins=False, least_chain=2, least_side=2),
 }
@@ -158,6 +159,9 @@ class Chain(Tissue):
     - `pinned`: the two edge cells are held at `pinned_value` and count as
       neighbours with that value (needs `n_cells >= 3`).
     - `periodic`: a ring.
+
+    An open chain of one cell is a cell on its own (s̄ = 0; `Cell()` is the same
+    tissue without the gather).
     """
 
     boundary: str = eqx.field(static=True)
@@ -325,3 +329,23 @@ class Graph(Tissue):
             pinned_value=self.pinned_value,
             directed=True,
         )
+
+
+class Cell(Tissue):
+    """One cell on its own: no neighbours (s̄ = 0) and nothing pinned, so a solve is
+    the regulator's own circuit (the gene-circuit models of the discovery
+    literature). The neighbour mean and the pin are skipped, not computed as zeros."""
+
+    def __init__(self):
+        self.neighbours = jnp.zeros((1, 1), jnp.int32)
+        self.weights = jnp.zeros((1, 1), jnp.float32)
+        self.pinned = jnp.zeros((1,), bool)
+        self.pinned_value = 0.0
+
+    def neighbour_mean(
+        self, s: Float[Array, "*batch cells genes"]
+    ) -> Float[Array, "*batch cells genes"]:
+        return jnp.zeros_like(s)
+
+    def pin(self, s: Float[Array, "*batch cells genes"]) -> Float[Array, "*batch cells genes"]:
+        return s

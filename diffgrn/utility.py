@@ -166,6 +166,11 @@ class AbstractUtility(Configurable):
     def check(self, n_cells: int, n_readout: int) -> None:
         """Raise ValueError if this utility cannot score `n_cells` × `n_readout` fates."""
 
+    def least_replicates(self) -> tuple[int, str]:
+        """The fewest replicates this utility can score, and why (an `Objective` with
+        fewer is refused, naming the field)."""
+        return 1, ""
+
     def upper(self, n_fates: int) -> float:
         """The largest value the utility can take (targets are checked against it)."""
         return float(np.log2(n_fates))
@@ -180,6 +185,22 @@ class PatternInformation(AbstractUtility):
 
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
         return soft_utility(fates, bandwidth)
+
+    def least_replicates(self) -> tuple[int, str]:
+        return 2, "its S_rep (reproducibility over replicates) is 0 for one replicate"
+
+
+class NoUtility(AbstractUtility):
+    """No fate score: for objectives that are judged on their trajectories instead
+    (`diffgrn.observe`; a deterministic circuit of one replicate). Both utilities are
+    NaN, so nothing selects on them by mistake."""
+
+    def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility:
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        return Utility(nan, nan, nan)
+
+    def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
+        return self.hard(fates)
 
 
 class AbstractPatternScore(Configurable):

@@ -16,4 +16,5 @@ STUDIES = (
     "estimators",
     "discovery",
     "population",
+    "oscillators",
 )

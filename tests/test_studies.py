@@ -32,6 +32,7 @@ def test_all_studies_listed():
         "estimators",
         "discovery",
         "population",
+        "oscillators",
     }
 
 
@@ -226,3 +227,16 @@ def test_population_quick(tmp_path):
     assert [r["method"] for r in res["table"]] == ["cmaes", "pbt"]
     assert all(0.0 <= v <= 1.0 for f in res["fresh"].values() for v in f)
     assert res["methods"]["pbt"]["type"] == "GradientPopulation"
+
+
+@pytest.mark.slow  # CI runs it after the README suite
+def test_oscillators_quick(tmp_path):
+    res = run("oscillators", tmp_path)
+    for row in res["seeds"]:
+        for m in ("imgep", "random"):
+            assert 0 <= row[m]["oscillators"] <= 400 and row[m]["curve"][-1][0] == 400
+    for row in res["finetune"]["rows"]:
+        if row.get("loss_best") is not None:
+            assert row["loss_best"] <= row["loss_start"]  # the start counts
+    for name in ("gallery.png", "finetune.png"):
+        assert (tmp_path / "oscillators" / name).is_file()

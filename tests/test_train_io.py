@@ -198,7 +198,7 @@ def test_load_errors(tmp_path, mlp):
 @pytest.mark.parametrize(
     "make, field",
     [
-        (lambda: diffgrn.Chain(1), "n_cells"),
+        (lambda: diffgrn.Chain(0), "n_cells"),
         (lambda: diffgrn.Chain(2, "pinned"), "n_cells"),
         (lambda: diffgrn.Chain(7, "closed"), "boundary"),
         (lambda: diffgrn.Chain(3.5), "n_cells"),
