@@ -48,6 +48,8 @@ class GradientPopulation(AbstractMethod):
     - `perturb`: std of the noise on a copy's parameters (default 0.05).
     - `replicates`: replicates of a selection's hard utility (default: the
       objective's).
+    - `fresh`: learners, the worst after those replaced, restarted around the start
+      at each selection (noise `spread`, new optimiser state; default 0).
 
     The candidate (what `train` assesses and keeps) is the learner with the best last
     score. Cost per step: K learners' estimates, plus K × `replicates` simulations at
@@ -61,6 +63,7 @@ class GradientPopulation(AbstractMethod):
     replace: int | None = eqx.field(static=True, default=None)
     perturb: float = eqx.field(static=True, default=0.05)
     replicates: int | None = eqx.field(static=True, default=None)
+    fresh: int = eqx.field(static=True, default=0)
 
     def __check_init__(self):
         check_instance("GradientPopulation", "gradient", self.gradient, Gradient)
@@ -77,6 +80,13 @@ class GradientPopulation(AbstractMethod):
                 integer=True,
             )
         check_range("GradientPopulation", "perturb", self.perturb, ge=0.0)
+        check_range("GradientPopulation", "fresh", self.fresh, ge=0, integer=True)
+        used = (max(1, self.learners // 4) if self.replace is None else self.replace) + self.fresh
+        if used > self.learners - 1:
+            raise ValueError(
+                f"GradientPopulation.replace + fresh must leave the best of the "
+                f"{self.learners} learners; got {used}"
+            )
         if self.replicates is not None:
             check_range("GradientPopulation", "replicates", self.replicates, ge=1, integer=True)
 
@@ -102,13 +112,18 @@ class GradientPopulation(AbstractMethod):
             u = jax.vmap(hard)(learners["params"])
             return jnp.where(jnp.isfinite(u), u, -jnp.inf)
 
-        def init(key):
+        start, _ = eqx.partition(regulator, eqx.is_inexact_array)
+
+        def draw(key, n):  # n new learners around the start, with fresh optimiser states
             k_start, k_init = jr.split(key)
-            start, _ = eqx.partition(regulator, eqx.is_inexact_array)
-            starts = jax.vmap(lambda kk: noisy(start, kk, self.spread))(jr.split(k_start, k))
-            starts = jax.tree_util.tree_map(lambda x, x0: x.at[0].set(x0), starts, start)
+            starts = jax.vmap(lambda kk: noisy(start, kk, self.spread))(jr.split(k_start, n))
             build = lambda p, kk: self.gradient.build(objective, eqx.combine(p, static)).init(kk)
-            learners = jax.vmap(build)(starts, jr.split(k_init, k))
+            return jax.vmap(build)(starts, jr.split(k_init, n))
+
+        def init(key):
+            learners = draw(key, k)
+            first = self.gradient.build(objective, regulator).init(key)  # learner 0: the start
+            learners = jax.tree_util.tree_map(lambda x, x0: x.at[0].set(x0), learners, first)
             # Unscored until the first selection (after step 1): the candidate is the
             # start, and no evaluation happens outside a counted step.
             score = jnp.full((k,), -jnp.inf).at[0].set(0.0)
@@ -118,9 +133,14 @@ class GradientPopulation(AbstractMethod):
             return (count == 1) | (count % self.every == 0)
 
         def select(learners, score, key):
-            k_score, k_noise = jr.split(key)
+            k_score, k_noise, k_fresh = jr.split(key, 3)
             score = scores(learners, k_score)
             order = jnp.argsort(score)  # worst first
+            if self.fresh:  # the next worst restart around the start (exploration)
+                again = order[n_replace : n_replace + self.fresh]
+                new = draw(k_fresh, self.fresh)
+                learners = jax.tree_util.tree_map(lambda x, y: x.at[again].set(y), learners, new)
+                score = score.at[again].set(-jnp.inf)
             best, worst = order[-1], order[:n_replace]
             copy = lambda x: x.at[worst].set(jnp.broadcast_to(x[best], (n_replace, *x.shape[1:])))
             learners = jax.tree_util.tree_map(copy, learners)

@@ -21,8 +21,10 @@ from . import common  # noqa: E402
 TARGETS = {"open": 0.67, "pinned": 0.973}
 
 
-def methods(quick: bool) -> dict:
-    pop = diffgrn.GradientPopulation(learners=4 if quick else 8)
+def methods(quick: bool, **population) -> dict:
+    population = {k: v for k, v in population.items() if v is not None}
+    population.setdefault("learners", 4 if quick else 8)
+    pop = diffgrn.GradientPopulation(**population)
     return {"cmaes": diffgrn.CMAES(), "pbt": pop, "adam": diffgrn.Gradient()}
 
 
@@ -38,6 +40,9 @@ def main(argv=None):
         "--reassess", type=int, default=None, help="re-assess every K steps (default 5)"
     )
     parser.add_argument("--methods", default=None, help="comma-separated subset of cmaes,pbt,adam")
+    for flag, kind in (("--learners", int), ("--spread", float), ("--every", int),
+                       ("--replace", int), ("--fresh", int)):  # fmt: skip
+        parser.add_argument(flag, type=kind, default=None, help="GradientPopulation's field")
     args = parser.parse_args(argv)
     out = common.Output("population", args)
     dyn = dict(t_final=2.0, dt=0.02) if args.quick else {}
@@ -47,7 +52,8 @@ def main(argv=None):
         replicates=32 if args.quick else 100,
     )
     target = args.target or TARGETS[args.boundary]
-    chosen = methods(args.quick)
+    fields = ("learners", "spread", "every", "replace", "fresh")
+    chosen = methods(args.quick, **{f: getattr(args, f) for f in fields})
     if args.quick and not args.methods:
         args.methods = "cmaes,pbt"
     if args.methods:
