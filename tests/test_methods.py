@@ -308,6 +308,14 @@ def test_gradient_population_selects_copies_of_the_best_and_counts_its_cost(smal
     assert len(res.history) == 3 and res.error is None
 
 
+def test_gradient_population_restarts_fresh_learners(small_objective, mlp):
+    method = diffgrn.GradientPopulation(learners=4, replace=1, fresh=1, every=5)
+    trainer = method.build(small_objective, mlp)
+    state, _ = jax.jit(trainer.step)(trainer.init(jr.key(0)), jr.key(1))  # step 1 selects
+    assert int(jnp.sum(jnp.isinf(state.score))) == 1  # restarted: unscored until the next
+    assert int(jnp.sum(jnp.isfinite(state.score))) == 3
+
+
 def test_gradient_population_config_and_validation(without_type_checks):
     m = diffgrn.GradientPopulation(learners=3, replace=1, replicates=8)
     assert diffgrn.config.from_config(json.loads(json.dumps(m.config()))) == m
@@ -315,6 +323,7 @@ def test_gradient_population_config_and_validation(without_type_checks):
     for bad, match in (
         (dict(learners=1), "learners"),
         (dict(learners=4, replace=4), "replace"),
+        (dict(learners=4, replace=2, fresh=2), "fresh"),
         (dict(every=0), "every"),
         (dict(spread=-1.0), "spread"),
         (dict(gradient=diffgrn.CMAES()), "gradient"),
