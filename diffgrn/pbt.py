@@ -42,14 +42,16 @@ class GradientPopulation(AbstractMethod):
     - `learners`: K (default 8).
     - `spread`: std of the noise added to every parameter of learners 1 … K−1 at the
       start (default 2.0); learner 0 starts at the given regulator.
-    - `every`: steps between selections (default 10).
+    - `every`: steps between selections (default 5).
     - `replace`: learners overwritten by the best at each selection (default: a
       quarter of them, at least 1).
     - `perturb`: std of the noise on a copy's parameters (default 0.05).
     - `replicates`: replicates of a selection's hard utility (default: the
       objective's).
     - `fresh`: learners, the worst after those replaced, restarted around the start
-      at each selection (noise `spread`, new optimiser state; default 0).
+      at each selection (noise `spread`, new optimiser state; default a quarter of
+      them: on the pinned chain this is what finds the other basin,
+      docs/comparison.md).
 
     The candidate (what `train` assesses and keeps) is the learner with the best last
     score. Cost per step: K learners' estimates, plus K × `replicates` simulations at
@@ -59,11 +61,11 @@ class GradientPopulation(AbstractMethod):
     gradient: Gradient = eqx.field(default_factory=Gradient)
     learners: int = eqx.field(static=True, default=8)
     spread: float = eqx.field(static=True, default=2.0)
-    every: int = eqx.field(static=True, default=10)
+    every: int = eqx.field(static=True, default=5)
     replace: int | None = eqx.field(static=True, default=None)
     perturb: float = eqx.field(static=True, default=0.05)
     replicates: int | None = eqx.field(static=True, default=None)
-    fresh: int = eqx.field(static=True, default=0)
+    fresh: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         check_instance("GradientPopulation", "gradient", self.gradient, Gradient)
@@ -80,8 +82,9 @@ class GradientPopulation(AbstractMethod):
                 integer=True,
             )
         check_range("GradientPopulation", "perturb", self.perturb, ge=0.0)
-        check_range("GradientPopulation", "fresh", self.fresh, ge=0, integer=True)
-        used = (max(1, self.learners // 4) if self.replace is None else self.replace) + self.fresh
+        if self.fresh is not None:
+            check_range("GradientPopulation", "fresh", self.fresh, ge=0, integer=True)
+        used = self._replaced + self._fresh
         if used > self.learners - 1:
             raise ValueError(
                 f"GradientPopulation.replace + fresh must leave the best of the "
@@ -94,11 +97,19 @@ class GradientPopulation(AbstractMethod):
     def name(self) -> str:
         return "pbt"
 
+    @property
+    def _replaced(self) -> int:
+        return max(1, self.learners // 4) if self.replace is None else self.replace
+
+    @property
+    def _fresh(self) -> int:
+        return self.learners // 4 if self.fresh is None else self.fresh
+
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
         inner = self.gradient.build(objective, regulator)
         _, static = eqx.partition(regulator, eqx.is_inexact_array)
         k = self.learners
-        n_replace = max(1, k // 4) if self.replace is None else self.replace
+        n_replace, n_fresh = self._replaced, self._fresh
         r = objective.replicates if self.replicates is None else self.replicates
 
         def noisy(params, key, std):
@@ -136,9 +147,9 @@ class GradientPopulation(AbstractMethod):
             k_score, k_noise, k_fresh = jr.split(key, 3)
             score = scores(learners, k_score)
             order = jnp.argsort(score)  # worst first
-            if self.fresh:  # the next worst restart around the start (exploration)
-                again = order[n_replace : n_replace + self.fresh]
-                new = draw(k_fresh, self.fresh)
+            if n_fresh:  # the next worst restart around the start (exploration)
+                again = order[n_replace : n_replace + n_fresh]
+                new = draw(k_fresh, n_fresh)
                 learners = jax.tree_util.tree_map(lambda x, y: x.at[again].set(y), learners, new)
                 score = score.at[again].set(-jnp.inf)
             best, worst = order[-1], order[:n_replace]

@@ -276,7 +276,9 @@ def test_a_method_that_cannot_be_described_says_which_field():
 
 
 def test_gradient_population_selects_copies_of_the_best_and_counts_its_cost(small_objective, mlp):
-    method = diffgrn.GradientPopulation(learners=4, replace=2, every=3, spread=1.0, perturb=0.01)
+    method = diffgrn.GradientPopulation(
+        learners=4, replace=2, fresh=0, every=3, spread=1.0, perturb=0.01
+    )
     trainer = method.build(small_objective, mlp)
     state = trainer.init(jr.key(0))
     flat = lambda s: jax.vmap(lambda p: jax.flatten_util.ravel_pytree(p)[0])(s.learners["params"])
