@@ -90,6 +90,8 @@ def _as_sigma(sigma):
     """A list or array of per-gene σ becomes a tuple (hashable, JSON-able)."""
 
     def number(s):
+        if isinstance(s, (str, bytes)):
+            return s  # not a number: validation names the field
         try:
             return float(s)
         except (TypeError, ValueError):
@@ -98,6 +100,9 @@ def _as_sigma(sigma):
     if isinstance(sigma, (list, tuple)) or getattr(sigma, "ndim", 0) == 1:
         return tuple(number(s) for s in sigma)
     return sigma
+
+
+MAX_STEPS = 2**31 - 1  # Diffrax's step counter (and CounterNoise's fold_in) is int32
 
 
 class Dynamics(Configurable):
@@ -151,6 +156,12 @@ class Dynamics(Configurable):
         if self.checkpoints is not None:
             check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
         steps = self.t_final / self.dt
+        if steps > MAX_STEPS:
+            raise ValueError(
+                f"Dynamics.t_final / Dynamics.dt = {self.t_final:g} / {self.dt:g} = "
+                f"{steps:.3g} steps; a solve counts its steps in 32-bit integers, so at most "
+                f"{MAX_STEPS}: lower t_final or raise dt"
+            )
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             raise ValueError(
                 f"Dynamics.t_final / Dynamics.dt must be a whole number of steps; got "
