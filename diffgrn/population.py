@@ -332,8 +332,7 @@ def _check_strategy_value(strategy: str, name: str, value, default) -> None:
     shape = jnp.shape(default)
     if array.shape not in ((), shape):
         raise ValueError(
-            f"{owner}.{name} must be a number or an array of shape {shape}; got shape "
-            f"{array.shape}"
+            f"{owner}.{name} must be a number or an array of shape {shape}; got shape {array.shape}"
         )
     bound = dict(gt=0.0) if _positive(name) else dict(ge=0.0) if name in NONNEGATIVE else {}
     for v in array.ravel().tolist():
