@@ -307,10 +307,11 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
 
 
 def write_exploration(
-    folder: Path, libraries: dict, objective, budget, bins, names, seed, command
+    folder: Path, libraries: dict, objective, budget, bins, names, seed, command, unfinished=()
 ) -> dict:
     """Each method's library (with `descriptors.png`, `gallery.png`), `coverage.png`
-    and `explore.json` of an exploration; the summary."""
+    and `explore.json` of an exploration; the summary. `unfinished`: methods an
+    interrupt stopped (no library; `explore.json` lists them)."""
     from . import plotting
     from .io import dumps
 
@@ -338,6 +339,8 @@ def write_exploration(
         config=objective.config(),
         run=record(seed, command),
     )
+    if unfinished:
+        summary["unfinished"] = list(unfinished)
     (folder / "explore.json").write_text(dumps(summary))
     return summary
 

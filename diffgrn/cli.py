@@ -170,6 +170,7 @@ def cmd_compare(args, parser, argv) -> int:
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:
         raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
+    _refuse_repeats("compare --methods", names, "method")
     objective, _, methods = build(args, names)
     check_unused(args, parser, names)
     out = args.out or Path("runs") / f"compare-{tissue_label(objective)}"
@@ -200,11 +201,16 @@ def cmd_compare(args, parser, argv) -> int:
         bad = [a + b + c for a, b, c in merge if not (a.strip() and b and c.strip())]
         if bad:
             raise ValueError(f"compare --merge takes LABEL=DIR,...; got {bad[0]!r}")
+        _refuse_repeats("compare --merge", [a.strip() for a, _, _ in merge], "label")
         merged = {a.strip(): Path(c.strip()) for a, _, c in merge}
         comparison = collect_merged(out, args.target, merged)
+        for name, why in comparison.skipped.items():
+            print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
     else:
         seeds = list(numbers(args.seeds, "compare --seeds", int))
         seeds = seeds[0] if len(seeds) == 1 and "," not in args.seeds else seeds
+        if not isinstance(seeds, int):
+            _refuse_repeats("compare --seeds", seeds, "seed")
         errors = []
         with contextlib.ExitStack() as stack:
             folders = {  # every run folder checked and locked before anything is compiled
@@ -247,6 +253,16 @@ def cmd_compare(args, parser, argv) -> int:
     return 1 if not args.collect and errors else 0
 
 
+def _refuse_repeats(flag: str, items, what: str) -> None:
+    """A ValueError naming `flag` when a value is listed twice (two runs into one folder)."""
+    repeated = [x for i, x in enumerate(items) if x in items[:i]]
+    if repeated:
+        raise ValueError(
+            f"{flag} lists the {what} {repeated[0]!r} twice; list each once "
+            f"(got {','.join(map(str, items))})"
+        )
+
+
 def cmd_explore(args, parser, argv) -> int:
     from ._runs import describe
     from .discovery import IMGEP, RandomExploration, explore, get_descriptors
@@ -254,6 +270,7 @@ def cmd_explore(args, parser, argv) -> int:
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods or any(m not in ("imgep", "random") for m in methods):
         raise ValueError(f"explore --method must be imgep, random or both; got {args.method!r}")
+    _refuse_repeats("explore --method", methods, "method")
     budget = args.budget if args.budget is not None else (200 if args.quick else 2000)
     descriptors = get_descriptors(args.descriptors)
     objective = objective_from_options(args)
@@ -265,11 +282,30 @@ def cmd_explore(args, parser, argv) -> int:
         kw = {k: getattr(args, k) for k in ("batch", "scale", "bins")}
         kw.update(budget=budget, descriptors=descriptors, progress=not args.no_progress)
         strategy = dict(imgep=lambda: IMGEP(mutation=args.mutation), random=RandomExploration)
-        # the same first random round for every method: one key
-        libraries = {
-            m: explore(objective, regulator, strategy[m](), key=k_explore, **kw) for m in methods
-        }
-        names = [d.name for d in descriptors]
+        libraries, names = {}, [d.name for d in descriptors]
+        try:
+            for m in methods:  # the same first random round for every method: one key
+                libraries[m] = explore(objective, regulator, strategy[m](), key=k_explore, **kw)
+                filled = libraries[m].coverage[-1][1]
+                print(f"explore: {m} done ({budget} simulations, {filled} bins)", file=sys.stderr)
+        except KeyboardInterrupt:
+            stopped = methods[len(libraries)]
+            if not libraries:
+                print(f"explore interrupted during {stopped}: nothing finished, nothing written",
+                      file=sys.stderr)  # fmt: skip
+                return 130
+            write_exploration(
+                folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv,
+                unfinished=methods[len(libraries):],
+            )  # fmt: skip
+            folder.commit()
+            print(
+                f"explore interrupted during {stopped}: kept the finished "
+                f"{', '.join(libraries)} librar{'y' if len(libraries) == 1 else 'ies'} in {out} "
+                f"(explore.json lists {', '.join(methods[len(libraries) :])} as unfinished)",
+                file=sys.stderr,
+            )
+            return 130
         summary = write_exploration(
             folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv
         )
@@ -344,6 +380,15 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing (more) written", file=sys.stderr)
         return 130
+    except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
+        where = f" ({e.filename})" if e.filename else ""
+        print(
+            f"diffgrn: cannot write{where}: {e.strerror or e}; what this command was writing "
+            "was removed, and folders written before (an --overwrite's old run) are as they "
+            "were: free space or choose another --out",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

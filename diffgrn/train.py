@@ -544,7 +544,14 @@ class Checkpoint:
         meta_file, leaves_file = self.folder / "checkpoint.json", self.folder / "state.eqx"
         if not meta_file.is_file() or not leaves_file.is_file():
             raise ValueError(f"train.resume: no checkpoint in {self.folder}")
-        meta = json.loads(meta_file.read_text())
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"train.resume: {meta_file} is not valid JSON (truncated?): {e}"
+            ) from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
         if meta.get("format") == "diffgrn-checkpoint-v1":
             raise ValueError(
                 f"train.resume: {meta_file} was written by an earlier diffgrn "
@@ -560,6 +567,7 @@ class Checkpoint:
                 f"train.resume: the checkpoint in {self.folder} is of another run (its "
                 "objective, method, regulator or iterations differ from this call's)"
             )
+        _check_checkpoint(meta, meta_file)
         like_state = trainer.init(_stage_keys(key, 0)[0])  # the structure of the saved phase
         for p in range(1, meta["phase"] + 1):
             like_state = trainer.next_phase(like_state, _stage_keys(key, p)[0])
@@ -569,8 +577,14 @@ class Checkpoint:
             final=regulator,
             pool=[regulator] * len(meta["pool"]),
         )
-        saved = eqx.tree_deserialise_leaves(leaves_file, like)
-        history = History.from_dict(meta["history"])
+        try:
+            saved = eqx.tree_deserialise_leaves(leaves_file, like)
+            history = History.from_dict(meta["history"])
+        except Exception as e:  # equinox raises several types for a file that does not fit
+            raise ValueError(
+                f"train.resume: cannot read the checkpoint in {self.folder} "
+                f"({type(e).__name__}: {e})"
+            ) from None
         return TrainState(
             saved["state"],
             key,
@@ -587,6 +601,31 @@ class Checkpoint:
             replicate_steps=meta["replicate_steps"],
             compile_time=meta["compile_time"],
         )
+
+
+def _check_checkpoint(meta: dict, meta_file: Path) -> None:
+    """The fields of a `checkpoint.json` a resume reads: a ValueError naming the file and
+    the field (the SHA-256 covers only `state.eqx`)."""
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    checks = dict(
+        phase=(whole, "an integer >= 0"),
+        phase_iteration=(whole, "an integer >= 0"),
+        best_iteration=(lambda v: isinstance(v, int) and v >= -1, "an integer >= -1"),
+        replicate_steps=(whole, "an integer >= 0"),
+        best_utility=(number, "a number"),
+        wall_time=(number, "a number"),
+        compile_time=(number, "a number"),
+        history=(lambda v: isinstance(v, dict), "a history (a mapping)"),
+        pool=(
+            lambda v: isinstance(v, list) and all(isinstance(c, list) and len(c) == 2 for c in v),
+            "a list of [utility, iteration] pairs",
+        ),
+    )
+    for field, (ok, expected) in checks.items():
+        if field not in meta or not ok(meta[field]):
+            got = repr(meta.get(field, "(missing)"))[:100]
+            raise ValueError(f"train.resume: {meta_file}: '{field}' must be {expected}; got {got}")
 
 
 def assess(
