@@ -144,12 +144,23 @@ def describe(objective) -> str:
     return f"{t.n_cells}-cell graph"
 
 
+class Unassessed(RuntimeError):
+    """Training finished and its result (regulators, history) was written, but the
+    fresh-noise assessment after it was interrupted (`interrupted`) or failed."""
+
+    def __init__(self, message: str, interrupted: bool = False):
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
 def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, run=None) -> dict:
     """Save a training run into `out`: `best/` and `final/` (regulator + config),
     `history.json` (the fresh-noise result, the history, the config and, given `run`,
     the run description, also written alone as `run.json`), `training_curve.png`,
     `regulator.png`, `patterns.png`, `kymograph.png` (and `fate_map.png` on a lattice).
-    Returns the fresh-noise assessment (`fresh`, or a new one)."""
+    Returns the fresh-noise assessment (`fresh`, or a new one). The regulators and
+    `history.json` are written before the assessment: when it is interrupted or fails,
+    `Unassessed` is raised with them in `out` (`history.json` says why)."""
     import equinox as eqx
     import jax.random as jr
 
@@ -163,19 +174,12 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
     out.mkdir(parents=True, exist_ok=True)
     save(out / "best", result.best_regulator, result.config, result.history)
     save(out / "final", result.final_regulator, result.config, result.history)
-    if fresh is None:  # fresh noise: keys from a stream that training never uses
-        fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
     summary = dict(
-        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
-            hard_utility=fresh["mean"],
-            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
-            repeats=fresh["repeats"],
-            replicates=fresh["replicates"],
-        ),
+        result=None,
         best_utility=result.best_utility,
         selection=result.selection,
         best_iteration=result.best_iteration,
-        fresh_noise=fresh,
+        fresh_noise=None,
         compile_time=result.compile_time,
         error=result.error,
         config=result.config,
@@ -184,6 +188,27 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
     if run is not None:
         summary["run"] = run
         (out / "run.json").write_text(dumps(run))
+    (out / "history.json").write_text(dumps(summary))  # the trained result, before assessing
+    if fresh is None:  # fresh noise: keys from a stream that training never uses
+        try:
+            fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+        except BaseException as e:
+            if not isinstance(e, (KeyboardInterrupt, ValueError, RuntimeError, MemoryError)):
+                raise
+            stop = isinstance(e, KeyboardInterrupt)
+            why = "interrupted" if stop else f"failed ({type(e).__name__}: {str(e)[:300]})"
+            summary["error"] = "; ".join(filter(None, [result.error, f"assessment {why}"]))
+            (out / "history.json").write_text(dumps(summary))
+            raise Unassessed(f"the fresh-noise assessment {why}", stop) from e
+    summary.update(
+        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
+            hard_utility=fresh["mean"],
+            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
+            repeats=fresh["repeats"],
+            replicates=fresh["replicates"],
+        ),
+        fresh_noise=fresh,
+    )
     (out / "history.json").write_text(dumps(summary))
     title = f"{name}, {describe(objective)}, seed {seed}"
     parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
@@ -271,7 +296,7 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
     """`compare.md`, `compare.json` and `compare.png` of a comparison; the table.
     `baseline` None: es if compared, else cmaes, else none."""
     from . import plotting
-    from .io import dumps
+    from .io import dumps, write_text
 
     names = list(comparison.runs)
     baseline = baseline or next((b for b in ("es", "cmaes") if b in comparison.runs), None)
@@ -292,7 +317,7 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
         f"{seeds} seed(s), same objective",
     )
     table = comparison.to_markdown(baseline)
-    (out / "compare.md").write_text(table + "\n")
+    write_text(out / "compare.md", table + "\n")  # whole: the folder holds finished runs
     speedups = comparison.speedups(baseline) if baseline and target is not None else None
     summary = dict(
         table=comparison.table(),
@@ -302,7 +327,7 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
         config=comparison.objective or objective.config(),
         run=dict(command=["diffgrn", *command], versions=versions()),
     )
-    (out / "compare.json").write_text(dumps(summary))
+    write_text(out / "compare.json", dumps(summary))
     return table
 
 

@@ -13,7 +13,16 @@ from pathlib import Path
 
 import jax.random as jr
 
-from ._runs import RunFolder, check_out, record, replay, report, write_comparison, write_exploration
+from ._runs import (
+    RunFolder,
+    Unassessed,
+    check_out,
+    record,
+    replay,
+    report,
+    write_comparison,
+    write_exploration,
+)
 from ._runs import write_run as write_run_folder
 from ._version import __version__
 from .options import (
@@ -154,7 +163,11 @@ def cmd_train(args, parser, argv) -> int:
 def _execute(run: Run, resume: bool, progress: bool, overwrite: bool, argv) -> int:
     """Run, write its folder, print its summary; the exit status."""
     kw = dict(progress=progress, overwrite=overwrite, resume=resume, command=argv)
-    result, fresh = run.execute(**kw)
+    try:
+        result, fresh = run.execute(**kw)
+    except Unassessed as e:
+        print(f"diffgrn train: {e}", file=sys.stderr)
+        return 130 if e.interrupted else 1
     print(report(run.method.name, tissue_label(run.objective), run.seed, run.folder,
                  run.objective, result, fresh))  # fmt: skip
     if result.error:
@@ -322,12 +335,19 @@ def cmd_rerun(args, parser, argv) -> int:
     found = [folder / n for n in ("history.json", "compare.json") if (folder / n).is_file()]
     if not found:
         raise ValueError(f"rerun: {folder} holds no history.json or compare.json")
-    rec = json.loads(found[0].read_text())
+    try:
+        rec = json.loads(found[0].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
     if "run" in rec and (rec["run"] or {}).get("type") == "Run":
         run = load_run(found[0], "rerun").replace(out=str(args.out))
         return _execute(run, False, True, args.overwrite, argv)
-    command = ((rec.get("config") or {}).get("run") or rec.get("run") or {}).get("command")
-    if not command:
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    recorded = config.get("run") or rec.get("run") or {}
+    command = recorded.get("command") if isinstance(recorded, dict) else None
+    if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
     if command[1:2] == ["compare"] and found[0].name == "history.json":
         raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")

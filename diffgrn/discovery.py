@@ -26,6 +26,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
+from ._memory import map_batched
 from ._validate import check_instance, check_range
 from .config import Configurable, from_config
 from .objective import Objective
@@ -659,10 +660,14 @@ def explore(
         def one_round(k, lib_theta, lib_desc, count):
             reached = Reached(theta0, lib_theta, lib_desc, count, lo, hi, scale, batch, bins)
             thetas, k_sim = propose(k, reached)
-            return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+            return (
+                thetas,
+                *map_batched(lambda a: describe(*a), (thetas, jr.split(k_sim, batch)), chunk),
+            )
 
         return one_round
 
+    chunk = objective.batch_size(batch, "explore (one round)")  # a round in chunks that fit
     first_rounds, goal_rounds = rounds(RandomExploration().propose), rounds(strategy.propose)
 
     lib_theta = np.zeros((budget, n_params), np.float32)

@@ -210,15 +210,12 @@ class Dynamics(Configurable):
         s0 = jax.vmap(lambda k: self.initial_state(tissue, k, genes))(split[:, 0])
         return s0, split[:, 1]
 
-    def check_memory(
+    def memory_need(
         self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
-    ):
-        """Raise ValueError, before anything is built, when the forward solve's stored
-        noise and states would not fit in the memory available (`available_memory()`).
-
-        The estimate covers a forward solve. A gradient also stores one state per step
-        (per checkpoint with `checkpoints`), and an ES evaluates `population` such
-        solves at once: leave room for them."""
+    ) -> tuple[int, list[str]]:
+        """(bytes, what to lower) of one forward solve: a few live copies of the state,
+        the noise the path stores and, with `save_every`, the saved trajectory. What
+        `check_memory` checks and batched evaluations are sized by."""
         state = 4 * replicates * tissue.n_cells * genes
         need = 4 * state  # a few live copies of the state
         parts = []
@@ -233,13 +230,25 @@ class Dynamics(Configurable):
         if save_every is not None:
             need += state * (self.n_steps // save_every + 1)
             parts.append("saved trajectories: raise save_every")
+        return need, parts or ["lower replicates or cells"]
+
+    def check_memory(
+        self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
+    ):
+        """Raise ValueError, before anything is built, when the forward solve's stored
+        noise and states would not fit in the memory available (`available_memory()`).
+
+        The estimate covers a forward solve. A gradient also stores one state per step
+        (per checkpoint with `checkpoints`); batched evaluations (an ES's population,
+        `assess`'s draws, an exploration round) are split into chunks that fit."""
+        need, parts = self.memory_need(tissue, replicates, genes, save_every)
         have = available_memory()
         if need > have:
             raise ValueError(
                 f"Dynamics: this solve needs about {need / 2**30:.3g} GiB "
                 f"({self.n_steps} steps, {replicates} replicates, {tissue.n_cells} cells, "
                 f"{genes} genes) but about {have / 2**30:.3g} GiB are available; "
-                + "; ".join(parts or ["lower replicates or cells"])
+                + "; ".join(parts)
             )
 
     def simulate(

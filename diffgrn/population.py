@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
+from ._memory import map_batched
 from ._validate import check_range
 from .objective import Objective
 from .regulator import AbstractRegulator
@@ -84,7 +85,7 @@ class AbstractPopulationMethod(AbstractMethod):
         def step(state, key):
             k_ask, k_eval, k_tell = self.split_key(key)
             population, state = self.ask(state, k_ask)
-            fit = jax.vmap(fitness, in_axes=(0, None))(population, k_eval)
+            fit = map_batched(lambda flat: fitness(flat, k_eval), population, batch)
             new = self.tell(state, population, jnp.where(jnp.isnan(fit), -jnp.inf, fit), k_tell)
             nan = jnp.asarray(jnp.nan, jnp.float32)
             return new, StepInfo(nan, nan, all_finite(fit) & self.finite(new))
@@ -96,6 +97,8 @@ class AbstractPopulationMethod(AbstractMethod):
             return self.ask(init(key), self.split_key(key)[0])[0]
 
         size = jax.eval_shape(ask_shape, jr.key(0)).shape[0]
+        # the population in one vmapped call where it fits, else in chunks that do
+        batch = objective.batch_size(size, f"{type(self).__name__} (one generation)")
         return Trainer(init, step, candidate, size * objective.replicate_steps)
 
 

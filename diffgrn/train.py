@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
+from ._memory import map_batched
 from ._validate import check_range
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
@@ -432,7 +433,8 @@ def _check(ts: TrainState, run: _Run) -> dict:
     """Re-assessment of the candidate after iteration `ts.iteration - 1` (`history.checks`)."""
     i = ts.iteration - 1
     keys = jr.split(jr.fold_in(jr.fold_in(ts.key, 2**21), i), run.check_repeats)
-    values = [float(u) for u in _hard_many(run.monitor, ts.final_regulator, keys).value]
+    util = _hard_many(run.monitor, ts.final_regulator, keys, "train.reassess")
+    values = [float(u) for u in util.value]
     mean, std, lower = lower_bound_95(values)
     return dict(
         iteration=i,
@@ -732,7 +734,7 @@ def _reselect(pool, objective, key, repeats: int) -> dict:
     (the `TrainResult` fields that change; none when a mean is not finite)."""
     means = []
     for _, _, reg in pool:
-        u = _hard_many(objective, reg, jr.split(key, repeats)).value
+        u = _hard_many(objective, reg, jr.split(key, repeats), "train (selection)").value
         means.append(float(jnp.mean(u)))
     if not all(math.isfinite(m) for m in means):
         return {}
@@ -750,9 +752,16 @@ def _reselect(pool, objective, key, repeats: int) -> dict:
     )
 
 
+def _hard_many(objective, regulator, keys, what: str = "assess"):
+    """Hard utilities on each key, in one compiled call sized to fit: the draws run all
+    at once where they fit, else in chunks that do (`Objective.batch_size`)."""
+    batch = objective.batch_size(keys.shape[0], what)
+    return _hard_batched(objective, regulator, keys, batch)
+
+
 @eqx.filter_jit
-def _hard_many(objective, regulator, keys):
-    return jax.vmap(lambda k: objective.hard(regulator, k))(keys)
+def _hard_batched(objective, regulator, keys, batch: int):
+    return map_batched(lambda k: objective.hard(regulator, k), keys, batch)
 
 
 def _finite(util) -> jax.Array:
