@@ -144,9 +144,10 @@ def describe(objective) -> str:
     return f"{t.n_cells}-cell graph"
 
 
-class Unassessed(RuntimeError):
-    """Training finished and its result (regulators, history) was written, but the
-    fresh-noise assessment after it was interrupted (`interrupted`) or failed."""
+class Unfinished(RuntimeError):
+    """Training finished and its result (regulators, history) was written, but what
+    follows it (the fresh-noise assessment, the figures) was interrupted
+    (`interrupted`) or failed."""
 
     def __init__(self, message: str, interrupted: bool = False):
         super().__init__(message)
@@ -160,16 +161,11 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
     `regulator.png`, `patterns.png`, `kymograph.png` (and `fate_map.png` on a lattice).
     Returns the fresh-noise assessment (`fresh`, or a new one). The regulators and
     `history.json` are written before the assessment: when it is interrupted or fails,
-    `Unassessed` is raised with them in `out` (`history.json` says why)."""
-    import equinox as eqx
+    `Unfinished` is raised with them in `out` (`history.json` says why)."""
     import jax.random as jr
 
-    from . import plotting
     from .io import dumps, save
-    from .readout import HardReadout
-    from .tissue import Chain
     from .train import assess
-    from .utility import TargetPattern
 
     out.mkdir(parents=True, exist_ok=True)
     save(out / "best", result.best_regulator, result.config, result.history)
@@ -199,7 +195,7 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
             why = "interrupted" if stop else f"failed ({type(e).__name__}: {str(e)[:300]})"
             summary["error"] = "; ".join(filter(None, [result.error, f"assessment {why}"]))
             (out / "history.json").write_text(dumps(summary))
-            raise Unassessed(f"the fresh-noise assessment {why}", stop) from e
+            raise Unfinished(f"the fresh-noise assessment {why}", stop) from e
     summary.update(
         result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
             hard_utility=fresh["mean"],
@@ -210,6 +206,23 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         fresh_noise=fresh,
     )
     (out / "history.json").write_text(dumps(summary))
+    try:
+        _figures(out, objective, result, fresh, seed, name)
+    except KeyboardInterrupt:
+        raise Unfinished("interrupted while drawing the figures", True) from None
+    return fresh
+
+
+def _figures(out: Path, objective, result, fresh: dict, seed: int, name: str) -> None:
+    """`write_run`'s figures (after the result is written)."""
+    import equinox as eqx
+    import jax.random as jr
+
+    from . import plotting
+    from .readout import HardReadout
+    from .tissue import Chain
+    from .utility import TargetPattern
+
     title = f"{name}, {describe(objective)}, seed {seed}"
     parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
     plotting.save_figure(
@@ -221,7 +234,7 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         f"best regulator: {title}",
     )
     if not len(result.history):
-        return fresh
+        return
     key = jr.key(10_000 + seed)
     states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
     fates = objective.fates(states, HardReadout())
@@ -247,7 +260,6 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         out / "kymograph.png",
         f"one replicate, gene {gene}",
     )
-    return fresh
 
 
 def report(name: str, label: str, seed: int, out: Path, objective, result, fresh) -> str:

@@ -15,7 +15,7 @@ import jax.random as jr
 
 from ._runs import (
     RunFolder,
-    Unassessed,
+    Unfinished,
     check_out,
     record,
     replay,
@@ -165,7 +165,7 @@ def _execute(run: Run, resume: bool, progress: bool, overwrite: bool, argv) -> i
     kw = dict(progress=progress, overwrite=overwrite, resume=resume, command=argv)
     try:
         result, fresh = run.execute(**kw)
-    except Unassessed as e:
+    except Unfinished as e:
         print(f"diffgrn train: {e}", file=sys.stderr)
         return 130 if e.interrupted else 1
     print(report(run.method.name, tissue_label(run.objective), run.seed, run.folder,
@@ -234,8 +234,13 @@ def cmd_compare(args, parser, argv) -> int:
 
             def on_run(name, seed, res, fresh):
                 res.config["run"] = record(seed, argv)
-                write_run_folder(folders[(name, seed)].tmp, objective, res, seed, name, fresh)
-                folders[(name, seed)].commit()
+                folder = folders[(name, seed)]
+                try:
+                    write_run_folder(folder.tmp, objective, res, seed, name, fresh)
+                except Unfinished as e:  # interrupted drawing figures: the run is saved
+                    folder.commit()
+                    raise KeyboardInterrupt from e
+                folder.commit()
                 errors.extend([res.error] if res.error else [])
                 if interrupted(res):
                     raise KeyboardInterrupt

@@ -18,7 +18,7 @@ from pathlib import Path
 import equinox as eqx
 import jax.random as jr
 
-from ._runs import RunFolder, Unassessed, record, write_run
+from ._runs import RunFolder, Unfinished, record, write_run
 from ._validate import check_range
 from .config import Configurable, decode, find_class
 from .methods import AbstractMethod
@@ -149,7 +149,7 @@ class Run(Configurable):
         The folder is checked and locked before any compute; `resume` continues from
         the checkpoint; `command` is recorded with the seed and package versions. When
         the assessment after training is interrupted or fails, the trained result is
-        kept in the folder and `diffgrn._runs.Unassessed` says so."""
+        kept in the folder and `diffgrn._runs.Unfinished` says so."""
         out, ckpt = self.folder, self.checkpoint_folder
         with RunFolder(out, overwrite or resume) as folder:
             if self.checkpoint_every is not None and not resume:
@@ -166,9 +166,9 @@ class Run(Configurable):
                     self.method.name,
                     run=self.config(),
                 )
-            except Unassessed as e:  # keep the trained result: training is the costly part
+            except Unfinished as e:  # keep the trained result: training is the costly part
                 folder.commit()
-                raise Unassessed(
+                raise Unfinished(
                     f"{e}; the trained regulators (best/, final/) and history.json are saved "
                     f"in {out}; diffgrn.assess(objective, diffgrn.load('{out}/best').regulator, "
                     "key=...) assesses it again",

@@ -25,6 +25,8 @@ from diffgrn.cli import main
 from diffgrn.discovery import Descriptor, RandomExploration, explore, load_library
 from diffgrn.train import Checkpoint
 
+# The subprocesses' preexec_fn only sets signal handlers and limits before exec.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--quick", "--t-final", "1", "--dt", "0.1", "--replicates", "4", "--no-progress"]
 POP = ["--population", "8"]
@@ -40,14 +42,23 @@ def cli(*args, cwd, preexec_fn=None, timeout=600):
     )  # fmt: skip
 
 
+def _default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in the child even where this process was started
+    with SIGINT ignored (a background job), which Python would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_when(args, cwd, ready, timeout=300):
-    """Start `diffgrn ARGS`, send SIGINT once `ready(stderr so far)` holds, wait:
-    (exit status, stderr)."""
+    """Start `diffgrn ARGS`, send SIGINT once `ready(its output so far)` holds, wait:
+    (exit status, output: stdout and stderr together)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "diffgrn.cli", *map(str, args)]
     log = Path(cwd) / f"stderr-{time.monotonic_ns()}.txt"
     with open(log, "w") as err:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=err, stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
         start = time.monotonic()
         try:
             while not ready(log.read_text()):
@@ -277,28 +288,45 @@ def test_population_and_explore_rounds_run_in_chunks(grid_objective, monkeypatch
     np.testing.assert_allclose(again.descriptors, lib.descriptors, rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [
+        (RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25606459536 bytes"), 1,
+         "assessment failed (RuntimeError: RESOURCE_EXHAUSTED"),
+        (KeyboardInterrupt(), 130, "assessment interrupted"),
+    ],
+)  # fmt: skip
 def test_trained_result_saved_before_an_assessment_that_fails(
-    small_objective, tmp_path, monkeypatch
+    fault, status, message, tmp_path, monkeypatch, capsys
 ):
-    import diffgrn._runs as runs
+    def assess(*args, **kwargs):
+        raise fault
 
-    train_module = sys.modules["diffgrn.train"]  # (diffgrn.train is the function)
-
-    def out_of_memory(*args, **kwargs):
-        raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25606459536 bytes")
-
-    run = diffgrn.Run(
-        small_objective, diffgrn.MLPRegulator(key=jr.key(0)),
-        diffgrn.MuPlusLambdaES(population=8, parents=2), iterations=2, out=tmp_path / "run",
-    )  # fmt: skip
-    monkeypatch.setattr(train_module, "assess", out_of_memory)  # what write_run calls
-    with pytest.raises(runs.Unassessed, match="assessment failed .*saved in"):
-        run.execute(progress=False)
-    saved = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert saved["fresh_noise"] is None and "Out of memory" in saved["error"]
+    monkeypatch.setattr(sys.modules["diffgrn.train"], "assess", assess)  # what write_run calls
+    out = tmp_path / "run"
+    argv = ["train", *TINY, *POP, "--parents", "2", "--generations", "2", "--out", out]
+    assert main([str(a) for a in argv]) == status
+    err = capsys.readouterr().err
+    assert message in err and f"saved in {out}" in err
+    saved = json.loads((out / "history.json").read_text())
+    assert saved["fresh_noise"] is None and message.split(" (")[0] in saved["error"]
     assert len(saved["history"]["iteration"]) == 2
-    assert diffgrn.load(tmp_path / "run" / "best").regulator is not None
-    assert diffgrn.load_run(tmp_path / "run").iterations == 2
+    assert diffgrn.load(out / "best").regulator is not None
+    assert diffgrn.load_run(out).iterations == 2
+
+
+def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
+    small_objective, monkeypatch
+):
+    from diffgrn.estimators import Pathwise
+
+    need = Pathwise(8).memory_bytes(small_objective)
+    assert need > small_objective.solve_bytes(8)  # reverse mode stores the steps
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(need - 1))
+    method = diffgrn.Gradient(estimator=Pathwise(8))
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    with pytest.raises(ValueError, match="Gradient: one Pathwise estimate needs about"):
+        diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
 
 
 # Options used or refused; repeats refused as repeats (items 5 and 10).
@@ -403,8 +431,13 @@ def test_interrupted_default_folder_resumes(tmp_path):
 def test_interrupted_compare_run_is_not_tabulated(tmp_path):
     args = ["compare", *TINY, *POP, "--methods", "es,cmaes", "--generations", "3000"]
     args += ["--reassess", "0", "--out", tmp_path / "C"]
-    es_done = tmp_path / "C" / "es-seed0" / "history.json"  # es finished; cmaes training
-    rc, err = interrupt_when(args, tmp_path, lambda _: es_done.is_file())
+    seen = []
+
+    def cmaes_started(out):  # es finished; 2 s on, cmaes compiles or trains
+        seen.extend([time.monotonic()] if "es seed 0:" in out and not seen else [])
+        return bool(seen) and time.monotonic() - seen[0] > 2
+
+    rc, err = interrupt_when(args, tmp_path, cmaes_started)
     assert rc == 130 and "tabulate them with --collect" in err, err
     assert (tmp_path / "C" / "es-seed0" / "history.json").is_file()
     proc = cli("compare", "--collect", *TINY, *POP, "--methods", "es,cmaes", "--reassess", "0",
@@ -413,6 +446,7 @@ def test_interrupted_compare_run_is_not_tabulated(tmp_path):
     table = (tmp_path / "C" / "compare.md").read_text()
     assert "| es | 1 |" in table and "| cmaes |" not in table
     assert "- cmaes-seed0: interrupted, not a finished run" in table
+    assert "not tabulated: cmaes-seed0: interrupted" in proc.stderr
 
 
 @pytest.mark.slow
