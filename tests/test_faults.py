@@ -4,6 +4,7 @@ it did not write, every file it reads is checked naming the file and the field, 
 interrupt keeps what finished, and no broken or interrupted run enters a table
 unflagged. The interrupt and collect cases run the `diffgrn` command in subprocesses."""
 
+import dataclasses
 import json
 import math
 import os
@@ -191,15 +192,18 @@ def test_library_save_never_over_a_saved_regulator(library, tmp_path):
 def test_library_save_is_whole(library, tmp_path, monkeypatch):
     path = library.save(tmp_path / "lib")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
+    other = dataclasses.replace(library, params=library.params + 1.0)
 
-    def full_disk(*args, **kwargs):
+    def full_disk(*args, **kwargs):  # fails after the leaves are written, before meta.json
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(eqx, "tree_serialise_leaves", full_disk)
+    monkeypatch.setattr(sys.modules["diffgrn.io"], "dumps", full_disk)
     with pytest.raises(OSError, match="No space"):
-        library.save(path)
+        other.save(path)
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lib"]  # no temporary left
+    monkeypatch.undo()
+    assert load_library(path).params.tolist() == library.params.tolist()
 
 
 def test_library_load_checks_every_field(library, tmp_path):
