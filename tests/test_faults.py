@@ -367,14 +367,9 @@ def test_compare_repeats_refused_as_repeats(flags, message, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """One finished run folder (as compare writes them), trained in this process."""
-    objective = diffgrn.Objective(
-        diffgrn.Chain(5), diffgrn.Dynamics(t_final=1.0, dt=0.1), replicates=4
-    )  # fmt: skip
     out = tmp_path_factory.mktemp("finished") / "run"
-    es = diffgrn.MuPlusLambdaES(population=8, parents=2)
-    diffgrn.Run(objective, diffgrn.MLPRegulator(key=jr.key(0)), es, 2, out=out).execute(
-        progress=False
-    )
+    assert main([*map(str, ["train", *TINY, *POP, "--parents", "2", "--generations", "2"]),
+                 "--out", str(out)]) == 0  # fmt: skip
     return out
 
 
@@ -400,11 +395,13 @@ def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path
         assert f"- {name}: {why}" in table
         assert f"not tabulated: {name}: {why}" in proc.stderr
     assert "Traceback" not in proc.stderr
-    merged = cli(
-        "compare", "--collect", *TINY, "--methods", "es", "--out", out, "--merge", f"X={out}",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert merged.returncode == 2 and "that folder is the --out folder" in merged.stderr
+
+
+def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, capsys):
+    shutil.copytree(finished_run, tmp_path / "C" / "es-seed0")
+    argv = ["compare", "--collect", *TINY, "--methods", "es", "--out", tmp_path / "C"]
+    err = error_of([*argv, "--merge", f"X={tmp_path / 'C'}"], capsys)
+    assert "that folder is the --out folder already tabulated" in err
 
 
 # Through the command, with real interrupts and a full disk (slow: several processes
