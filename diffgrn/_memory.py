@@ -47,17 +47,19 @@ def _device_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
-def batch_size(count: int, each: int, what: str) -> int:
+def batch_size(
+    count: int, each: int, what: str, advice: str = "lower replicates, cells or t_final / dt"
+) -> int:
     """How many of `count` evaluations of about `each` bytes to run at once: all of
     them when they fit in `FRACTION` of the available memory, else the most that do
     (a power of two, so a compiled chunk is reused across calls). A ValueError
-    naming `what`, before anything is built, when not even one fits."""
+    naming `what` (and saying what to lower: `advice`), before anything is built,
+    when not even one fits."""
     have = available_memory()
     if each > have:
         raise ValueError(
             f"{what}: one evaluation needs about {each / 2**30:.3g} GiB but about "
-            f"{have / 2**30:.3g} GiB are available; lower replicates, cells or the "
-            "horizon (t_final / dt)"
+            f"{have / 2**30:.3g} GiB are available; {advice}"
         )
     fits = int(FRACTION * have // max(each, 1))
     if fits >= count:

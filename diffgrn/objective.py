@@ -213,7 +213,9 @@ class Objective(Configurable):
         """How many of `count` evaluations to run at once (`diffgrn._memory.batch_size`):
         all where they fit, else chunks that do; a ValueError naming `what` when not
         even one fits."""
-        return _memory.batch_size(count, self.solve_bytes(replicates), what)
+        r = self.replicates if replicates is None else replicates
+        need, parts = self.dynamics.memory_need(self.tissue, r, self.genes)
+        return _memory.batch_size(count, need, what, "; ".join(parts))
 
     @property
     def replicate_steps(self) -> int:
