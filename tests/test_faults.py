@@ -418,7 +418,8 @@ def test_interrupted_default_folder_resumes(tmp_path):
     assert first["error"].startswith("interrupted")
     done = len(first["history"]["iteration"])
     assert 0 < done < 3000
-    proc = cli("train", "--resume", "runs/es-open-seed0", "--no-progress", cwd=tmp_path)
+    resume = ["train", "--resume", "runs/es-open-seed0", "--checkpoint-every", "1000"]
+    proc = cli(*resume, "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     resumed = json.loads((tmp_path / "runs" / "es-open-seed0" / "history.json").read_text())
     assert resumed["error"] is None and len(resumed["history"]["iteration"]) == 3000
