@@ -346,7 +346,7 @@ def cmd_rerun(args, parser, argv) -> int:
         raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
     if not isinstance(rec, dict):
         raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
-    if "run" in rec and (rec["run"] or {}).get("type") == "Run":
+    if isinstance(rec.get("run"), dict) and rec["run"].get("type") == "Run":
         run = load_run(found[0], "rerun").replace(out=str(args.out))
         return _execute(run, False, True, args.overwrite, argv)
     config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
