@@ -154,18 +154,22 @@ class Unfinished(RuntimeError):
         self.interrupted = interrupted
 
 
-def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, run=None) -> dict:
+def write_run(
+    out: Path, objective, result, seed: int, name: str, fresh=None, run=None, assess=True
+) -> dict:
     """Save a training run into `out`: `best/` and `final/` (regulator + config),
     `history.json` (the fresh-noise result, the history, the config and, given `run`,
     the run description, also written alone as `run.json`), `training_curve.png`,
     `regulator.png`, `patterns.png`, `kymograph.png` (and `fate_map.png` on a lattice).
     Returns the fresh-noise assessment (`fresh`, or a new one). The regulators and
     `history.json` are written before the assessment: when it is interrupted or fails,
-    `Unfinished` is raised with them in `out` (`history.json` says why)."""
+    `Unfinished` is raised with them in `out` (`history.json` says why). `assess=False`
+    writes only those (the caller could not assess it; `result.error` says why) and
+    raises `Unfinished`."""
     import jax.random as jr
 
     from .io import dumps, save
-    from .train import assess
+    from .train import assess as assess_run
 
     out.mkdir(parents=True, exist_ok=True)
     save(out / "best", result.best_regulator, result.config, result.history)
@@ -185,9 +189,11 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         summary["run"] = run
         (out / "run.json").write_text(dumps(run))
     (out / "history.json").write_text(dumps(summary))  # the trained result, before assessing
+    if fresh is None and not assess:
+        raise Unfinished(result.error or "not assessed", "interrupted" in (result.error or ""))
     if fresh is None:  # fresh noise: keys from a stream that training never uses
         try:
-            fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+            fresh = assess_run(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
         except BaseException as e:
             if not isinstance(e, (KeyboardInterrupt, ValueError, RuntimeError, MemoryError)):
                 raise

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jax.random as jr
 
+from ._memory import LIMIT_VARIABLE
 from ._runs import (
     RunFolder,
     Unfinished,
@@ -235,11 +236,15 @@ def cmd_compare(args, parser, argv) -> int:
             def on_run(name, seed, res, fresh):
                 res.config["run"] = record(seed, argv)
                 folder = folders[(name, seed)]
-                try:
-                    write_run_folder(folder.tmp, objective, res, seed, name, fresh)
-                except Unfinished as e:  # interrupted drawing figures: the run is saved
+                try:  # fresh None: compare could not assess it; the trained result is kept
+                    write_run_folder(folder.tmp, objective, res, seed, name, fresh, assess=False)
+                except Unfinished as e:
                     folder.commit()
-                    raise KeyboardInterrupt from e
+                    if fresh is None:
+                        print(f"{name} seed {seed}: trained, saved in {folder.target}; {e}",
+                              file=sys.stderr)  # fmt: skip
+                        return
+                    raise KeyboardInterrupt from e  # interrupted drawing figures: run saved
                 folder.commit()
                 errors.extend([res.error] if res.error else [])
                 if interrupted(res):
@@ -405,6 +410,17 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing (more) written", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise  # a bug: its traceback helps the report
+        print(
+            f"diffgrn: out of device memory ({str(e).splitlines()[0][:300]}): diffgrn's size "
+            f"estimate fell short here; set {LIMIT_VARIABLE} to a lower number of bytes (the "
+            "batches are then planned in smaller chunks), or lower replicates, cells or "
+            "t_final / dt; folders finished before are kept",
+            file=sys.stderr,
+        )
+        return 1
     except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
         where = f" ({e.filename})" if e.filename else ""
         print(

@@ -356,7 +356,9 @@ def compare(
     over processes; see `Comparison.collect`). `iterations` is one number or a
     per-method mapping (default: each method's own).
     `make_regulator(key)` builds the initial regulator (default `MLPRegulator`).
-    `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it).
+    `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it);
+    when the assessment fails or is interrupted it runs with `fresh=None` (the
+    result's `error` says why), then the error propagates.
     `reassess`/`reassess_repeats` go to `train`: the re-assessments on which
     reaching the target is judged (`Comparison.table`); `None` judges on single draws.
     """
@@ -402,7 +404,14 @@ def compare(
                 reassess=reassess,
                 reassess_repeats=reassess_repeats,
             )
-            f = assess(objective, res.best_regulator, key=k_assess, repeats=assess_repeats)
+            try:
+                f = assess(objective, res.best_regulator, key=k_assess, repeats=assess_repeats)
+            except (KeyboardInterrupt, ValueError, RuntimeError, MemoryError) as e:
+                if on_run is not None:  # the trained result first: on_run(…, None) saves it
+                    why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed ({e})"
+                    res.error = "; ".join(filter(None, [res.error, f"assessment {why}"]))
+                    on_run(name, seed, res, None)
+                raise
             runs[name].append(res)
             fresh[name].append(f)
             if on_run is not None:

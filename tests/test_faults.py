@@ -319,6 +319,32 @@ def test_trained_result_saved_before_an_assessment_that_fails(
     assert diffgrn.load_run(out).iterations == 2
 
 
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [
+        (RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25606459536 bytes"), 1,
+         "diffgrn: out of device memory (RESOURCE_EXHAUSTED"),
+        (KeyboardInterrupt(), 130, "compare interrupted: the finished runs are in"),
+    ],
+)  # fmt: skip
+def test_compare_keeps_a_trained_run_whose_assessment_fails(
+    fault, status, message, tmp_path, monkeypatch, capsys
+):
+    def assess(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(sys.modules["diffgrn.compare"], "assess", assess)
+    out = tmp_path / "C"
+    argv = ["compare", *TINY, *POP, "--parents", "2", "--generations", "2", "--methods", "es"]
+    assert main([*map(str, argv), "--reassess", "0", "--out", str(out)]) == status
+    err = capsys.readouterr().err
+    assert message in err and f"es seed 0: trained, saved in {out / 'es-seed0'}" in err
+    saved = json.loads((out / "es-seed0" / "history.json").read_text())
+    assert saved["fresh_noise"] is None and "assessment" in saved["error"]
+    assert len(saved["history"]["iteration"]) == 2
+    assert diffgrn.load(out / "es-seed0" / "best").regulator is not None
+
+
 def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
     small_objective, monkeypatch
 ):
