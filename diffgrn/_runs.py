@@ -144,38 +144,42 @@ def describe(objective) -> str:
     return f"{t.n_cells}-cell graph"
 
 
-def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, run=None) -> dict:
+class Unfinished(RuntimeError):
+    """Training finished and its result (regulators, history) was written, but what
+    follows it (the fresh-noise assessment, the figures) was interrupted
+    (`interrupted`) or failed."""
+
+    def __init__(self, message: str, interrupted: bool = False):
+        super().__init__(message)
+        self.interrupted = interrupted
+
+
+def write_run(
+    out: Path, objective, result, seed: int, name: str, fresh=None, run=None, assess=True
+) -> dict:
     """Save a training run into `out`: `best/` and `final/` (regulator + config),
     `history.json` (the fresh-noise result, the history, the config and, given `run`,
     the run description, also written alone as `run.json`), `training_curve.png`,
     `regulator.png`, `patterns.png`, `kymograph.png` (and `fate_map.png` on a lattice).
-    Returns the fresh-noise assessment (`fresh`, or a new one)."""
-    import equinox as eqx
+    Returns the fresh-noise assessment (`fresh`, or a new one). The regulators and
+    `history.json` are written before the assessment: when it is interrupted or fails,
+    `Unfinished` is raised with them in `out` (`history.json` says why). `assess=False`
+    writes only those (the caller could not assess it; `result.error` says why) and
+    raises `Unfinished`."""
     import jax.random as jr
 
-    from . import plotting
     from .io import dumps, save
-    from .readout import HardReadout
-    from .tissue import Chain
-    from .train import assess
-    from .utility import TargetPattern
+    from .train import assess as assess_run
 
     out.mkdir(parents=True, exist_ok=True)
     save(out / "best", result.best_regulator, result.config, result.history)
     save(out / "final", result.final_regulator, result.config, result.history)
-    if fresh is None:  # fresh noise: keys from a stream that training never uses
-        fresh = assess(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
     summary = dict(
-        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
-            hard_utility=fresh["mean"],
-            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
-            repeats=fresh["repeats"],
-            replicates=fresh["replicates"],
-        ),
+        result=None,
         best_utility=result.best_utility,
         selection=result.selection,
         best_iteration=result.best_iteration,
-        fresh_noise=fresh,
+        fresh_noise=None,
         compile_time=result.compile_time,
         error=result.error,
         config=result.config,
@@ -184,7 +188,47 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
     if run is not None:
         summary["run"] = run
         (out / "run.json").write_text(dumps(run))
+    (out / "history.json").write_text(dumps(summary))  # the trained result, before assessing
+    if fresh is None and not assess:
+        raise Unfinished(result.error or "not assessed", "interrupted" in (result.error or ""))
+    if fresh is None:  # fresh noise: keys from a stream that training never uses
+        try:
+            fresh = assess_run(objective, result.best_regulator, key=jr.key(2**31 - 1 - seed))
+        except BaseException as e:
+            if not isinstance(e, (KeyboardInterrupt, ValueError, RuntimeError, MemoryError)):
+                raise
+            stop = isinstance(e, KeyboardInterrupt)
+            why = "interrupted" if stop else f"failed ({type(e).__name__}: {str(e)[:300]})"
+            summary["error"] = "; ".join(filter(None, [result.error, f"assessment {why}"]))
+            (out / "history.json").write_text(dumps(summary))
+            raise Unfinished(f"the fresh-noise assessment {why}", stop) from e
+    summary.update(
+        result=dict(  # the run's one reported number: fresh-noise hard U of the best regulator
+            hard_utility=fresh["mean"],
+            standard_error=fresh["std"] / math.sqrt(fresh["repeats"]),
+            repeats=fresh["repeats"],
+            replicates=fresh["replicates"],
+        ),
+        fresh_noise=fresh,
+    )
     (out / "history.json").write_text(dumps(summary))
+    try:
+        _figures(out, objective, result, fresh, seed, name)
+    except KeyboardInterrupt:
+        raise Unfinished("interrupted while drawing the figures", True) from None
+    return fresh
+
+
+def _figures(out: Path, objective, result, fresh: dict, seed: int, name: str) -> None:
+    """`write_run`'s figures (after the result is written)."""
+    import equinox as eqx
+    import jax.random as jr
+
+    from . import plotting
+    from .readout import HardReadout
+    from .tissue import Chain
+    from .utility import TargetPattern
+
     title = f"{name}, {describe(objective)}, seed {seed}"
     parts = ("agreement", "exact hits") if isinstance(objective.utility, TargetPattern) else None
     plotting.save_figure(
@@ -196,7 +240,7 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         f"best regulator: {title}",
     )
     if not len(result.history):
-        return fresh
+        return
     key = jr.key(10_000 + seed)
     states = eqx.filter_jit(objective.simulate)(result.best_regulator, key)
     fates = objective.fates(states, HardReadout())
@@ -222,7 +266,6 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
         out / "kymograph.png",
         f"one replicate, gene {gene}",
     )
-    return fresh
 
 
 def report(name: str, label: str, seed: int, out: Path, objective, result, fresh) -> str:
@@ -271,7 +314,7 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
     """`compare.md`, `compare.json` and `compare.png` of a comparison; the table.
     `baseline` None: es if compared, else cmaes, else none."""
     from . import plotting
-    from .io import dumps
+    from .io import dumps, write_text
 
     names = list(comparison.runs)
     baseline = baseline or next((b for b in ("es", "cmaes") if b in comparison.runs), None)
@@ -292,7 +335,7 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
         f"{seeds} seed(s), same objective",
     )
     table = comparison.to_markdown(baseline)
-    (out / "compare.md").write_text(table + "\n")
+    write_text(out / "compare.md", table + "\n")  # whole: the folder holds finished runs
     speedups = comparison.speedups(baseline) if baseline and target is not None else None
     summary = dict(
         table=comparison.table(),
@@ -302,15 +345,16 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
         config=comparison.objective or objective.config(),
         run=dict(command=["diffgrn", *command], versions=versions()),
     )
-    (out / "compare.json").write_text(dumps(summary))
+    write_text(out / "compare.json", dumps(summary))
     return table
 
 
 def write_exploration(
-    folder: Path, libraries: dict, objective, budget, bins, names, seed, command
+    folder: Path, libraries: dict, objective, budget, bins, names, seed, command, unfinished=()
 ) -> dict:
     """Each method's library (with `descriptors.png`, `gallery.png`), `coverage.png`
-    and `explore.json` of an exploration; the summary."""
+    and `explore.json` of an exploration; the summary. `unfinished`: methods an
+    interrupt stopped (no library; `explore.json` lists them)."""
     from . import plotting
     from .io import dumps
 
@@ -338,6 +382,8 @@ def write_exploration(
         config=objective.config(),
         run=record(seed, command),
     )
+    if unfinished:
+        summary["unfinished"] = list(unfinished)
     (folder / "explore.json").write_text(dumps(summary))
     return summary
 

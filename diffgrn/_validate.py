@@ -15,15 +15,16 @@ def check_range(
     lt: float | None = None,
     integer: bool = False,
 ) -> None:
-    """Raise ValueError unless `value` is finite and lies in the given range."""
-    ok = True
+    """Raise ValueError unless `value` is a finite number (not a string) in the given
+    range."""
+    ok = not isinstance(value, (str, bytes))  # "0.1" is not a number: fail here, not in a solve
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         ok, v = False, math.nan
-    if integer and ok and (isinstance(value, bool) or int(v) != v):
-        ok = False
     if ok and not math.isfinite(v):
+        ok = False
+    if integer and ok and (isinstance(value, bool) or int(v) != v):
         ok = False
     if ok and gt is not None and not v > gt:
         ok = False

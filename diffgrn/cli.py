@@ -13,7 +13,17 @@ from pathlib import Path
 
 import jax.random as jr
 
-from ._runs import RunFolder, check_out, record, replay, report, write_comparison, write_exploration
+from ._memory import LIMIT_VARIABLE
+from ._runs import (
+    RunFolder,
+    Unfinished,
+    check_out,
+    record,
+    replay,
+    report,
+    write_comparison,
+    write_exploration,
+)
 from ._runs import write_run as write_run_folder
 from ._version import __version__
 from .options import (
@@ -154,7 +164,11 @@ def cmd_train(args, parser, argv) -> int:
 def _execute(run: Run, resume: bool, progress: bool, overwrite: bool, argv) -> int:
     """Run, write its folder, print its summary; the exit status."""
     kw = dict(progress=progress, overwrite=overwrite, resume=resume, command=argv)
-    result, fresh = run.execute(**kw)
+    try:
+        result, fresh = run.execute(**kw)
+    except Unfinished as e:
+        print(f"diffgrn train: {e}", file=sys.stderr)
+        return 130 if e.interrupted else 1
     print(report(run.method.name, tissue_label(run.objective), run.seed, run.folder,
                  run.objective, result, fresh))  # fmt: skip
     if result.error:
@@ -170,6 +184,7 @@ def cmd_compare(args, parser, argv) -> int:
     names = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not names:
         raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
+    _refuse_repeats("compare --methods", names, "method")
     objective, _, methods = build(args, names)
     check_unused(args, parser, names)
     out = args.out or Path("runs") / f"compare-{tissue_label(objective)}"
@@ -200,11 +215,16 @@ def cmd_compare(args, parser, argv) -> int:
         bad = [a + b + c for a, b, c in merge if not (a.strip() and b and c.strip())]
         if bad:
             raise ValueError(f"compare --merge takes LABEL=DIR,...; got {bad[0]!r}")
+        _refuse_repeats("compare --merge", [a.strip() for a, _, _ in merge], "label")
         merged = {a.strip(): Path(c.strip()) for a, _, c in merge}
         comparison = collect_merged(out, args.target, merged)
+        for name, why in comparison.skipped.items():
+            print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
     else:
         seeds = list(numbers(args.seeds, "compare --seeds", int))
         seeds = seeds[0] if len(seeds) == 1 and "," not in args.seeds else seeds
+        if not isinstance(seeds, int):
+            _refuse_repeats("compare --seeds", seeds, "seed")
         errors = []
         with contextlib.ExitStack() as stack:
             folders = {  # every run folder checked and locked before anything is compiled
@@ -215,8 +235,17 @@ def cmd_compare(args, parser, argv) -> int:
 
             def on_run(name, seed, res, fresh):
                 res.config["run"] = record(seed, argv)
-                write_run_folder(folders[(name, seed)].tmp, objective, res, seed, name, fresh)
-                folders[(name, seed)].commit()
+                folder = folders[(name, seed)]
+                try:  # fresh None: compare could not assess it; the trained result is kept
+                    write_run_folder(folder.tmp, objective, res, seed, name, fresh, assess=False)
+                except Unfinished as e:
+                    folder.commit()
+                    if fresh is None:
+                        print(f"{name} seed {seed}: trained, saved in {folder.target}; {e}",
+                              file=sys.stderr)  # fmt: skip
+                        return
+                    raise KeyboardInterrupt from e  # interrupted drawing figures: run saved
+                folder.commit()
                 errors.extend([res.error] if res.error else [])
                 if interrupted(res):
                     raise KeyboardInterrupt
@@ -247,6 +276,16 @@ def cmd_compare(args, parser, argv) -> int:
     return 1 if not args.collect and errors else 0
 
 
+def _refuse_repeats(flag: str, items, what: str) -> None:
+    """A ValueError naming `flag` when a value is listed twice (two runs into one folder)."""
+    repeated = [x for i, x in enumerate(items) if x in items[:i]]
+    if repeated:
+        raise ValueError(
+            f"{flag} lists the {what} {repeated[0]!r} twice; list each once "
+            f"(got {','.join(map(str, items))})"
+        )
+
+
 def cmd_explore(args, parser, argv) -> int:
     from ._runs import describe
     from .discovery import IMGEP, RandomExploration, explore, get_descriptors
@@ -254,6 +293,7 @@ def cmd_explore(args, parser, argv) -> int:
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     if not methods or any(m not in ("imgep", "random") for m in methods):
         raise ValueError(f"explore --method must be imgep, random or both; got {args.method!r}")
+    _refuse_repeats("explore --method", methods, "method")
     budget = args.budget if args.budget is not None else (200 if args.quick else 2000)
     descriptors = get_descriptors(args.descriptors)
     objective = objective_from_options(args)
@@ -265,11 +305,30 @@ def cmd_explore(args, parser, argv) -> int:
         kw = {k: getattr(args, k) for k in ("batch", "scale", "bins")}
         kw.update(budget=budget, descriptors=descriptors, progress=not args.no_progress)
         strategy = dict(imgep=lambda: IMGEP(mutation=args.mutation), random=RandomExploration)
-        # the same first random round for every method: one key
-        libraries = {
-            m: explore(objective, regulator, strategy[m](), key=k_explore, **kw) for m in methods
-        }
-        names = [d.name for d in descriptors]
+        libraries, names = {}, [d.name for d in descriptors]
+        try:
+            for m in methods:  # the same first random round for every method: one key
+                libraries[m] = explore(objective, regulator, strategy[m](), key=k_explore, **kw)
+                filled = libraries[m].coverage[-1][1]
+                print(f"explore: {m} done ({budget} simulations, {filled} bins)", file=sys.stderr)
+        except KeyboardInterrupt:
+            stopped = methods[len(libraries)]
+            if not libraries:
+                print(f"explore interrupted during {stopped}: nothing finished, nothing written",
+                      file=sys.stderr)  # fmt: skip
+                return 130
+            write_exploration(
+                folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv,
+                unfinished=methods[len(libraries):],
+            )  # fmt: skip
+            folder.commit()
+            print(
+                f"explore interrupted during {stopped}: kept the finished "
+                f"{', '.join(libraries)} librar{'y' if len(libraries) == 1 else 'ies'} in {out} "
+                f"(explore.json lists {', '.join(methods[len(libraries) :])} as unfinished)",
+                file=sys.stderr,
+            )
+            return 130
         summary = write_exploration(
             folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv
         )
@@ -286,12 +345,19 @@ def cmd_rerun(args, parser, argv) -> int:
     found = [folder / n for n in ("history.json", "compare.json") if (folder / n).is_file()]
     if not found:
         raise ValueError(f"rerun: {folder} holds no history.json or compare.json")
-    rec = json.loads(found[0].read_text())
-    if "run" in rec and (rec["run"] or {}).get("type") == "Run":
+    try:
+        rec = json.loads(found[0].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
+    if isinstance(rec.get("run"), dict) and rec["run"].get("type") == "Run":
         run = load_run(found[0], "rerun").replace(out=str(args.out))
         return _execute(run, False, True, args.overwrite, argv)
-    command = ((rec.get("config") or {}).get("run") or rec.get("run") or {}).get("command")
-    if not command:
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    recorded = config.get("run") or rec.get("run") or {}
+    command = recorded.get("command") if isinstance(recorded, dict) else None
+    if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
     if command[1:2] == ["compare"] and found[0].name == "history.json":
         raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")
@@ -344,6 +410,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted: nothing (more) written", file=sys.stderr)
         return 130
+    except RuntimeError as e:
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise  # a bug: its traceback helps the report
+        print(
+            f"diffgrn: out of device memory ({str(e).splitlines()[0][:300]}): diffgrn's size "
+            f"estimate fell short here; set {LIMIT_VARIABLE} to a lower number of bytes (the "
+            "batches are then planned in smaller chunks), or lower replicates, cells or "
+            "t_final / dt; folders finished before are kept",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
+        where = f" ({e.filename})" if e.filename else ""
+        print(
+            f"diffgrn: cannot write{where}: {e.strerror or e}; what this command was writing "
+            "was removed, and folders written before (an --overwrite's old run) are as they "
+            "were: free space or choose another --out",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

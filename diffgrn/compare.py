@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +35,8 @@ class Comparison:
     target: float | None
     seeds: dict[str, list[int]] | None = None
     objective: dict | None = None
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Folders `collect` found but did not tabulate (interrupted, unreadable), with why."""
 
     def seed_list(self, name: str) -> list[int]:
         if self.seeds is not None and name in self.seeds:
@@ -126,24 +129,36 @@ class Comparison:
     def collect(cls, folder: str | os.PathLike, target: float | None = None) -> "Comparison":
         """Rebuild a comparison from the run folders `METHOD-seedK/history.json` that
         `diffgrn compare` writes (so seeds can run in separate processes or machines
-        and be tabulated together). Regulators are not loaded (`None`)."""
+        and be tabulated together). Regulators are not loaded (`None`).
+
+        A folder that is not a finished run is left out and listed in `skipped` with
+        the reason (an interrupted run, a folder name that is not METHOD-seedK, a
+        missing, truncated or incomplete `history.json`, a run never assessed); the
+        rest are tabulated. Runs trained on another objective are an error."""
         runs: dict[str, list] = {}
         fresh: dict[str, list] = {}
         seeds: dict[str, list] = {}
+        skipped: dict[str, str] = {}
         objective, first = None, None
-        found = sorted(
-            Path(folder).glob("*-seed*/history.json"),
-            key=lambda p: (
-                p.parent.name.rsplit("-seed", 1)[0],
-                int(p.parent.name.rsplit("-seed", 1)[1]),
-            ),
-        )
-        if not found:
-            raise ValueError(f"compare --collect: no METHOD-seedK/history.json under {folder}")
-        for path in found:
-            name, seed = path.parent.name.rsplit("-seed", 1)
-            summary = json.loads(path.read_text())
-            config = (summary.get("config") or {}).get("objective")
+        found = []
+        for path in sorted(Path(folder).glob("*-seed*")):
+            if not path.is_dir() or path.name.startswith("."):
+                continue
+            m = re.fullmatch(r"(.+)-seed(\d+)", path.name)
+            if m is None:
+                skipped[path.name] = "not a METHOD-seedK folder (K a number)"
+            elif not (path / "history.json").is_file():
+                skipped[path.name] = "no history.json"
+            else:
+                found.append((m.group(1), int(m.group(2)), path / "history.json"))
+        found.sort(key=lambda f: (f[0], f[1]))
+        for name, seed, path in found:
+            try:
+                summary = _finished(path)
+            except ValueError as e:
+                skipped[path.parent.name] = str(e)
+                continue
+            config = summary["config"].get("objective")
             if objective is None:
                 objective, first = config, path.parent.name
             elif config != objective:
@@ -151,8 +166,7 @@ class Comparison:
                     f"compare --collect: {path.parent.name} was trained on another objective "
                     f"than {first}; tabulate runs of one setup only"
                 )
-            seeds.setdefault(name, []).append(int(seed))
-            history = History.from_dict(summary["history"])
+            seeds.setdefault(name, []).append(seed)
             runs.setdefault(name, []).append(
                 TrainResult(
                     None,
@@ -160,13 +174,18 @@ class Comparison:
                     summary["best_utility"],
                     summary["best_iteration"],
                     summary["config"],
-                    history,
+                    History.from_dict(summary["history"]),
                     summary["compile_time"],
                     summary["error"],
                 )
             )
             fresh.setdefault(name, []).append(summary["fresh_noise"])
-        return cls(runs, fresh, target, seeds, objective)
+        if not runs:
+            why = "".join(f"; {k}: {v}" for k, v in skipped.items())
+            raise ValueError(
+                f"compare --collect: no finished METHOD-seedK/history.json under {folder}{why}"
+            )
+        return cls(runs, fresh, target, seeds, objective, skipped)
 
     def _judged(self) -> set[bool]:
         """Whether each run has re-assessments ({True}: all; {False}: none)."""
@@ -204,7 +223,8 @@ class Comparison:
                 raise ValueError(f"Comparison.merge: {label!r} is in both; rename it")
             runs[label], fresh[label] = other.runs[name], other.fresh[name]
             seeds[label] = other.seed_list(name)
-        return Comparison(runs, fresh, self.target, seeds, self.objective)
+        skipped = {**self.skipped, **{f"{k} (merged)": v for k, v in other.skipped.items()}}
+        return Comparison(runs, fresh, self.target, seeds, self.objective, skipped)
 
     def to_markdown(self, baseline: str | None = None) -> str:
         """The table; with a target and a `baseline` method, also the per-seed
@@ -233,6 +253,18 @@ class Comparison:
                     "seed (baseline's wall time or replicate-steps ÷ the method's):"
                     "\n\n" + _markdown(rows)
                 )
+        stopped = [
+            f"- {name} seed {seed}: {run.error}"
+            for name, runs in self.runs.items()
+            for seed, run in zip(self.seed_list(name), runs)
+            if run.error
+        ]
+        if stopped:
+            text += "\n\nTabulated, but stopped early:\n\n" + "\n".join(stopped)
+        if self.skipped:
+            text += f"\n\nNot tabulated ({len(self.skipped)} folder(s)):\n\n" + "\n".join(
+                f"- {name}: {why}" for name, why in self.skipped.items()
+            )
         return text
 
 
@@ -249,6 +281,35 @@ def _markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
+
+
+SUMMARY_FIELDS = ("history", "best_utility", "best_iteration", "config", "compile_time", "error")
+
+
+def _finished(path: Path) -> dict:
+    """A finished run's `history.json`; a ValueError saying why it is not one."""
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path.name} is not valid JSON (truncated?): {e}") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path.name} is not a run summary (a JSON object)")
+    missing = [k for k in SUMMARY_FIELDS if k not in summary]
+    if missing:
+        raise ValueError(f"{path.name} lacks {', '.join(map(repr, missing))}")
+    error = summary["error"] or ""
+    if error.startswith("interrupted"):
+        raise ValueError(f"interrupted, not a finished run ({error})")
+    fresh = summary.get("fresh_noise")
+    if not isinstance(fresh, dict) or not isinstance(fresh.get("mean"), (int, float)):
+        raise ValueError(f"{path.name} has no fresh-noise assessment ({error or 'none recorded'})")
+    if not isinstance(summary["config"], dict):
+        raise ValueError(f"{path.name}: 'config' is not a mapping")
+    try:
+        History.from_dict(summary["history"])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path.name}: 'history' is malformed ({e})") from None
+    return summary
 
 
 def reached(history: History, target: float) -> tuple[float, float] | None:
@@ -295,7 +356,9 @@ def compare(
     over processes; see `Comparison.collect`). `iterations` is one number or a
     per-method mapping (default: each method's own).
     `make_regulator(key)` builds the initial regulator (default `MLPRegulator`).
-    `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it).
+    `on_run(name, seed, result, fresh)` runs after each training (e.g. to save it);
+    when the assessment fails or is interrupted it runs with `fresh=None` (the
+    result's `error` says why), then the error propagates.
     `reassess`/`reassess_repeats` go to `train`: the re-assessments on which
     reaching the target is judged (`Comparison.table`); `None` judges on single draws.
     """
@@ -304,6 +367,12 @@ def compare(
         raise ValueError(
             "compare.seeds must be an integer >= 1 or a non-empty list of "
             f"integers >= 0; got {seeds!r}"
+        )
+    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
+    if repeated:
+        raise ValueError(
+            f"compare.seeds repeats seed {repeated[0]}: each seed is one run per method; "
+            f"list each once (got {list(seed_list)})"
         )
     if not isinstance(objective, Objective):
         raise ValueError(
@@ -335,7 +404,14 @@ def compare(
                 reassess=reassess,
                 reassess_repeats=reassess_repeats,
             )
-            f = assess(objective, res.best_regulator, key=k_assess, repeats=assess_repeats)
+            try:
+                f = assess(objective, res.best_regulator, key=k_assess, repeats=assess_repeats)
+            except (KeyboardInterrupt, ValueError, RuntimeError, MemoryError) as e:
+                if on_run is not None:  # the trained result first: on_run(…, None) saves it
+                    why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"failed ({e})"
+                    res.error = "; ".join(filter(None, [res.error, f"assessment {why}"]))
+                    on_run(name, seed, res, None)
+                raise
             runs[name].append(res)
             fresh[name].append(f)
             if on_run is not None:
@@ -352,7 +428,15 @@ def collect_merged(
     if not Path(folder).is_dir():
         raise ValueError(f"compare --collect: {folder} is not a folder of runs")
     comparison = Comparison.collect(folder, target)
+    seen = {Path(folder).resolve(): "the --out folder"}
     for label, other_folder in (merge or {}).items():
+        where = Path(other_folder).resolve()
+        if where in seen:
+            raise ValueError(
+                f"compare --merge {label}={other_folder}: that folder is {seen[where]} "
+                "already tabulated; its runs would be listed twice"
+            )
+        seen[where] = f"merged as {label!r}"
         other = Comparison.collect(other_folder, target)
         if len(other.runs) != 1:
             raise ValueError(

@@ -26,6 +26,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Float, Int, PRNGKeyArray, Scalar
 
+from ._memory import map_batched
 from ._validate import check_instance, check_range
 from .config import Configurable, from_config
 from .objective import Objective
@@ -88,7 +89,7 @@ class Boundaries(AbstractDescriptor):
         return jnp.mean(jnp.sum(unlike, axis=1)) / z.shape[1]
 
     def bounds(self, objective):
-        return 0.0, len(neighbour_pairs(objective)) / objective.n_cells
+        return 0.0, len(_pairs_of(objective, self)) / objective.n_cells
 
     @property
     def name(self):
@@ -106,6 +107,7 @@ class LikeNeighbours(AbstractDescriptor):
         return jnp.mean(z[:, pairs[:, 0]] == z[:, pairs[:, 1]])
 
     def bounds(self, objective):
+        _pairs_of(objective, self)
         return 0.0, 1.0
 
     @property
@@ -204,6 +206,49 @@ def get_descriptors(names: "str | Sequence") -> tuple[AbstractDescriptor, ...]:
     return tuple(out)
 
 
+def _pairs_of(objective: Objective, descriptor: AbstractDescriptor) -> np.ndarray:
+    """The neighbour pairs a pair descriptor reads; a ValueError naming it when the
+    tissue has none (the descriptor would be constant, or undefined)."""
+    pairs = neighbour_pairs(objective)
+    if not len(pairs):
+        raise ValueError(
+            f"explore.descriptors: {type(descriptor).__name__} reads neighbour pairs, but "
+            f"this {objective.n_cells}-cell tissue has none (no edges): choose other "
+            "descriptors (e.g. fraction, srep, dominant)"
+        )
+    return pairs
+
+
+def check_descriptors(objective: Objective, descriptors, bounds) -> None:
+    """Each descriptor returns one number on `(R, N, m)` fates, `(R, N, G)` states and
+    the tissue's pairs, within finite bounds low < high: a ValueError naming it, before
+    any simulation."""
+    r, n, m = objective.replicates, objective.n_cells, len(objective.fate_genes)
+    fates = jax.ShapeDtypeStruct((r, n, m), jnp.float32)
+    states = jax.ShapeDtypeStruct((r, n, objective.genes), jnp.float32)
+    pairs = jax.ShapeDtypeStruct(neighbour_pairs(objective).shape, jnp.int32)
+    for d, (low, high) in zip(descriptors, bounds):
+        try:
+            out = jax.eval_shape(d, fates, states, pairs)
+        except Exception as e:  # a user's function may fail in any way
+            raise ValueError(
+                f"explore.descriptors: {d.name!r} ({type(d).__name__}) fails on fates "
+                f"{fates.shape}, states {states.shape} and pairs {pairs.shape}: "
+                f"{type(e).__name__}: {e}"
+            ) from None
+        if getattr(out, "shape", None) != ():
+            raise ValueError(
+                f"explore.descriptors: {d.name!r} ({type(d).__name__}) must return one "
+                f"number (shape ()); on fates {fates.shape} it returns "
+                f"{jax.tree_util.tree_map(lambda x: x.shape, out)}"
+            )
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ValueError(
+                f"explore.descriptors: {d.name!r} ({type(d).__name__}) has bounds "
+                f"({low}, {high}) on this objective; binning needs finite low < high"
+            )
+
+
 def neighbour_pairs(objective: Objective) -> np.ndarray:
     """The tissue's undirected neighbour pairs (i < j), `(P, 2)`."""
     pairs = objective.tissue.neighbour_pairs()
@@ -291,29 +336,30 @@ class Library:
         return int(np.lexsort((-util, -freq, dist))[0])
 
     def save(self, path: "str | os.PathLike") -> Path:
-        """Write the folder `path`: `library.eqx` (Equinox leaves: arrays and the
-        template regulator) and `meta.json` (shapes, names, coverage, config and the
-        leaves' SHA-256). No pickle."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        leaves = path / "library.eqx"
-        eqx.tree_serialise_leaves(leaves, (self._arrays(), self.template))
-        meta = dict(
-            format=LIBRARY_FORMAT,
-            rows=len(self),
-            shapes={k: list(v.shape) for k, v in self._arrays().items()},
-            names=list(self.names),
-            bounds=[list(b) for b in self.bounds],
-            bins=self.bins,
-            coverage=[list(c) for c in self.coverage],
-            regulator=self.template.config(),
-            config=self.config,
-            sha256=hashlib.sha256(leaves.read_bytes()).hexdigest(),
-        )
-        from .io import dumps
+        """Write the folder `path` whole (a temporary folder renamed into place; it
+        replaces only an earlier library): `library.eqx` (Equinox leaves: arrays and
+        the template regulator) and `meta.json` (shapes, names, coverage, config and
+        the leaves' SHA-256). No pickle."""
+        from .io import dumps, write_folder
 
-        (path / "meta.json").write_text(dumps(meta))
-        return path
+        def write(tmp: Path) -> None:
+            leaves = tmp / "library.eqx"
+            eqx.tree_serialise_leaves(leaves, (self._arrays(), self.template))
+            meta = dict(
+                format=LIBRARY_FORMAT,
+                rows=len(self),
+                shapes={k: list(v.shape) for k, v in self._arrays().items()},
+                names=list(self.names),
+                bounds=[list(b) for b in self.bounds],
+                bins=self.bins,
+                coverage=[list(c) for c in self.coverage],
+                regulator=self.template.config(),
+                config=self.config,
+                sha256=hashlib.sha256(leaves.read_bytes()).hexdigest(),
+            )
+            (tmp / "meta.json").write_text(dumps(meta))
+
+        return write_folder(Path(path), write, LIBRARY_FORMAT, "Library.save")
 
     def _arrays(self) -> dict:
         out = dict(
@@ -332,7 +378,8 @@ _OPTIONAL = dict(points=jnp.float32, inits=jnp.float32, keys=jnp.uint32, goals=j
 
 
 def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = None) -> Library:
-    """Read a folder written by `Library.save` (the SHA-256 is checked). `like`: a
+    """Read a folder written by `Library.save` (the SHA-256 and every field of
+    `meta.json` are checked; a ValueError names the file and the field). `like`: a
     regulator of the saved shape, needed for your own regulator classes (diffgrn's
     are rebuilt from the saved config)."""
     path = Path(path)
@@ -340,24 +387,43 @@ def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = Non
     for f in (meta_file, leaves):
         if not f.is_file():
             raise FileNotFoundError(f"load_library: {f} is missing (not a saved library?)")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("format") != LIBRARY_FORMAT:
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"load_library: {meta_file} is not valid JSON (truncated?): {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != LIBRARY_FORMAT:
         raise ValueError(f"load_library: {meta_file} is not a {LIBRARY_FORMAT} file")
     if hashlib.sha256(leaves.read_bytes()).hexdigest() != meta.get("sha256"):
         raise ValueError(f"load_library: {leaves} does not match {meta_file}")
+    _check_meta(meta, meta_file)
     if like is None:
         try:
             template = from_config(meta["regulator"], AbstractRegulator)
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, ImportError, AttributeError) as e:
             raise ValueError(
-                f"load_library: cannot rebuild the regulator {meta['regulator']} ({e}); "
-                "pass like=<a regulator of the same shape>"
+                f"load_library: cannot rebuild the regulator {meta['regulator']} of "
+                f"{meta_file} ({e}); pass like=<a regulator of the same shape>"
             ) from None
     else:
+        if not isinstance(like, AbstractRegulator):
+            raise ValueError(f"load_library.like must be a diffgrn regulator; got {like!r}")
         template = like
+    size = ravel_pytree(eqx.filter(template, eqx.is_inexact_array))[0].size
+    if size != meta["shapes"]["params"][1]:
+        raise ValueError(
+            f"load_library: the regulator ({type(template).__name__}, {size} parameters) "
+            f"is not of the shape {meta_file} saved ({meta['shapes']['params'][1]} "
+            "parameters); pass like=<a regulator of the saved shape>"
+        )
     dtypes = dict(params=jnp.float32, descriptors=jnp.float32, utility=jnp.float32, **_OPTIONAL)
     like = {k: jnp.zeros(s, dtypes.get(k, jnp.int8)) for k, s in meta["shapes"].items()}
-    arrays, template = eqx.tree_deserialise_leaves(leaves, (like, template))
+    try:
+        arrays, template = eqx.tree_deserialise_leaves(leaves, (like, template))
+    except Exception as e:  # equinox raises several types for a file that does not fit
+        raise ValueError(
+            f"load_library: cannot read {leaves} into the saved shapes with this "
+            f"regulator ({type(e).__name__}: {e}); pass like=<a regulator of the saved shape>"
+        ) from None
     a = {k: np.asarray(v) for k, v in arrays.items()}
     return Library(
         a["params"],
@@ -372,6 +438,63 @@ def load_library(path: "str | os.PathLike", like: AbstractRegulator | None = Non
         meta["config"],
         **{k: a[k] for k in _OPTIONAL if k in a},
     )
+
+
+def _check_meta(meta: dict, meta_file: Path) -> None:
+    """Every field of a library's `meta.json` (those outside the SHA-256 too): a
+    ValueError naming the file and the field."""
+
+    def bad(field, expected):
+        value = meta.get(field, "(missing)")
+        text = repr(value)
+        text = text if len(text) < 120 else text[:117] + "..."
+        raise ValueError(f"load_library: {meta_file}: '{field}' must be {expected}; got {text}")
+
+    whole = lambda v, least=0: isinstance(v, int) and not isinstance(v, bool) and v >= least
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    rows = meta.get("rows")
+    if not whole(rows):
+        bad("rows", "an integer >= 0")
+    shapes = meta.get("shapes")
+    keys = ("params", "descriptors", "utility", "patterns")
+    if not (isinstance(shapes, dict) and set(keys) <= set(shapes) <= {*keys, *_OPTIONAL}):
+        bad("shapes", f"a mapping of {', '.join(keys)} (and optionally "
+            f"{', '.join(_OPTIONAL)}) to shapes")  # fmt: skip
+    dims = dict(params=2, descriptors=2, utility=1, patterns=2)
+    for k in shapes:
+        s = shapes[k]
+        ok = isinstance(s, list) and len(s) >= 1 and all(whole(d) for d in s)
+        if not (ok and (k not in dims or len(s) == dims[k])):
+            bad("shapes", f"{dims.get(k, 'some')} sizes >= 0 for {k!r}")
+        if s[0] != rows:
+            bad("shapes", f"{rows} rows (the 'rows' field) for {k!r}")
+    n_desc = shapes["descriptors"][1]
+    names = meta.get("names")
+    strings = isinstance(names, list) and all(isinstance(x, str) for x in names)
+    if not (strings and len(names) == n_desc):
+        bad("names", f"{n_desc} descriptor names")
+    bounds = meta.get("bounds")
+    if not (
+        isinstance(bounds, list)
+        and len(bounds) == n_desc
+        and all(
+            isinstance(b, list) and len(b) == 2 and all(map(number, b)) and b[0] < b[1]
+            for b in bounds
+        )
+    ):
+        bad("bounds", f"{n_desc} [low, high] pairs of finite numbers with low < high")
+    if not whole(meta.get("bins"), 1):
+        bad("bins", "an integer >= 1")
+    coverage = meta.get("coverage")
+    if not (
+        isinstance(coverage, list)
+        and all(isinstance(c, list) and len(c) == 2 and all(whole(x) for x in c) for c in coverage)
+    ):
+        bad("coverage", "a list of [simulations, occupied bins] integer pairs")
+    if not isinstance(meta.get("regulator"), dict):
+        bad("regulator", "a regulator config (a mapping)")
+    if not isinstance(meta.get("config"), dict):
+        bad("config", "a mapping (the exploration's settings)")
 
 
 def bin_index(descriptors: np.ndarray, bounds, bins: int) -> np.ndarray:
@@ -534,7 +657,8 @@ def explore(
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
     theta0, unravel = ravel_pytree(params)
     n_params = theta0.size
-    bounds = [d.bounds(objective) for d in descs]
+    bounds = [tuple(float(b) for b in d.bounds(objective)) for d in descs]
+    check_descriptors(objective, descs, bounds)
     lo = jnp.asarray([b[0] for b in bounds], jnp.float32)
     hi = jnp.asarray([b[1] for b in bounds], jnp.float32)
     pairs = jnp.asarray(neighbour_pairs(objective))
@@ -555,10 +679,14 @@ def explore(
         def one_round(k, lib_theta, lib_desc, count):
             reached = Reached(theta0, lib_theta, lib_desc, count, lo, hi, scale, batch, bins)
             thetas, k_sim = propose(k, reached)
-            return (thetas, *jax.vmap(describe)(thetas, jr.split(k_sim, batch)))
+            return (
+                thetas,
+                *map_batched(lambda a: describe(*a), (thetas, jr.split(k_sim, batch)), chunk),
+            )
 
         return one_round
 
+    chunk = objective.batch_size(batch, "explore (one round)")  # a round in chunks that fit
     first_rounds, goal_rounds = rounds(RandomExploration().propose), rounds(strategy.propose)
 
     lib_theta = np.zeros((budget, n_params), np.float32)

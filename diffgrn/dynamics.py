@@ -91,6 +91,8 @@ def _as_sigma(sigma):
     """A list or array of per-gene σ becomes a tuple (hashable, JSON-able)."""
 
     def number(s):
+        if isinstance(s, (str, bytes)):
+            return s  # not a number: validation names the field
         try:
             return float(s)
         except (TypeError, ValueError):
@@ -99,6 +101,9 @@ def _as_sigma(sigma):
     if isinstance(sigma, (list, tuple)) or getattr(sigma, "ndim", 0) == 1:
         return tuple(number(s) for s in sigma)
     return sigma
+
+
+MAX_STEPS = 2**31 - 1  # Diffrax's step counter (and CounterNoise's fold_in) is int32
 
 
 class Dynamics(Configurable):
@@ -152,6 +157,12 @@ class Dynamics(Configurable):
         if self.checkpoints is not None:
             check_range("Dynamics", "checkpoints", self.checkpoints, ge=1, integer=True)
         steps = self.t_final / self.dt
+        if steps > MAX_STEPS:
+            raise ValueError(
+                f"Dynamics.t_final / Dynamics.dt = {self.t_final:g} / {self.dt:g} = "
+                f"{steps:.3g} steps; a solve counts its steps in 32-bit integers, so at most "
+                f"{MAX_STEPS}: lower t_final or raise dt"
+            )
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             raise ValueError(
                 f"Dynamics.t_final / Dynamics.dt must be a whole number of steps; got "
@@ -216,15 +227,12 @@ class Dynamics(Configurable):
             s0 = tissue.pin(jnp.broadcast_to(init, shape))
         return s0, split[:, 1]
 
-    def check_memory(
+    def memory_need(
         self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
-    ):
-        """Raise ValueError, before anything is built, when the forward solve's stored
-        noise and states would not fit in the memory available (`available_memory()`).
-
-        The estimate covers a forward solve. A gradient also stores one state per step
-        (per checkpoint with `checkpoints`), and an ES evaluates `population` such
-        solves at once: leave room for them."""
+    ) -> tuple[int, list[str]]:
+        """(bytes, what to lower) of one forward solve: a few live copies of the state,
+        the noise the path stores and, with `save_every`, the saved trajectory. What
+        `check_memory` checks and batched evaluations are sized by."""
         state = 4 * replicates * tissue.n_cells * genes
         need = 4 * state  # a few live copies of the state
         parts = []
@@ -237,6 +245,18 @@ class Dynamics(Configurable):
             need += state * (self.n_steps // save_every + 1)
             parts.append("saved trajectories: raise save_every")
         parts.append("lower replicates or cells")
+        return need, parts
+
+    def check_memory(
+        self, tissue: Tissue, replicates: int, genes: int = 1, save_every: int | None = None
+    ):
+        """Raise ValueError, before anything is built, when the forward solve's stored
+        noise and states would not fit in the memory available (`available_memory()`).
+
+        The estimate covers a forward solve. A gradient also stores one state per step
+        (per checkpoint with `checkpoints`); batched evaluations (an ES's population,
+        `assess`'s draws, an exploration round) are split into chunks that fit."""
+        need, parts = self.memory_need(tissue, replicates, genes, save_every)
         have = available_memory()
         if need > have:
             raise ValueError(

@@ -33,6 +33,11 @@ class AbstractEstimator(Configurable):
     @abc.abstractmethod
     def cost(self, objective: Objective) -> int: ...
 
+    def memory_bytes(self, objective: Objective) -> int:
+        """About how many bytes one estimate holds (default: one forward solve);
+        `Gradient` refuses, before compiling, an estimate that cannot fit."""
+        return objective.solve_bytes()
+
 
 class Pathwise(AbstractEstimator):
     """Backpropagation through the simulation: ∇θ U_soft on one noise draw of
@@ -67,6 +72,17 @@ class Pathwise(AbstractEstimator):
     def cost(self, objective: Objective) -> int:
         r = objective.replicates if self.replicates is None else self.replicates
         return r * objective.dynamics.n_steps
+
+    def memory_bytes(self, objective: Objective) -> int:
+        """The forward solve, and the states reverse mode stores: one per step of the
+        backpropagated steps (per checkpoint with `Dynamics.checkpoints`), with a
+        cotangent of each."""
+        r = objective.replicates if self.replicates is None else self.replicates
+        dyn = objective.dynamics
+        steps = min(self.backprop_steps or dyn.n_steps, dyn.n_steps)
+        stored = steps if dyn.checkpoints is None else min(dyn.checkpoints, steps)
+        state = 4 * r * objective.n_cells * objective.genes
+        return objective.solve_bytes(r) + 2 * stored * state
 
 
 class AntitheticES(AbstractEstimator):

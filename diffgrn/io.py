@@ -9,6 +9,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,30 +46,85 @@ def _clean(obj):
     return obj
 
 
+def folder_format(path: Path) -> str | None:
+    """The `format` of the `meta.json` in folder `path` (None if none can be read)."""
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("format") if isinstance(meta, dict) else None
+
+
+def write_folder(path: Path, write: Callable[[Path], None], fmt: str, owner: str) -> Path:
+    """Write the folder `path` whole: `write(tmp)` fills a new folder beside it, which
+    then replaces `path` in one rename. An existing `path` is replaced only when it is
+    empty or holds a `meta.json` of format `fmt` (what this writer wrote): a file, or
+    a folder of anything else (a saved regulator, a run, your files), is refused. On
+    any error (a full disk, an interrupt) the temporary folder goes and `path` is as
+    it was."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{owner}: {path} is an existing file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and folder_format(path) != fmt:
+        found = folder_format(path)
+        what = f"a {found} folder" if found else "files it did not write"
+        raise ValueError(
+            f"{owner}: {path} holds {what}; it replaces only a {fmt} folder: choose another folder"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    old = path.parent / f".{path.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        write(tmp)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():
+            os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
 def save(
     path: str | os.PathLike,
     regulator: AbstractRegulator,
     config: dict | None = None,
     history: History | None = None,
 ) -> Path:
-    """Write `regulator` (and optional config/history) to the folder `path`."""
+    """Write `regulator` (and optional config/history) to the folder `path`, whole
+    (`write_folder`: it replaces only an earlier save)."""
+
+    def write(tmp: Path) -> None:
+        leaves_file = tmp / "regulator.eqx"
+        eqx.tree_serialise_leaves(leaves_file, regulator)
+        meta = dict(
+            format=FORMAT,
+            regulator=regulator.config(),
+            shapes=_shapes(regulator),
+            sha256=hashlib.sha256(leaves_file.read_bytes()).hexdigest(),
+            config=config or {},
+            history=None if history is None else history.to_dict(),
+        )
+        (tmp / "meta.json").write_text(dumps(meta))
+
+    return write_folder(Path(path), write, FORMAT, "diffgrn.save")
+
+
+def write_text(path: "str | os.PathLike", text: str) -> Path:
+    """Write a text file whole: a temporary file beside it, renamed into place."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    leaves_file = path / "regulator.eqx"
-    tmp = path / "regulator.eqx.tmp"
-    eqx.tree_serialise_leaves(tmp, regulator)
-    os.replace(tmp, leaves_file)
-    meta = dict(
-        format=FORMAT,
-        regulator=regulator.config(),
-        shapes=_shapes(regulator),
-        sha256=hashlib.sha256(leaves_file.read_bytes()).hexdigest(),
-        config=config or {},
-        history=None if history is None else history.to_dict(),
-    )
-    tmp = path / "meta.json.tmp"
-    tmp.write_text(dumps(meta))
-    os.replace(tmp, path / "meta.json")
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -89,7 +146,7 @@ def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
             )
     try:
         meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"diffgrn.load: {meta_file} is not valid JSON (truncated?): {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"diffgrn.load: {meta_file} is not a {FORMAT} file")

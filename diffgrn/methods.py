@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PyTree
 
+from ._memory import available_memory
 from ._validate import check_range
 from .config import Configurable
 from .estimators import AbstractEstimator, AntitheticES, Pathwise
@@ -223,6 +224,14 @@ class Gradient(AbstractMethod):
                 )
 
     def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+        need, have = self.estimator.memory_bytes(objective), available_memory()
+        if need > have:  # sized before anything is compiled
+            raise ValueError(
+                f"Gradient: one {type(self.estimator).__name__} estimate needs about "
+                f"{need / 2**30:.3g} GiB but about {have / 2**30:.3g} GiB are available; "
+                "lower its replicates, truncate backpropagation (Pathwise(backprop_steps=k)), "
+                "store fewer steps (Dynamics(checkpoints=k)) or use a population method"
+            )
         opt = self.optimiser if self.optimiser is not None else ClippedAdam()
         params, static = eqx.partition(regulator, eqx.is_inexact_array)
 

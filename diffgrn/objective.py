@@ -14,6 +14,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, Scalar
 
+from . import _memory
 from ._validate import check_instance, check_range
 from .config import Configurable
 from .dynamics import Dynamics
@@ -208,6 +209,20 @@ class Objective(Configurable):
         return jax.lax.with_sharding_constraint(
             x, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
         )
+
+    def solve_bytes(self, replicates: int | None = None) -> int:
+        """About how many bytes one evaluation (a forward solve of `replicates`, default
+        the objective's) holds: what batches of evaluations are sized by."""
+        r = self.replicates if replicates is None else replicates
+        return self.dynamics.memory_need(self.tissue, r, self.genes)[0]
+
+    def batch_size(self, count: int, what: str, replicates: int | None = None) -> int:
+        """How many of `count` evaluations to run at once (`diffgrn._memory.batch_size`):
+        all where they fit, else chunks that do; a ValueError naming `what` when not
+        even one fits."""
+        r = self.replicates if replicates is None else replicates
+        need, parts = self.dynamics.memory_need(self.tissue, r, self.genes)
+        return _memory.batch_size(count, need, what, "; ".join(parts))
 
     @property
     def replicate_steps(self) -> int:

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
+from ._memory import map_batched
 from ._validate import check_range
 from .objective import Objective
 from .regulator import AbstractRegulator
@@ -84,7 +85,7 @@ class AbstractPopulationMethod(AbstractMethod):
         def step(state, key):
             k_ask, k_eval, k_tell = self.split_key(key)
             population, state = self.ask(state, k_ask)
-            fit = jax.vmap(fitness, in_axes=(0, None))(population, k_eval)
+            fit = map_batched(lambda flat: fitness(flat, k_eval), population, batch)
             new = self.tell(state, population, jnp.where(jnp.isnan(fit), -jnp.inf, fit), k_tell)
             nan = jnp.asarray(jnp.nan, jnp.float32)
             return new, StepInfo(nan, nan, all_finite(fit) & self.finite(new))
@@ -96,6 +97,8 @@ class AbstractPopulationMethod(AbstractMethod):
             return self.ask(init(key), self.split_key(key)[0])[0]
 
         size = jax.eval_shape(ask_shape, jr.key(0)).shape[0]
+        # the population in one vmapped call where it fits, else in chunks that do
+        batch = objective.batch_size(size, f"{type(self).__name__} (one generation)")
         return Trainer(init, step, candidate, size * objective.replicate_steps)
 
 
@@ -303,6 +306,42 @@ def _evosax_strategies() -> dict:
     return dict(distribution_based_algorithms)
 
 
+def _positive(name: str) -> bool:
+    """Strategy parameters that are scales or rates: step sizes (`std_*`, `sigma*`),
+    learning rates (`lr_*`, `*_lr`), initial temperatures and largest radii."""
+    return name != "std_min" and (
+        name.startswith(("std_", "sigma", "lr_"))
+        or name.endswith("_lr")
+        or name in ("temperature_init", "radius_max")
+    )
+
+
+NONNEGATIVE = ("std_min", "radius_min", "temperature_limit")
+
+
+def _check_strategy_value(strategy: str, name: str, value, default) -> None:
+    """A value for an evosax `default_params` field: a finite number (or array of them,
+    shaped as the default) where the default is numeric; > 0 for scales and rates,
+    >= 0 for lower limits (evosax itself checks neither)."""
+    if not isinstance(default, (int, float, jax.Array)) or isinstance(default, bool):
+        return
+    owner = f"Evosax({strategy!r})"
+    try:
+        if isinstance(value, (str, bytes)):
+            raise TypeError
+        array = jnp.asarray(value, jnp.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner}.{name} must be a finite number; got {value!r}") from None
+    shape = jnp.shape(default)
+    if array.shape not in ((), shape):
+        raise ValueError(
+            f"{owner}.{name} must be a number or an array of shape {shape}; got shape {array.shape}"
+        )
+    bound = dict(gt=0.0) if _positive(name) else dict(ge=0.0) if name in NONNEGATIVE else {}
+    for v in array.ravel().tolist():
+        check_range(owner, name, v, **bound)
+
+
 class Evosax(AbstractPopulationMethod):
     """Any evosax distribution-based strategy (CMA_ES, Sep_CMA_ES, SNES, xNES, PGPE,
     Open_ES, ARS, …) as a diffgrn method, on the hard utility.
@@ -315,7 +354,9 @@ class Evosax(AbstractPopulationMethod):
     strategy's mean. `sigma` sets evosax's `std_init` where the strategy has one.
     `strategy_params` are either fields of the strategy's `default_params` (e.g.
     `std_min=0.01`) or arguments of its constructor (e.g. `optimizer=optax.adam(0.05)`
-    for `Open_ES`). Needs `pip install "diffgrn[evosax]"`.
+    for `Open_ES`). Values of numeric parameters are checked when the method is built:
+    finite, > 0 for step sizes and learning rates (`std_*`, `sigma*`, `lr_*`, `*_lr`),
+    >= 0 for lower limits (`std_min` <= `std_max`). Needs `pip install "diffgrn[evosax]"`.
     """
 
     strategy: Any = eqx.field(static=True)
@@ -335,7 +376,7 @@ class Evosax(AbstractPopulationMethod):
         self._strategy_class()  # ImportError / ValueError before any compute
         check_range("Evosax", "population", self.population, ge=2, integer=True)
         check_range("Evosax", "sigma", self.sigma, gt=0.0)
-        ctor, fields = self._split(jnp.zeros(2))
+        ctor, fields = self._split(jnp.zeros(2), check=True)
         del ctor, fields
 
     @property
@@ -349,12 +390,15 @@ class Evosax(AbstractPopulationMethod):
 
     def _strategy_class(self):
         if not isinstance(self.strategy, str):
-            if not isinstance(self.strategy, type):
+            cls = self.strategy
+            if not isinstance(cls, type) or not all(
+                callable(getattr(cls, a, None)) for a in ("init", "ask", "tell")
+            ):
                 raise ValueError(
-                    "Evosax.strategy must be an evosax strategy name or class; "
-                    f"got {self.strategy!r}"
+                    "Evosax.strategy must be an evosax strategy name (e.g. 'SNES') or "
+                    f"class (with init, ask, tell and default_params); got {cls!r}"
                 )
-            return self.strategy
+            return cls
         known = _evosax_strategies()
         if self.strategy not in known:
             raise ValueError(
@@ -363,8 +407,9 @@ class Evosax(AbstractPopulationMethod):
             )
         return known[self.strategy]
 
-    def _split(self, solution):
-        """(constructor kwargs, default_params overrides), validated by name."""
+    def _split(self, solution, check: bool = False):
+        """(constructor kwargs, default_params overrides), validated by name (and with
+        `check`, by value: once, when the method is built)."""
         cls = self._strategy_class()
         accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "solution"}
         ctor = {k: v for k, v in self.strategy_params.items() if k in accepted}
@@ -379,7 +424,13 @@ class Evosax(AbstractPopulationMethod):
                 f"Evosax({self.strategy_name!r}): {e}; pass it as "
                 f"Evosax({self.strategy_name!r}, name=value)"
             ) from None
-        fields = {f.name for f in dataclasses.fields(strategy.default_params)}
+        try:
+            fields = {f.name for f in dataclasses.fields(strategy.default_params)}
+        except (AttributeError, TypeError):
+            raise ValueError(
+                f"Evosax.strategy: {self.strategy_name} has no evosax default_params "
+                "(expected an evosax strategy class)"
+            ) from None
         unknown = set(self.strategy_params) - accepted - fields
         if unknown:
             raise ValueError(
@@ -392,6 +443,15 @@ class Evosax(AbstractPopulationMethod):
         overrides = {k: v for k, v in self.strategy_params.items() if k in fields and k not in ctor}
         if "std_init" in fields and "std_init" not in overrides:
             overrides["std_init"] = self.sigma
+        for k, v in overrides.items() if check else ():
+            _check_strategy_value(self.strategy_name, k, v, getattr(params, k))
+        lo, hi = (overrides.get(k, getattr(params, k, None)) for k in ("std_min", "std_max"))
+        if check and ("std_min" in overrides or "std_max" in overrides):
+            if lo is not None and hi is not None and not float(lo) <= float(hi):
+                raise ValueError(
+                    f"Evosax({self.strategy_name!r}).std_min must be <= std_max; got "
+                    f"std_min={float(lo)}, std_max={float(hi)}"
+                )
         params = params.replace(
             **{
                 k: jnp.asarray(v, getattr(params, k).dtype)

@@ -18,7 +18,7 @@ from pathlib import Path
 import equinox as eqx
 import jax.random as jr
 
-from ._runs import RunFolder, record, write_run
+from ._runs import RunFolder, Unfinished, record, write_run
 from ._validate import check_range
 from .config import Configurable, decode, find_class
 from .methods import AbstractMethod
@@ -147,7 +147,9 @@ class Run(Configurable):
         """Train and write the run folder whole (regulators, `history.json` with this
         description as `run`, `run.json`, figures); (result, fresh-noise assessment).
         The folder is checked and locked before any compute; `resume` continues from
-        the checkpoint; `command` is recorded with the seed and package versions."""
+        the checkpoint; `command` is recorded with the seed and package versions. When
+        the assessment after training is interrupted or fails, the trained result is
+        kept in the folder and `diffgrn._runs.Unfinished` says so."""
         out, ckpt = self.folder, self.checkpoint_folder
         with RunFolder(out, overwrite or resume) as folder:
             if self.checkpoint_every is not None and not resume:
@@ -155,9 +157,23 @@ class Run(Configurable):
                 (ckpt / "run.json").write_text(json.dumps(self.config(), indent=1))
             result = self.train(progress=progress, resume=resume)
             result.config["run"] = record(self.seed, command)
-            fresh = write_run(
-                folder.tmp, self.objective, result, self.seed, self.method.name, run=self.config()
-            )
+            try:
+                fresh = write_run(
+                    folder.tmp,
+                    self.objective,
+                    result,
+                    self.seed,
+                    self.method.name,
+                    run=self.config(),
+                )
+            except Unfinished as e:  # keep the trained result: training is the costly part
+                folder.commit()
+                raise Unfinished(
+                    f"{e}; the trained regulators (best/, final/) and history.json are saved "
+                    f"in {out}; diffgrn.assess(objective, diffgrn.load('{out}/best').regulator, "
+                    "key=...) assesses it again",
+                    e.interrupted,
+                ) from e.__cause__
             folder.commit()
         if ckpt.exists() and not interrupted(result):
             shutil.rmtree(ckpt, ignore_errors=True)  # the run is whole: no need to resume

@@ -200,7 +200,8 @@ class Lattice(Tissue):
       even number of rows.
     - `boundary`: `"open"` (border cells average the neighbours they have),
       `"pinned"` (border cells are held at `pinned_value` and count as neighbours
-      with that value) or `"periodic"` (a torus).
+      with that value) or `"periodic"` (a torus: at least 3 rows and 3 columns, so
+      no cell is its neighbour's neighbour through both wraps).
     """
 
     rows: int = eqx.field(static=True)
@@ -219,6 +220,13 @@ class Lattice(Tissue):
         check_choice("Lattice", "geometry", geometry, GEOMETRIES)
         check_choice("Lattice", "boundary", boundary, BOUNDARIES)
         rule, shape = BOUNDARIES[boundary], GEOMETRIES[geometry]
+        for name, side in (("rows", rows), ("cols", cols)):
+            if rule.wraps and side == 2:  # both wraps reach one cell: it would count twice
+                raise ValueError(
+                    f"Lattice.{name} must be >= 3 for a periodic sheet (with 2, the cell "
+                    "across both wraps is the same neighbour twice, so it would weigh double "
+                    f"in the neighbour mean); got {side}"
+                )
         check_range("Lattice", "rows", rows, ge=rule.least_side, integer=True)
         check_range("Lattice", "cols", cols, ge=rule.least_side, integer=True)
         check_range("Lattice", "pinned_value", pinned_value, ge=0.0, le=1.0)
@@ -259,8 +267,9 @@ class Lattice(Tissue):
 
 class Graph(Tissue):
     """Any neighbourhood: `edges` is a sequence of `(i, j)` cell pairs (or an
-    `(edges, 2)` array). Each cell senses the equal-weight mean of its neighbours;
-    an edge couples both ways unless `directed=True` (then cell `i` senses `j`).
+    `(edges, 2)` array), each listed once. Each cell senses the equal-weight mean of
+    its distinct neighbours; an edge couples both ways unless `directed=True` (then
+    cell `i` senses `j`).
     `pinned` lists the indices of cells held at `pinned_value` (or is a boolean mask
     of length `n_cells`). A cell with no neighbour senses s̄ = 0. The table is as wide
     as the largest degree: a hub sensing d cells costs n_cells × d memory."""
@@ -313,9 +322,23 @@ class Graph(Tissue):
             raise ValueError(f"Graph.pinned must list cells 0..{n - 1}; got {list(pinned)}")
         mask = np.zeros(n, bool)
         mask[p.astype(np.int64)] = True
+        if mask.all():
+            raise ValueError(
+                f"Graph.pinned holds all {n} cells: nothing is left to pattern (every "
+                "regulator would score the same); leave some cells free"
+            )
         rows, cols = e[:, 0], e[:, 1]
         if not directed:
             rows, cols = np.concatenate([rows, cols]), np.concatenate([cols, rows])
+        pairs, counts = np.unique(np.stack([rows, cols], 1), axis=0, return_counts=True)
+        if (counts > 1).any():
+            i, j = pairs[counts > 1][0].tolist()
+            raise ValueError(
+                f"Graph.edges joins cell {i} to cell {j} more than once"
+                + ("" if directed else " ((i, j) and (j, i) are one undirected edge)")
+                + ": each cell senses the equal-weight mean of its distinct neighbours, so a "
+                "repeat would weigh double; list each edge once"
+            )
         self.neighbours, self.weights = _table(n, rows, cols, mask)
         self.pinned = jnp.asarray(mask)
         self.pinned_value = float(pinned_value)

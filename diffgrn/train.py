@@ -23,6 +23,7 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
+from ._memory import map_batched
 from ._validate import check_range
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
@@ -432,7 +433,8 @@ def _check(ts: TrainState, run: _Run) -> dict:
     """Re-assessment of the candidate after iteration `ts.iteration - 1` (`history.checks`)."""
     i = ts.iteration - 1
     keys = jr.split(jr.fold_in(jr.fold_in(ts.key, 2**21), i), run.check_repeats)
-    values = [float(u) for u in _hard_many(run.monitor, ts.final_regulator, keys).value]
+    util = _hard_many(run.monitor, ts.final_regulator, keys, "train.reassess")
+    values = [float(u) for u in util.value]
     mean, std, lower = lower_bound_95(values)
     return dict(
         iteration=i,
@@ -544,7 +546,14 @@ class Checkpoint:
         meta_file, leaves_file = self.folder / "checkpoint.json", self.folder / "state.eqx"
         if not meta_file.is_file() or not leaves_file.is_file():
             raise ValueError(f"train.resume: no checkpoint in {self.folder}")
-        meta = json.loads(meta_file.read_text())
+        try:
+            meta = json.loads(meta_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(
+                f"train.resume: {meta_file} is not valid JSON (truncated?): {e}"
+            ) from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
         if meta.get("format") == "diffgrn-checkpoint-v1":
             raise ValueError(
                 f"train.resume: {meta_file} was written by an earlier diffgrn "
@@ -560,6 +569,7 @@ class Checkpoint:
                 f"train.resume: the checkpoint in {self.folder} is of another run (its "
                 "objective, method, regulator or iterations differ from this call's)"
             )
+        _check_checkpoint(meta, meta_file)
         like_state = trainer.init(_stage_keys(key, 0)[0])  # the structure of the saved phase
         for p in range(1, meta["phase"] + 1):
             like_state = trainer.next_phase(like_state, _stage_keys(key, p)[0])
@@ -569,8 +579,14 @@ class Checkpoint:
             final=regulator,
             pool=[regulator] * len(meta["pool"]),
         )
-        saved = eqx.tree_deserialise_leaves(leaves_file, like)
-        history = History.from_dict(meta["history"])
+        try:
+            saved = eqx.tree_deserialise_leaves(leaves_file, like)
+            history = History.from_dict(meta["history"])
+        except Exception as e:  # equinox raises several types for a file that does not fit
+            raise ValueError(
+                f"train.resume: cannot read the checkpoint in {self.folder} "
+                f"({type(e).__name__}: {e})"
+            ) from None
         return TrainState(
             saved["state"],
             key,
@@ -587,6 +603,31 @@ class Checkpoint:
             replicate_steps=meta["replicate_steps"],
             compile_time=meta["compile_time"],
         )
+
+
+def _check_checkpoint(meta: dict, meta_file: Path) -> None:
+    """The fields of a `checkpoint.json` a resume reads: a ValueError naming the file and
+    the field (the SHA-256 covers only `state.eqx`)."""
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+    checks = dict(
+        phase=(whole, "an integer >= 0"),
+        phase_iteration=(whole, "an integer >= 0"),
+        best_iteration=(lambda v: isinstance(v, int) and v >= -1, "an integer >= -1"),
+        replicate_steps=(whole, "an integer >= 0"),
+        best_utility=(number, "a number"),
+        wall_time=(number, "a number"),
+        compile_time=(number, "a number"),
+        history=(lambda v: isinstance(v, dict), "a history (a mapping)"),
+        pool=(
+            lambda v: isinstance(v, list) and all(isinstance(c, list) and len(c) == 2 for c in v),
+            "a list of [utility, iteration] pairs",
+        ),
+    )
+    for field, (ok, expected) in checks.items():
+        if field not in meta or not ok(meta[field]):
+            got = repr(meta.get(field, "(missing)"))[:100]
+            raise ValueError(f"train.resume: {meta_file}: '{field}' must be {expected}; got {got}")
 
 
 def assess(
@@ -693,7 +734,7 @@ def _reselect(pool, objective, key, repeats: int) -> dict:
     (the `TrainResult` fields that change; none when a mean is not finite)."""
     means = []
     for _, _, reg in pool:
-        u = _hard_many(objective, reg, jr.split(key, repeats)).value
+        u = _hard_many(objective, reg, jr.split(key, repeats), "train (selection)").value
         means.append(float(jnp.mean(u)))
     if not all(math.isfinite(m) for m in means):
         return {}
@@ -711,9 +752,16 @@ def _reselect(pool, objective, key, repeats: int) -> dict:
     )
 
 
+def _hard_many(objective, regulator, keys, what: str = "assess"):
+    """Hard utilities on each key, in one compiled call sized to fit: the draws run all
+    at once where they fit, else in chunks that do (`Objective.batch_size`)."""
+    batch = objective.batch_size(keys.shape[0], what)
+    return _hard_batched(objective, regulator, keys, batch)
+
+
 @eqx.filter_jit
-def _hard_many(objective, regulator, keys):
-    return jax.vmap(lambda k: objective.hard(regulator, k))(keys)
+def _hard_batched(objective, regulator, keys, batch: int):
+    return map_batched(lambda k: objective.hard(regulator, k), keys, batch)
 
 
 def _finite(util) -> jax.Array:

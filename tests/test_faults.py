@@ -1,0 +1,509 @@
+"""Fault injection (issue 21): every value that reaches a solve is checked when its
+object is built, every file diffgrn writes is written whole and never over something
+it did not write, every file it reads is checked naming the file and the field, every
+interrupt keeps what finished, and no broken or interrupted run enters a table
+unflagged. The interrupt and collect cases run the `diffgrn` command in subprocesses."""
+
+import dataclasses
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax.random as jr
+import numpy as np
+import pytest
+
+import diffgrn
+from diffgrn.cli import main
+from diffgrn.discovery import Descriptor, RandomExploration, explore, load_library
+from diffgrn.train import Checkpoint
+
+# The subprocesses' preexec_fn only sets signal handlers and limits before exec.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--quick", "--t-final", "1", "--dt", "0.1", "--replicates", "4", "--no-progress"]
+POP = ["--population", "8"]
+
+
+def cli(*args, cwd, preexec_fn=None, timeout=600):
+    """`diffgrn ARGS` in a subprocess (this checkout's package): the finished process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "diffgrn.cli", *map(str, args)]
+    return subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        preexec_fn=preexec_fn,
+    )  # fmt: skip
+
+
+def _default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in the child even where this process was started
+    with SIGINT ignored (a background job), which Python would otherwise inherit."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupt_when(args, cwd, ready, timeout=300):
+    """Start `diffgrn ARGS`, send SIGINT once `ready(its output so far)` holds, wait:
+    (exit status, output: stdout and stderr together)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "diffgrn.cli", *map(str, args)]
+    log = Path(cwd) / f"stderr-{time.monotonic_ns()}.txt"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=err, stderr=subprocess.STDOUT,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
+        start = time.monotonic()
+        try:
+            while not ready(log.read_text()):
+                assert proc.poll() is None, f"finished before the interrupt: {log.read_text()}"
+                assert time.monotonic() - start < timeout, "never ready to interrupt"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    return rc, log.read_text()
+
+
+def error_of(argv, capsys) -> str:
+    """The usage error `diffgrn ARGV` exits with (status 2), before any compute."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in argv])
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+# Values reaching a solve: checked at construction, naming the field (item 10).
+
+
+@pytest.mark.parametrize(
+    "make, field",
+    [
+        (lambda: diffgrn.Dynamics(sigma="0.1"), "Dynamics.sigma"),
+        (lambda: diffgrn.Dynamics(sigma=("0.1", 0.2)), "Dynamics.sigma"),
+        (lambda: diffgrn.Dynamics(t_final=1e9), "1e+11 steps"),
+        (lambda: diffgrn.Chain(n_cells="7"), "Chain.n_cells"),
+        (lambda: diffgrn.Objective(replicates=float("nan")), "Objective.replicates"),
+    ],
+)
+def test_bad_values_are_refused_when_built(without_type_checks, make, field):
+    with pytest.raises(ValueError, match=field.replace("+", r"\+")):
+        make()
+
+
+def test_train_iterations_nan_names_the_field(without_type_checks, small_objective):
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    with pytest.raises(ValueError, match="train.iterations must be an integer >= 1; got nan"):
+        diffgrn.train(small_objective, reg, "es", key=jr.key(0), iterations=math.nan)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(strategy=dict), "Evosax.strategy must be an evosax strategy"),
+        (dict(strategy="SNES", std_init="abc"), r"Evosax\('SNES'\).std_init must be a finite"),
+        (dict(strategy="SNES", lr_std_init=-1.0), r"lr_std_init must be a finite number > 0"),
+        (dict(strategy="CMA_ES", std_min=1.0, std_max=0.5), "std_min must be <= std_max"),
+    ],
+)
+def test_evosax_strategy_and_parameter_values_checked(kwargs, message):
+    pytest.importorskip("evosax")
+    with pytest.raises(ValueError, match=message):
+        diffgrn.Evosax(**kwargs)
+    diffgrn.Evosax("SNES", lr_std_init=0.1)  # a good value still builds
+
+
+def test_descriptors_checked_before_any_simulation(small_objective):
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    per_cell = Descriptor(lambda f, s, p: f[..., 0].mean(0), 0.0, 1.0, label="per-cell")
+    with pytest.raises(ValueError, match="'per-cell' .*must return one number"):
+        explore(small_objective, reg, budget=4, batch=4, key=jr.key(0), descriptors=[per_cell])
+    lonely = small_objective.replace(tissue=diffgrn.Graph(3, []))
+    for name in ("boundaries", "like"):
+        with pytest.raises(ValueError, match="reads neighbour pairs, but this 3-cell tissue"):
+            explore(lonely, reg, budget=4, batch=4, key=jr.key(0), descriptors=name)
+
+
+# A model changed silently (item 6).
+
+
+def test_graph_repeated_edges_and_all_pinned_refused():
+    with pytest.raises(ValueError, match="joins cell 0 to cell 1 more than once"):
+        diffgrn.Graph(3, [(0, 1), (0, 1), (1, 2)])
+    with pytest.raises(ValueError, match="one undirected edge"):
+        diffgrn.Graph(3, [(0, 1), (1, 0)])
+    with pytest.raises(ValueError, match="Graph.pinned holds all 3 cells"):
+        diffgrn.Graph(3, [(0, 1), (1, 2)], pinned=[0, 1, 2])
+    g = diffgrn.Graph(3, [(0, 1), (1, 2)])  # cell 1: the equal-weight mean of 0 and 2
+    assert sorted(np.asarray(g.weights[1]).tolist()) == [0.5, 0.5]
+    assert diffgrn.Graph(3, [(0, 1), (1, 0)], directed=True).n_cells == 3
+
+
+@pytest.mark.parametrize(
+    "rows, cols, geometry", [(2, 5, "square"), (5, 2, "square"), (4, 2, "hex")]
+)
+def test_a_torus_two_cells_wide_is_refused(rows, cols, geometry):
+    with pytest.raises(ValueError, match="must be >= 3 for a periodic sheet"):
+        diffgrn.Lattice(rows, cols, geometry, "periodic")
+    lat = diffgrn.Lattice(3, 3, "square", "periodic")  # 4 distinct neighbours, 1/4 each
+    assert np.allclose(np.asarray(lat.weights), 0.25)
+    assert all(len(set(row)) == 4 for row in np.asarray(lat.neighbours).tolist())
+
+
+# Libraries: written whole, never over another folder; read checking every field
+# (items 3 and 7).
+
+
+@pytest.fixture(scope="module")
+def library():
+    obj = diffgrn.Objective(
+        diffgrn.Chain(5), diffgrn.Dynamics(t_final=1.0, dt=0.1), replicates=4
+    )  # fmt: skip
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    return explore(obj, reg, RandomExploration(), budget=4, batch=4, key=jr.key(0))
+
+
+def test_library_save_never_over_a_saved_regulator(library, tmp_path):
+    reg = diffgrn.MLPRegulator(key=jr.key(3))
+    diffgrn.save(tmp_path / "reg", reg)
+    with pytest.raises(ValueError, match="holds a diffgrn-regulator-v1 folder"):
+        library.save(tmp_path / "reg")
+    assert eqx.tree_equal(diffgrn.load(tmp_path / "reg").regulator, reg)  # still loads
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    for save in (library.save, lambda p: diffgrn.save(p, reg)):
+        with pytest.raises(ValueError, match="holds files it did not write"):
+            save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="holds a diffgrn-library-v1 folder"):
+        diffgrn.save(library.save(tmp_path / "lib"), reg)
+    library.save(tmp_path / "lib")  # replacing its own earlier save is fine
+
+
+def test_library_save_is_whole(library, tmp_path, monkeypatch):
+    path = library.save(tmp_path / "lib")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    other = dataclasses.replace(library, params=library.params + 1.0)
+
+    def full_disk(*args, **kwargs):  # fails after the leaves are written, before meta.json
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys.modules["diffgrn.io"], "dumps", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        other.save(path)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lib"]  # no temporary left
+    monkeypatch.undo()
+    assert load_library(path).params.tolist() == library.params.tolist()
+
+
+def test_library_load_checks_every_field(library, tmp_path):
+    path = library.save(tmp_path / "lib")
+    meta_file = path / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    edits = [
+        ({**meta, "bins": 0}, "'bins' must be an integer >= 1; got 0"),
+        ({**meta, "bounds": [[0, 0]] * 3}, "'bounds' must be 3 .* low < high"),
+        ({**meta, "rows": 5}, "'shapes' must be 5 rows"),
+        ({**meta, "names": ["a"]}, "'names' must be 3 descriptor names"),
+        ({**meta, "coverage": [[1]]}, "'coverage' must be"),
+        ({k: v for k, v in meta.items() if k != "config"}, "'config' must be a mapping"),
+    ]
+    for edited, message in edits:
+        meta_file.write_text(json.dumps(edited))
+        with pytest.raises(ValueError, match=f"{meta_file}: {message}"):
+            load_library(path)
+    for text in (json.dumps(meta)[:50], "[1, 2]"):
+        meta_file.write_text(text)
+        with pytest.raises(ValueError, match=f"load_library: {meta_file} is not"):
+            load_library(path)
+    meta_file.write_text(json.dumps(meta))
+    other = diffgrn.MLPRegulator((3,), key=jr.key(0))
+    with pytest.raises(ValueError, match="10 parameters.*97 parameters"):
+        load_library(path, like=other)
+    assert load_library(path).bins == library.bins
+
+
+def test_checkpoint_json_checked_naming_the_file(without_type_checks, tmp_path):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "state.eqx").write_bytes(b"")
+    meta = folder / "checkpoint.json"
+    for text, message in [
+        ('{"format": "diffgrn-checkpoint-v2", "pha', "is not valid JSON"),
+        ("[]", "is not a diffgrn checkpoint"),
+    ]:
+        meta.write_text(text)
+        with pytest.raises(ValueError, match=f"train.resume: {meta} {message}"):
+            Checkpoint(folder, None, {}).load(None, None, jr.key(0))
+
+
+def test_rerun_names_a_truncated_record(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    for text, message in [('{"run": {"ty', "is not valid JSON"), ("[1]", "is not a run record")]:
+        (tmp_path / "run" / "history.json").write_text(text)
+        err = error_of(["rerun", tmp_path / "run", "--out", tmp_path / "again"], capsys)
+        assert f"rerun: {tmp_path / 'run' / 'history.json'} {message}" in err
+
+
+# Every compiled evaluation sized before it runs, and split into chunks that fit
+# (item 11).
+
+
+@pytest.fixture
+def grid_objective():
+    dyn = diffgrn.Dynamics(t_final=1.0, dt=0.1, noise=diffgrn.GridNoise())
+    return diffgrn.Objective(diffgrn.Chain(5), dyn, replicates=8)
+
+
+def test_assess_runs_in_chunks_under_a_memory_limit(grid_objective, monkeypatch):
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    whole = diffgrn.assess(grid_objective, reg, key=jr.key(1), repeats=6, refine=None)
+    each = grid_objective.solve_bytes()
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(int(4.5 * each)))  # room for 2 at once
+    assert grid_objective.batch_size(6, "assess") == 2
+    chunked = diffgrn.assess(grid_objective, reg, key=jr.key(1), repeats=6, refine=None)
+    np.testing.assert_allclose(chunked["values"], whole["values"], rtol=1e-6)
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(each // 2))  # not even one solve
+    with pytest.raises(ValueError, match="assess: one evaluation needs about"):
+        diffgrn.assess(grid_objective, reg, key=jr.key(1), repeats=6, refine=None)
+
+
+def test_population_and_explore_rounds_run_in_chunks(grid_objective, monkeypatch):
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    es = diffgrn.MuPlusLambdaES(population=8, parents=2)
+    kw = dict(key=jr.key(2), iterations=2, progress=False, select_top=1)
+    whole = diffgrn.train(grid_objective, reg, es, **kw).history.hard_utility
+    lib = explore(grid_objective, reg, budget=8, batch=8, key=jr.key(0), progress=False)
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(int(6.5 * grid_objective.solve_bytes())))
+    assert grid_objective.batch_size(8, "x") == 2
+    chunked = diffgrn.train(grid_objective, reg, es, **kw).history.hard_utility
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+    again = explore(grid_objective, reg, budget=8, batch=8, key=jr.key(0), progress=False)
+    np.testing.assert_allclose(again.descriptors, lib.descriptors, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [
+        (RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25606459536 bytes"), 1,
+         "assessment failed (RuntimeError: RESOURCE_EXHAUSTED"),
+        (KeyboardInterrupt(), 130, "assessment interrupted"),
+    ],
+)  # fmt: skip
+def test_trained_result_saved_before_an_assessment_that_fails(
+    fault, status, message, tmp_path, monkeypatch, capsys
+):
+    def assess(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(sys.modules["diffgrn.train"], "assess", assess)  # what write_run calls
+    out = tmp_path / "run"
+    argv = ["train", *TINY, *POP, "--parents", "2", "--generations", "2", "--out", out]
+    assert main([str(a) for a in argv]) == status
+    err = capsys.readouterr().err
+    assert message in err and f"saved in {out}" in err
+    saved = json.loads((out / "history.json").read_text())
+    assert saved["fresh_noise"] is None and message.split(" (")[0] in saved["error"]
+    assert len(saved["history"]["iteration"]) == 2
+    assert diffgrn.load(out / "best").regulator is not None
+    assert diffgrn.load_run(out).iterations == 2
+
+
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [
+        (RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 25606459536 bytes"), 1,
+         "diffgrn: out of device memory (RESOURCE_EXHAUSTED"),
+        (KeyboardInterrupt(), 130, "compare interrupted: the finished runs are in"),
+    ],
+)  # fmt: skip
+def test_compare_keeps_a_trained_run_whose_assessment_fails(
+    fault, status, message, tmp_path, monkeypatch, capsys
+):
+    def assess(*args, **kwargs):
+        raise fault
+
+    monkeypatch.setattr(sys.modules["diffgrn.compare"], "assess", assess)
+    out = tmp_path / "C"
+    argv = ["compare", *TINY, *POP, "--parents", "2", "--generations", "2", "--methods", "es"]
+    assert main([*map(str, argv), "--reassess", "0", "--out", str(out)]) == status
+    err = capsys.readouterr().err
+    assert message in err and f"es seed 0: trained, saved in {out / 'es-seed0'}" in err
+    saved = json.loads((out / "es-seed0" / "history.json").read_text())
+    assert saved["fresh_noise"] is None and "assessment" in saved["error"]
+    assert len(saved["history"]["iteration"]) == 2
+    assert diffgrn.load(out / "es-seed0" / "best").regulator is not None
+
+
+def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
+    small_objective, monkeypatch
+):
+    from diffgrn.estimators import Pathwise
+
+    need = Pathwise(8).memory_bytes(small_objective)
+    assert need > small_objective.solve_bytes(8)  # reverse mode stores the steps
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(need - 1))
+    method = diffgrn.Gradient(estimator=Pathwise(8))
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    with pytest.raises(ValueError, match="Gradient: one Pathwise estimate needs about"):
+        diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
+
+
+# Options used or refused; repeats refused as repeats (items 5 and 10).
+
+
+def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
+    err = error_of(["train", *TINY, "--pattern-score", "hit", "--out", tmp_path / "a"], capsys)
+    assert "--pattern-score does not apply to es: drop it" in err
+    (tmp_path / "b.checkpoint").mkdir()
+    (tmp_path / "b.checkpoint" / "run.json").write_text("{}")
+    err = error_of(
+        ["train", "--resume", tmp_path / "b", "--generations", "10", "--seed", "3"], capsys
+    )
+    assert "take the whole run from its file: drop --seed, --generations" in err
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--methods", "es", "--seeds", "0,0"], "--seeds lists the seed 0 twice"),
+        (["--methods", "es,es"], "--methods lists the method 'es' twice"),
+    ],
+)
+def test_compare_repeats_refused_as_repeats(flags, message, tmp_path, capsys):
+    err = error_of(["compare", *TINY, *POP, *flags, "--out", tmp_path / "c"], capsys)
+    assert message in err and "lock" not in err
+    assert not (tmp_path / "c").exists()
+
+
+# compare --collect: one bad folder is named and left out; interrupted runs are not
+# results (items 2 and 8).
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One finished run folder (as compare writes them), trained in this process."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main([*map(str, ["train", *TINY, *POP, "--parents", "2", "--generations", "2"]),
+                 "--out", str(out)]) == 0  # fmt: skip
+    return out
+
+
+def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path):
+    out = tmp_path / "C"
+    for name in ("es-seed0", "es-seed1", "es-seedold", "es-seed2", "es-seed3", "es-seed4"):
+        shutil.copytree(finished_run, out / name)
+    good = (out / "es-seed0" / "history.json").read_text()
+    (out / "es-seed2" / "history.json").write_text(good[:300])
+    (out / "es-seed3" / "history.json").write_text(json.dumps({"config": {}}))
+    interrupted = json.loads(good) | {"error": "interrupted at iteration 0; best kept"}
+    (out / "es-seed4" / "history.json").write_text(json.dumps(interrupted))
+    proc = cli("compare", "--collect", *TINY, "--methods", "es", "--out", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "compare.md").read_text()
+    assert "| es | 2 |" in table  # seeds 0 and 1 only
+    for name, why in [
+        ("es-seedold", "not a METHOD-seedK folder"),
+        ("es-seed2", "history.json is not valid JSON (truncated?)"),
+        ("es-seed3", "history.json lacks 'history'"),
+        ("es-seed4", "interrupted, not a finished run"),
+    ]:
+        assert f"- {name}: {why}" in table
+        assert f"not tabulated: {name}: {why}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, capsys):
+    shutil.copytree(finished_run, tmp_path / "C" / "es-seed0")
+    argv = ["compare", "--collect", *TINY, "--methods", "es", "--out", tmp_path / "C"]
+    err = error_of([*argv, "--merge", f"X={tmp_path / 'C'}"], capsys)
+    assert "that folder is the --out folder already tabulated" in err
+
+
+# Through the command, with real interrupts and a full disk (slow: several processes
+# that compile and train).
+
+
+@pytest.mark.slow
+def test_interrupted_default_folder_resumes(tmp_path):
+    args = ["train", *TINY, *POP, "--generations", "3000", "--checkpoint-every", "1"]
+    ckpt = tmp_path / "runs" / "es-open-seed0.checkpoint" / "checkpoint.json"
+    rc, err = interrupt_when(args, tmp_path, lambda _: ckpt.is_file())
+    assert rc == 130, err
+    first = json.loads((tmp_path / "runs" / "es-open-seed0" / "history.json").read_text())
+    assert first["error"].startswith("interrupted")
+    done = len(first["history"]["iteration"])
+    assert 0 < done < 3000
+    resume = ["train", "--resume", "runs/es-open-seed0", "--checkpoint-every", "1000"]
+    proc = cli(*resume, "--no-progress", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    resumed = json.loads((tmp_path / "runs" / "es-open-seed0" / "history.json").read_text())
+    assert resumed["error"] is None and len(resumed["history"]["iteration"]) == 3000
+    assert (
+        resumed["history"]["hard_utility"][: done - 1]
+        == first["history"]["hard_utility"][: done - 1]
+    )
+
+
+@pytest.mark.slow
+def test_interrupted_compare_run_is_not_tabulated(tmp_path):
+    args = ["compare", *TINY, *POP, "--methods", "es,cmaes", "--generations", "3000"]
+    args += ["--reassess", "0", "--out", tmp_path / "C"]
+    seen = []
+
+    def cmaes_started(out):  # es finished; 2 s on, cmaes compiles or trains
+        seen.extend([time.monotonic()] if "es seed 0:" in out and not seen else [])
+        return bool(seen) and time.monotonic() - seen[0] > 2
+
+    rc, err = interrupt_when(args, tmp_path, cmaes_started)
+    assert rc == 130 and "tabulate them with --collect" in err, err
+    assert (tmp_path / "C" / "es-seed0" / "history.json").is_file()
+    proc = cli("compare", "--collect", *TINY, *POP, "--methods", "es,cmaes", "--reassess", "0",
+               "--out", tmp_path / "C", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    table = (tmp_path / "C" / "compare.md").read_text()
+    assert "| es | 1 |" in table and "| cmaes |" not in table
+    assert "- cmaes-seed0: interrupted, not a finished run" in table
+    assert "not tabulated: cmaes-seed0: interrupted" in proc.stderr
+
+
+@pytest.mark.slow
+def test_interrupted_explore_keeps_the_finished_library(tmp_path):
+    args = ["explore", *TINY, "--budget", "20000", "--batch", "50", "--out", tmp_path / "X"]
+    rc, err = interrupt_when(args, tmp_path, lambda e: "explore: imgep done" in e, timeout=580)
+    assert rc == 130, err
+    assert "kept the finished imgep library" in err
+    lib = load_library(tmp_path / "X" / "imgep")
+    assert len(lib) == 20000 and lib.coverage[-1][0] == 20000
+    summary = json.loads((tmp_path / "X" / "explore.json").read_text())
+    assert summary["unfinished"] == ["random"] and list(summary["filled"]) == ["imgep"]
+    assert not (tmp_path / "X" / "random").exists()
+
+
+def _file_size_limit():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+@pytest.mark.slow
+def test_disk_full_during_overwrite_keeps_the_old_run(finished_run, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    args = ["train", *TINY, *POP, "--parents", "2", "--generations", "2", "--out", out]
+    proc = cli(*args, "--overwrite", cwd=tmp_path, preexec_fn=_file_size_limit)
+    assert proc.returncode == 1, proc.stderr
+    assert "diffgrn: cannot write" in proc.stderr and "Traceback" not in proc.stderr
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("stderr")) == ["run"]
