@@ -228,6 +228,7 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
 def report(name: str, label: str, seed: int, out: Path, objective, result, fresh) -> str:
     """The summary `diffgrn train` prints: the fresh-noise result, its parts, the
     time-step check and, where it applies, the S_rep bound."""
+    from .assessment import bound_note
     from .utility import TargetPattern
 
     h = result.history
@@ -242,7 +243,7 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
     target = isinstance(objective.utility, TargetPattern)
     lines.append(
         f"  toward {objective.utility.pattern}: mean per-cell agreement "
-        f"{fresh['s_pat']:.4f}, exact hits {fresh['s_rep']:.4f} of replicates "
+        f"{fresh['agreement']:.4f}, exact hits {fresh['exact_hits']:.4f} of replicates "
         f"(U = the {objective.utility.score})"
         if target
         else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
@@ -256,14 +257,9 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
             f"over visited states = {res['stiffness_visited']:.3g}"
             + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
         )
-    bound = math.log2(objective.replicates) / objective.n_cells
-    if bound < 0.2 and not target:
-        lines.append(
-            f"  note: with R = {objective.replicates} replicates and N = "
-            f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
-            "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
-            "fate_map.png) to judge reproducibility"
-        )
+    note = bound_note(objective.replicates, objective.n_cells)
+    if note is not None and not target:
+        lines.append(f"  note: {note} (fate_map.png)")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import jax.random as jr
@@ -16,6 +17,7 @@ import jax.random as jr
 from ._runs import RunFolder, check_out, record, replay, report, write_comparison, write_exploration
 from ._runs import write_run as write_run_folder
 from ._version import __version__
+from .assessment import ReproducibilityBoundWarning
 from .options import (
     COMMAND_OPTIONS,
     COMMON_OPTIONS,
@@ -338,7 +340,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     commands = dict(train=cmd_train, compare=cmd_compare, explore=cmd_explore, rerun=cmd_rerun)
     try:
-        return commands[args.command](args, sub.choices[args.command], argv)
+        with warnings.catch_warnings():  # the summaries print this note themselves
+            warnings.simplefilter("ignore", ReproducibilityBoundWarning)
+            return commands[args.command](args, sub.choices[args.command], argv)
     except ValueError as e:
         parser.error(flag_errors(str(e)))
     except KeyboardInterrupt:

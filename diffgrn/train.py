@@ -24,10 +24,12 @@ import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from ._validate import check_range
+from .assessment import Assessment, warn_bound
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
+from .utility import PatternInformation
 
 HISTORY_FIELDS = (
     "iteration",
@@ -596,12 +598,16 @@ def assess(
     key: PRNGKeyArray,
     repeats: int = 10,
     refine: int | None = 5,
-) -> dict:
+) -> Assessment:
     """Hard utility of `regulator` on `repeats` independent noise draws.
 
     Use a key never used in training: this is the unbiased figure to report (the
     best utility seen during training is a maximum over noisy evaluations, biased
-    upward). Returns mean, standard deviation and the per-draw values.
+    upward). Returns an `Assessment` (a dict with attributes and a readable repr):
+    mean, standard deviation, the per-draw values and the utility's two parts under
+    their names (`s_pat`, `s_rep` for U; `agreement`, `exact_hits` for a
+    `TargetPattern`). For U, a `ReproducibilityBoundWarning` says when
+    log₂ R / N < 0.2 (S_rep can then hardly tell reproducible from not).
 
     With `refine` (default 5), a guard against Euler artefacts: on `repeats` further
     draws the regulator is also solved at dt / `refine` on the same Brownian paths
@@ -618,15 +624,19 @@ def assess(
     values = [float(v) for v in util.value]
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
-    out = dict(
+    parts = objective.utility.parts
+    out = Assessment(
         mean=mean,
         std=math.sqrt(var),
         values=values,
-        s_pat=float(jnp.mean(util.s_pat)),
-        s_rep=float(jnp.mean(util.s_rep)),
+        **{parts[0]: float(jnp.mean(util.s_pat)), parts[1]: float(jnp.mean(util.s_rep))},
+        parts=list(parts),
+        utility=type(objective.utility).__name__,
         replicates=objective.replicates,
         repeats=repeats,
     )
+    if isinstance(objective.utility, PatternInformation):
+        warn_bound(objective.replicates, objective.n_cells)
     if refine is not None:
         out["resolution"] = _resolution(objective, regulator, jr.fold_in(key, 1), repeats, refine)
         r = out["resolution"]
