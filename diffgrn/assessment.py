@@ -36,7 +36,7 @@ def bound_note(replicates: int, n_cells: int) -> str | None:
 class Assessment(dict):
     """The hard utility of one regulator on `repeats` fresh noise draws of
     `replicates` replicates each: `mean` (the number to report), `std` (over draws),
-    `sem` (standard error of the mean), `values` (one per draw), the utility's two
+    `sem` (standard error of the mean), `draws` (`a["values"]`: one per draw), the utility's two
     parts under their names (`s_pat`, `s_rep` for U = S_pat − S_rep; `agreement`,
     `exact_hits` for a `TargetPattern`; `parts` lists them) and, unless skipped,
     `resolution` (the same regulator at dt / refine on the same noise)."""
@@ -55,6 +55,11 @@ class Assessment(dict):
             return self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    @property
+    def draws(self) -> list:
+        """The utility on each draw (`a["values"]`; `a.values` is the dict method)."""
+        return self["values"]
 
     @property
     def sem(self) -> float:

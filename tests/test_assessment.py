@@ -16,7 +16,8 @@ def test_assessment_is_a_dict_with_attributes_and_a_readable_repr():
     objective = diffgrn.Objective(dynamics=FAST, replicates=16)
     a = diffgrn.assess(objective, diffgrn.TanhRegulator(), key=jr.key(0), repeats=3)
     assert isinstance(a, dict) and isinstance(a, diffgrn.Assessment)
-    assert a.mean == a["mean"] == pytest.approx(sum(a.values) / 3)
+    assert a.mean == a["mean"] == pytest.approx(sum(a.draws) / 3)
+    assert a.draws == a["values"] and len(a.draws) == 3
     assert a.sem == pytest.approx(a.std / 3**0.5)
     assert a["s_pat"] - a["s_rep"] == pytest.approx(a.mean, abs=1e-5)
     text = repr(a)
