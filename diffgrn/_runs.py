@@ -204,7 +204,9 @@ def write_run(out: Path, objective, result, seed: int, name: str, fresh=None, ru
     plotting.save_figure(
         plotting.plot_patterns(fates),
         out / "patterns.png",
-        f"{title}: fates on one fresh draw (U = {u:.3f} on this draw)",
+        f"{title}: fates of {objective.replicates} replicates on one fresh draw "
+        f"(U = {u:.3f} on this draw; the run's reported U, the mean of "
+        f"{fresh['repeats']} draws, is {fresh['mean']:.3f})",
     )
     if not isinstance(objective.tissue, Chain):
         fig = plotting.plot_tissue_fates(objective.tissue, fates, n_fates=objective.n_fates)
@@ -237,8 +239,9 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
         f"{name} ({label}, seed {seed}): hard U = {fresh['mean']:.4f} ± {sem:.4f} (mean ± "
         f"s.e. on fresh noise, {fresh['repeats']} × {fresh['replicates']} replicates) for "
         f"the best regulator (iteration {result.best_iteration}); {len(h)} iterations, "
-        f"{h.wall_time[-1] if len(h) else 0:.1f} s in steps, compile "
-        f"{result.compile_time:.1f} s; written to {out}"
+        f"{h.wall_time[-1] if len(h) else 0:.1f} s inside the method's compiled steps "
+        f"(the progress's elapsed time also counts compiling, {result.compile_time:.1f} s, "
+        f"and each iteration's monitoring draw); written to {out}"
     ]
     target = isinstance(objective.utility, TargetPattern)
     lines.append(
@@ -249,10 +252,21 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
         else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
         f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
     )
+    if len(h):
+        others = [f"best single draw in training {max(h.hard_utility):.4f} (progress best_draw)"]
+        if result.selection:
+            others.append(
+                f"the selection's re-assessment {result.best_utility:.4f} (best_utility: "
+                f"{result.selection['repeats']} draws per candidate, the best mean of "
+                f"{len(result.selection['iterations'])})"
+            )
+        lines.append(
+            "  not the result, and biased upward (maxima over noisy draws): " + "; ".join(others)
+        )
     res = fresh.get("resolution") or {}
     if "mean_fine" in res:
         lines.append(
-            f"  resolution: U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
+            f"  resolution (other draws): U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
             f"{res['mean_fine']:.4f} at dt/{res['refine']} on the same noise; dt·max|f'| "
             f"over visited states = {res['stiffness_visited']:.3g}"
             + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")

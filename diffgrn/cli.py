@@ -225,7 +225,8 @@ def cmd_compare(args, parser, argv) -> int:
                 wall = res.history.wall_time[-1] if len(res.history) else 0
                 u = f"{fresh['mean']:.4f} ± {fresh['std']:.4f}"
                 error = f" [error: {res.error}]" if res.error else ""
-                print(f"{name} seed {seed}: fresh-noise hard U {u}, {wall:.1f} s in steps{error}")
+                steps = f"{wall:.1f} s in method steps"
+                print(f"{name} seed {seed}: fresh-noise hard U {u}, {steps}{error}")
 
             try:
                 comparison = compare(

@@ -764,7 +764,7 @@ class LogProgress:
             elapsed = time.perf_counter() - self.start
             print(
                 f"{self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
-                f"{elapsed:.1f} s" + (f", {extra}" if extra else ""),
+                f"{elapsed:.1f} s elapsed" + (f", {extra}" if extra else ""),
                 file=self.file,
                 flush=True,
             )
