@@ -53,6 +53,11 @@ commands (each writes into --out, default runs/...):
            library per method, coverage.png, descriptors.png, gallery.png
              diffgrn explore --budget 2000 --method imgep,random
 """
+QUICK_COMPARE_NOTE = (
+    "note: --quick gives every method 25 iterations, not equal cost: a generation of "
+    "es/cmaes/random simulates about 25x the replicate-steps of an adam step, so this is a "
+    "smoke test, not a comparison (compare.png's right panel shows the cost; see README)"
+)
 STUDY_MOVED = (
     "diffgrn: the studies are not installed with the package; from a checkout of diffgrn, "
     "run `python -m studies NAME [--quick]` (`python -m studies` lists them)"
@@ -247,6 +252,8 @@ def cmd_compare(args, parser, argv) -> int:
                 print(f"compare interrupted: {what}", file=sys.stderr)
                 return 130
     print(write_comparison(out, comparison, objective, args.target, args.baseline, argv))
+    if args.quick and not args.collect:
+        print(QUICK_COMPARE_NOTE)
     return 1 if not args.collect and errors else 0
 
 

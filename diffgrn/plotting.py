@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import jax.numpy as jnp
 import matplotlib
+import matplotlib.ticker
 
 if not os.environ.get("MPLBACKEND"):  # off-screen, unless chosen (Jupyter's inline sets it)
     matplotlib.use("Agg")
@@ -91,6 +92,8 @@ def _finish(ax, x: str, ylabel: str, outside: bool = False):
     """Shared axes layout for curves against `x`; `outside`: the legend to the right
     of the axes, where it covers no curve."""
     ax.set_xscale(X_SCALES[x])
+    if X_SCALES[x] == "log":  # minor labels (2×10⁻³, 3×10⁻³, …) overlap on short ranges
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
