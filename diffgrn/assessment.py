@@ -43,10 +43,10 @@ class Assessment(dict):
 
     def __missing__(self, key):
         parts = self.get("parts")
-        if parts and key in ("s_pat", "s_rep"):
+        if parts:
             raise KeyError(
-                f"{key!r}: this utility's parts are {', '.join(map(repr, parts))} "
-                f"({self.get('utility', 'utility')})"
+                f"{key!r}: not in this assessment; its utility's parts are "
+                f"{', '.join(map(repr, parts))} ({self.get('utility', 'utility')})"
             )
         raise KeyError(key)
 
@@ -69,7 +69,7 @@ class Assessment(dict):
     def __repr__(self) -> str:
         parts = self.get("parts") or ()
         text = ", ".join(f"{p} {self[p]:.4f}" for p in parts if p in self)
-        what = "U" if list(parts)[:1] == ["s_pat"] else f"{self.get('utility')} score"
+        what = self.get("label", "U")
         line = (
             f"Assessment({what} = {self['mean']:.4f} ± {self.sem:.4f} (mean ± s.e. over "
             f"{self['repeats']} fresh draws of {self['replicates']} replicates)"

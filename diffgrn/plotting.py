@@ -92,8 +92,8 @@ def _finish(ax, x: str, ylabel: str, outside: bool = False):
     """Shared axes layout for curves against `x`; `outside`: the legend to the right
     of the axes, where it covers no curve."""
     ax.set_xscale(X_SCALES[x])
-    if X_SCALES[x] == "log":  # minor labels (2×10⁻³, 3×10⁻³, …) overlap on short ranges
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    # no minor labels: on a log axis over a short range 2×10⁻³, 3×10⁻³, … overlap
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -625,6 +625,9 @@ def assess(
         **{parts[0]: float(jnp.mean(util.s_pat)), parts[1]: float(jnp.mean(util.s_rep))},
         parts=list(parts),
         utility=type(objective.utility).__name__,
+        label="U"
+        if isinstance(objective.utility, PatternInformation)
+        else f"{type(objective.utility).__name__} score",
         replicates=objective.replicates,
         repeats=repeats,
     )
