@@ -3,6 +3,7 @@
 from . import config, constraint, diagnostics, discovery, estimators, noise, observe
 from ._memory import available_memory
 from ._version import __version__ as __version__
+from .assessment import Assessment, ReproducibilityBoundWarning
 from .brownian import CounterBrownianPath, GridBrownianPath
 from .compare import Comparison, compare
 from .config import Configurable, from_config
@@ -95,6 +96,7 @@ __all__ = [
     "AbstractUtility",
     "Agreement",
     "AntitheticES",
+    "Assessment",
     "BatchBaseline",
     "CMAES",
     "Cell",
@@ -140,6 +142,7 @@ __all__ = [
     "Run",
     "Reflect",
     "ReplicateBaseline",
+    "ReproducibilityBoundWarning",
     "SoftClip",
     "SoftReadout",
     "SoftUtility",

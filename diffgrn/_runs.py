@@ -248,7 +248,9 @@ def _figures(out: Path, objective, result, fresh: dict, seed: int, name: str) ->
     plotting.save_figure(
         plotting.plot_patterns(fates),
         out / "patterns.png",
-        f"{title}: fates on one fresh draw (U = {u:.3f} on this draw)",
+        f"{title}: fates of {objective.replicates} replicates on one fresh draw "
+        f"(U = {u:.3f} on this draw; the run's reported U, the mean of "
+        f"{fresh['repeats']} draws, is {fresh['mean']:.3f})",
     )
     if not isinstance(objective.tissue, Chain):
         fig = plotting.plot_tissue_fates(objective.tissue, fates, n_fates=objective.n_fates)
@@ -271,6 +273,7 @@ def _figures(out: Path, objective, result, fresh: dict, seed: int, name: str) ->
 def report(name: str, label: str, seed: int, out: Path, objective, result, fresh) -> str:
     """The summary `diffgrn train` prints: the fresh-noise result, its parts, the
     time-step check and, where it applies, the S_rep bound."""
+    from .assessment import bound_note
     from .utility import TargetPattern
 
     h = result.history
@@ -279,34 +282,41 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
         f"{name} ({label}, seed {seed}): hard U = {fresh['mean']:.4f} ± {sem:.4f} (mean ± "
         f"s.e. on fresh noise, {fresh['repeats']} × {fresh['replicates']} replicates) for "
         f"the best regulator (iteration {result.best_iteration}); {len(h)} iterations, "
-        f"{h.wall_time[-1] if len(h) else 0:.1f} s in steps, compile "
-        f"{result.compile_time:.1f} s; written to {out}"
+        f"{h.wall_time[-1] if len(h) else 0:.1f} s inside the method's compiled steps "
+        f"(the progress's elapsed time also counts compiling, {result.compile_time:.1f} s, "
+        f"and each iteration's monitoring draw); written to {out}"
     ]
     target = isinstance(objective.utility, TargetPattern)
     lines.append(
         f"  toward {objective.utility.pattern}: mean per-cell agreement "
-        f"{fresh['s_pat']:.4f}, exact hits {fresh['s_rep']:.4f} of replicates "
+        f"{fresh['agreement']:.4f}, exact hits {fresh['exact_hits']:.4f} of replicates "
         f"(U = the {objective.utility.score})"
         if target
         else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
         f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
     )
+    if len(h):
+        others = [f"best single draw in training {max(h.hard_utility):.4f} (progress best_draw)"]
+        if result.selection:
+            others.append(
+                f"the selection's re-assessment {result.best_utility:.4f} (best_utility: "
+                f"{result.selection['repeats']} draws per candidate, the best mean of "
+                f"{len(result.selection['iterations'])})"
+            )
+        lines.append(
+            "  not the result, and biased upward (maxima over noisy draws): " + "; ".join(others)
+        )
     res = fresh.get("resolution") or {}
     if "mean_fine" in res:
         lines.append(
-            f"  resolution: U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
+            f"  resolution (other draws): U = {res['mean_dt']:.4f} at dt = {res['dt']:g} and "
             f"{res['mean_fine']:.4f} at dt/{res['refine']} on the same noise; dt·max|f'| "
             f"over visited states = {res['stiffness_visited']:.3g}"
             + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
         )
-    bound = math.log2(objective.replicates) / objective.n_cells
-    if bound < 0.2 and not target:
-        lines.append(
-            f"  note: with R = {objective.replicates} replicates and N = "
-            f"{objective.n_cells} cells, S_rep <= log2(R) / N = {bound:.3f} whatever the "
-            "patterns, so U here mostly measures S_pat; raise --replicates (or look at "
-            "fate_map.png) to judge reproducibility"
-        )
+    note = bound_note(objective.replicates, objective.n_cells)
+    if note is not None and not target:
+        lines.append(f"  note: {note} (fate_map.png)")
     return "\n".join(lines)
 
 

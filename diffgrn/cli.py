@@ -9,6 +9,7 @@ import contextlib
 import json
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import jax.random as jr
@@ -26,6 +27,7 @@ from ._runs import (
 )
 from ._runs import write_run as write_run_folder
 from ._version import __version__
+from .assessment import ReproducibilityBoundWarning
 from .options import (
     COMMAND_OPTIONS,
     COMMON_OPTIONS,
@@ -61,6 +63,11 @@ commands (each writes into --out, default runs/...):
            library per method, coverage.png, descriptors.png, gallery.png
              diffgrn explore --budget 2000 --method imgep,random
 """
+QUICK_COMPARE_NOTE = (
+    "note: --quick gives every method 25 iterations, not equal cost: a generation of "
+    "es/cmaes/random simulates about 25x the replicate-steps of an adam step, so this is a "
+    "smoke test, not a comparison (compare.png's right panel shows the cost; see README)"
+)
 STUDY_MOVED = (
     "diffgrn: the studies are not installed with the package; from a checkout of diffgrn, "
     "run `python -m studies NAME [--quick]` (`python -m studies` lists them)"
@@ -252,7 +259,8 @@ def cmd_compare(args, parser, argv) -> int:
                 wall = res.history.wall_time[-1] if len(res.history) else 0
                 u = f"{fresh['mean']:.4f} ± {fresh['std']:.4f}"
                 error = f" [error: {res.error}]" if res.error else ""
-                print(f"{name} seed {seed}: fresh-noise hard U {u}, {wall:.1f} s in steps{error}")
+                steps = f"{wall:.1f} s in method steps"
+                print(f"{name} seed {seed}: fresh-noise hard U {u}, {steps}{error}")
 
             try:
                 comparison = compare(
@@ -273,6 +281,8 @@ def cmd_compare(args, parser, argv) -> int:
                 print(f"compare interrupted: {what}", file=sys.stderr)
                 return 130
     print(write_comparison(out, comparison, objective, args.target, args.baseline, argv))
+    if args.quick and not args.collect:
+        print(QUICK_COMPARE_NOTE)
     return 1 if not args.collect and errors else 0
 
 
@@ -404,7 +414,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     commands = dict(train=cmd_train, compare=cmd_compare, explore=cmd_explore, rerun=cmd_rerun)
     try:
-        return commands[args.command](args, sub.choices[args.command], argv)
+        with warnings.catch_warnings():  # the summaries print this note themselves
+            warnings.simplefilter("ignore", ReproducibilityBoundWarning)
+            return commands[args.command](args, sub.choices[args.command], argv)
     except ValueError as e:
         parser.error(flag_errors(str(e)))
     except KeyboardInterrupt:

@@ -292,6 +292,8 @@ def method_from_options(name: str, args: argparse.Namespace) -> AbstractMethod:
 COMMAND_OPTIONS = {  # flag, argparse keywords, help
     "explore": [
         ("--method", dict(default="imgep,random"), "imgep, random, or both comma-separated"),
+        ("--quick", dict(action="store_true"), "T=5, dt=0.02, R=32 and --budget 200 "
+         "simulations per method: a smoke run"),
         ("--budget", dict(type=int), "simulations per method (None: 2000, 200 --quick)"),
         ("--descriptors", dict(default="fraction,boundaries,dominant"), "comma-separated: "
          "fraction (fate-1 fraction), boundaries (per cell), like (like-fated neighbour "
@@ -302,6 +304,8 @@ COMMAND_OPTIONS = {  # flag, argparse keywords, help
         ("--mutation", dict(type=float, default=0.2), "imgep: mutation, relative to --scale"),
     ],
     "train": [
+        ("--quick", dict(action="store_true"), "T=5, dt=0.02, R=32, 25 iterations (generations "
+         "or steps): a smoke run under a minute"),
         ("--method", dict(default="es"), f"one of {', '.join(METHOD_NAMES)} (NAME: any evosax "
          "strategy, e.g. evosax:Sep_CMA_ES; needs pip install 'diffgrn[evosax]')"),
         ("--config", dict(type=Path), "train the run a JSON file describes: a run folder's "
@@ -314,6 +318,10 @@ COMMAND_OPTIONS = {  # flag, argparse keywords, help
     ],
     "compare": [
         ("--methods", dict(default="es,adam"), f"comma-separated: {', '.join(METHOD_NAMES)}"),
+        ("--quick", dict(action="store_true"), "T=5, dt=0.02, R=32 and 25 iterations for every "
+         "method: a smoke test, not a fair comparison (25 es/cmaes generations simulate about "
+         "25x the replicate-steps of 25 adam steps; set --generations and --steps, and compare "
+         "at equal replicate-steps, as compare.png's right panel does)"),
         ("--seeds", dict(default="1"), "seeds per method, a count or a list such as 0,3 (same "
          "starting regulator per seed)"),
         ("--target", dict(type=float), "utility target for time-to-target and success rate "
@@ -338,8 +346,6 @@ COMMON_OPTIONS = [
      "and seed)"),
     ("--overwrite", dict(action="store_true"), "replace an existing, non-empty --out folder "
      "(whole: no stale files)"),
-    ("--quick", dict(action="store_true"), "T=5, dt=0.02, R=32, 25 iterations: a smoke run "
-     "under a minute"),
     ("--no-progress", dict(action="store_true"), "no progress bar or log lines"),
 ]
 HELPS = dict(

@@ -1,12 +1,15 @@
 """Figures: training curves, the learned regulator, pattern heat maps, kymographs."""
 
 import os
+import textwrap
 from collections.abc import Mapping
 
 import jax.numpy as jnp
 import matplotlib
+import matplotlib.ticker
 
-matplotlib.use("Agg")
+if not os.environ.get("MPLBACKEND"):  # off-screen, unless chosen (Jupyter's inline sets it)
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from jaxtyping import Array, Float, Shaped  # noqa: E402
@@ -60,7 +63,7 @@ def plot_run(
     two parts (e.g. `("agreement", "exact hits")` for a `TargetPattern`)."""
     ylabel = "bits per cell" if parts is None else "utility"
     parts = parts or ("S_pat", "S_rep")
-    ax = ax or plt.figure(figsize=(6.5, 4)).gca()
+    ax = ax or plt.figure(figsize=(9, 4)).gca()
     h = result.history
     xs = np.asarray(h.iteration, float)
     ax.plot(xs, h.hard_utility, color="C0", label="hard U (each iteration's fresh draw)")
@@ -81,17 +84,23 @@ def plot_run(
             color="k",
             label=f"reported: U = {fresh['mean']:.3f} ± {sem:.3f} (fresh noise)",
         )
-    ax.set_title(title, fontsize=10)
-    return _finish(ax, "iteration", ylabel)
+    ax.set_title(wrap_title(title, ax), fontsize=10)
+    return _finish(ax, "iteration", ylabel, outside=True)
 
 
-def _finish(ax, x: str, ylabel: str):
-    """Shared axes layout for curves against `x`."""
+def _finish(ax, x: str, ylabel: str, outside: bool = False):
+    """Shared axes layout for curves against `x`; `outside`: the legend to the right
+    of the axes, where it covers no curve."""
     ax.set_xscale(X_SCALES[x])
+    # no minor labels: on a log axis over a short range 2×10⁻³, 3×10⁻³, … overlap
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(X_LABELS[x])
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8)
     return ax
 
 
@@ -262,12 +271,20 @@ def plot_kymograph(
 
 
 def save_figure(ax: Axes, path: str | os.PathLike, title: str | None = None) -> None:
+    """Save `ax`'s figure (closed afterwards), `title` wrapped to the axes' width and
+    nothing cut off (legends outside the axes included)."""
     fig = ax.figure
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(wrap_title(title, ax), fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
+
+
+def wrap_title(title: str, ax: Axes, fontsize: float = 10) -> str:
+    """`title` broken into lines that fit over `ax` (about 0.55 em per character)."""
+    inches = ax.get_position().width * ax.figure.get_figwidth()
+    return textwrap.fill(title, max(20, int(inches * 72 / (0.55 * fontsize))))
 
 
 def plot_comparison(comparison: Comparison, x: str = "wall_time", ax: Axes | None = None) -> Axes:

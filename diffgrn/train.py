@@ -1,7 +1,6 @@
 """`train`: one loop for every method, one history format for every method."""
 
 import dataclasses
-import functools
 import hashlib
 import io
 import json
@@ -25,10 +24,12 @@ from jaxtyping import PRNGKeyArray, PyTree
 
 from ._memory import map_batched
 from ._validate import check_range
+from .assessment import Assessment, warn_bound
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator
+from .utility import PatternInformation
 
 HISTORY_FIELDS = (
     "iteration",
@@ -467,17 +468,11 @@ def lower_bound_95(values) -> tuple[float, float, float]:
     return mean, std, mean - _t975(n - 1) * std / math.sqrt(n)
 
 
-@functools.cache
 def _t975(dof: int) -> float:
-    """Student t's 97.5 % quantile (bisection on the CDF via the incomplete beta)."""
-    from jax.scipy.special import betainc
+    """Student t's 97.5 % quantile (SciPy's `stdtrit`, float64; SciPy comes with JAX)."""
+    from scipy.special import stdtrit
 
-    cdf = lambda t: 1 - 0.5 * float(betainc(dof / 2, 0.5, dof / (dof + t * t)))
-    lo, hi = 0.0, 20.0
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < 0.975 else (lo, mid)
-    return (lo + hi) / 2
+    return float(stdtrit(dof, 0.975))
 
 
 def _stage_keys(key, n_stage: int):
@@ -637,12 +632,16 @@ def assess(
     key: PRNGKeyArray,
     repeats: int = 10,
     refine: int | None = 5,
-) -> dict:
+) -> Assessment:
     """Hard utility of `regulator` on `repeats` independent noise draws.
 
     Use a key never used in training: this is the unbiased figure to report (the
     best utility seen during training is a maximum over noisy evaluations, biased
-    upward). Returns mean, standard deviation and the per-draw values.
+    upward). Returns an `Assessment` (a dict with attributes and a readable repr):
+    mean, standard deviation, the per-draw values and the utility's two parts under
+    their names (`s_pat`, `s_rep` for U; `agreement`, `exact_hits` for a
+    `TargetPattern`). For U, a `ReproducibilityBoundWarning` says when
+    log₂ R / N < 0.2 (S_rep can then hardly tell reproducible from not).
 
     With `refine` (default 5), a guard against Euler artefacts: on `repeats` further
     draws the regulator is also solved at dt / `refine` on the same Brownian paths
@@ -659,15 +658,22 @@ def assess(
     values = [float(v) for v in util.value]
     mean = sum(values) / len(values)
     var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
-    out = dict(
+    parts = objective.utility.parts
+    out = Assessment(
         mean=mean,
         std=math.sqrt(var),
         values=values,
-        s_pat=float(jnp.mean(util.s_pat)),
-        s_rep=float(jnp.mean(util.s_rep)),
+        **{parts[0]: float(jnp.mean(util.s_pat)), parts[1]: float(jnp.mean(util.s_rep))},
+        parts=list(parts),
+        utility=type(objective.utility).__name__,
+        label="U"
+        if isinstance(objective.utility, PatternInformation)
+        else f"{type(objective.utility).__name__} score",
         replicates=objective.replicates,
         repeats=repeats,
     )
+    if isinstance(objective.utility, PatternInformation):
+        warn_bound(objective.replicates, objective.n_cells)
     if refine is not None:
         out["resolution"] = _resolution(objective, regulator, jr.fold_in(key, 1), repeats, refine)
         r = out["resolution"]
@@ -802,7 +808,7 @@ class LogProgress:
             elapsed = time.perf_counter() - self.start
             print(
                 f"{self.desc}: {self.n}/{self.total} ({100 * self.n / self.total:.0f}%), "
-                f"{elapsed:.1f} s" + (f", {extra}" if extra else ""),
+                f"{elapsed:.1f} s elapsed" + (f", {extra}" if extra else ""),
                 file=self.file,
                 flush=True,
             )

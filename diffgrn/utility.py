@@ -7,7 +7,7 @@ it is differentiable in the fates.
 
 import abc
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -155,7 +155,11 @@ def dominant_pattern(
 
 class AbstractUtility(Configurable):
     """What an `Objective` scores the fates `(R, N, m)` of R replicates with: `hard`
-    on thresholded fates, `soft` (differentiable) on fates in [0, 1]."""
+    on thresholded fates, `soft` (differentiable) on fates in [0, 1]. Both return a
+    `Utility` (value and two parts); `parts` names the two parts (what `assess`
+    reports them as)."""
+
+    parts: ClassVar[tuple[str, str]] = ("s_pat", "s_rep")
 
     @abc.abstractmethod
     def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility: ...
@@ -250,8 +254,10 @@ class TargetPattern(AbstractUtility):
       [0, 1]. Soft: the product over cells of the per-cell agreements, averaged.
 
     Its `Utility` carries (value, mean agreement, fraction of exact hits) in the
-    (value, s_pat, s_rep) slots, so histories show both."""
+    (value, s_pat, s_rep) slots, so histories show both; `assess` reports them as
+    `agreement` and `exact_hits`."""
 
+    parts: ClassVar[tuple[str, str]] = ("agreement", "exact_hits")
     pattern: tuple = eqx.field(static=True)
     score: AbstractPatternScore
 

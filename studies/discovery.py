@@ -145,7 +145,7 @@ def finetune(args, library) -> list[dict]:
 def _fresh(obj, reg, key) -> tuple[float, float]:
     """(mean agreement, mean exact-hit fraction) on 5 fresh draws from `key`."""
     a = diffgrn.assess(obj, reg, key=key, repeats=5, refine=None)
-    return a["s_pat"], a["s_rep"]
+    return a["agreement"], a["exact_hits"]
 
 
 def main(argv=None):
