@@ -326,9 +326,9 @@ COMMAND_OPTIONS = {  # flag, argparse keywords, help
          "starting regulator per seed)"),
         ("--target", dict(type=float), "utility target for time-to-target and success rate "
          "(None: no target)"),
-        ("--reassess", dict(type=int, default=20), "re-assess each run's candidate at about "
-         "this many iterations (geometric, plus evenly spaced) on --reassess-repeats fresh "
-         "draws: the target counts as reached when the mean's lower 95%% bound crosses it "
+        ("--reassess", dict(type=int, default=20), "re-assess each run's candidate at this "
+         "many geometrically spaced iterations plus half as many evenly spaced ones, on "
+         "--reassess-repeats fresh draws: the target counts as reached when the mean's lower 95%% bound crosses it "
          "(0: judge on single monitored draws)"),
         ("--reassess-repeats", dict(type=int, default=10), "fresh draws per re-assessment (>= 2)"),
         ("--merge", {}, "with --collect: add the runs of other compare folders of one method "
