@@ -328,8 +328,8 @@ COMMAND_OPTIONS = {  # flag, argparse keywords, help
          "(None: no target)"),
         ("--reassess", dict(type=int, default=20), "re-assess each run's candidate at this "
          "many geometrically spaced iterations plus half as many evenly spaced ones, on "
-         "--reassess-repeats fresh draws: the target counts as reached when the mean's lower 95%% bound crosses it "
-         "(0: judge on single monitored draws)"),
+         "--reassess-repeats fresh draws: the target counts as reached when the mean's "
+         "lower 95%% bound crosses it (0: judge on single monitored draws)"),
         ("--reassess-repeats", dict(type=int, default=10), "fresh draws per re-assessment (>= 2)"),
         ("--merge", {}, "with --collect: add the runs of other compare folders of one method "
          "each under a label, LABEL=DIR,... (same hard objective; the soft readout and "
