@@ -281,7 +281,7 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
     lines = [
         f"{name} ({label}, seed {seed}): hard U = {fresh['mean']:.4f} ± {sem:.4f} (mean ± "
         f"s.e. on fresh noise, {fresh['repeats']} × {fresh['replicates']} replicates) for "
-        f"the best regulator (iteration {result.best_iteration}); {len(h)} iterations, "
+        f"the best regulator ({_which(result.best_iteration)}); {len(h)} iterations, "
         f"{h.wall_time[-1] if len(h) else 0:.1f} s inside the method's compiled steps "
         f"(the progress's elapsed time also counts compiling, {result.compile_time:.1f} s, "
         f"and each iteration's monitoring draw); written to {out}"
@@ -405,3 +405,7 @@ def replay(command: list[str], out: Path, overwrite: bool) -> list[str]:
         skip, drop = a == "--out", skip or a.startswith("--out=") or a in ("--out", "--overwrite")
         kept += [] if drop else [a]
     return kept + ["--out", str(out)] + (["--overwrite"] if overwrite else [])
+
+
+def _which(iteration: int) -> str:
+    return "the start: no iteration beat it" if iteration < 0 else f"iteration {iteration}"

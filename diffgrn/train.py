@@ -106,7 +106,8 @@ class TrainResult:
     """What `train` returns.
 
     `best_regulator` is chosen in two stages: the `select_top` candidates with the
-    highest hard utility on fresh noise during training are re-assessed on
+    highest hard utility on fresh noise during training (the start among them, as
+    iteration −1, so a result is never one that scored below its start) are re-assessed on
     `select_repeats` further independent draws, and the best mean wins (a single noisy
     maximum over many iterations is biased upward: the winner's curse).
     `best_utility` is that mean, `selection` records the re-assessment. `error` is set (and
@@ -332,6 +333,8 @@ def _loop(ts: TrainState, trainer: Trainer, run: _Run, bar, callback, ckpt) -> T
             if phase is None:
                 phase, seconds = _compile(trainer, run.monitor, ts)
                 ts = ts.replace(compile_time=ts.compile_time + seconds)
+                if ts.iteration == 0 and not ts.pool:
+                    ts = _count_start(ts, trainer, phase)
             new, row = _iterate(ts, trainer, phase, run)
             if row is None:
                 return new
@@ -376,6 +379,19 @@ def _compile(trainer: Trainer, monitor_obj: Objective, ts: TrainState) -> tuple[
 
     monitor(ts.method_state, k_loop)
     return _Phase(step, monitor, k_loop), time.perf_counter() - t0
+
+
+def _count_start(ts: TrainState, trainer: Trainer, phase: _Phase) -> TrainState:
+    """The start among the candidates (iteration −1): the method's first candidate
+    scored like every later one, so training never returns something worse, on its
+    monitored draws, than where it began (a fine-tuned start is kept when no step beats
+    it). Its own key; the steps' keys are unchanged."""
+    util, ok = phase.monitor(ts.method_state, jr.fold_in(phase.key, 2**30))
+    if not bool(ok):
+        return ts
+    u = float(util.value)
+    start = trainer.candidate(ts.method_state)
+    return ts.replace(best_utility=u, best_regulator=start, pool=((u, -1, start),))
 
 
 def _iterate(

@@ -472,3 +472,19 @@ def test_cli_version_and_help(capsys):
         assert flag in out
     flat = " ".join(out.split())  # help lines wrap with the terminal width
     assert "(default: 20)" in flat and "(default: 0.03)" in flat and "(default: es)" in flat
+
+
+def test_train_counts_its_start_among_the_candidates(small_objective):
+    """A start no step improves on is what train returns (iteration −1), whichever
+    selection is used: fine-tuning never hands back something worse than its start."""
+    start = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
+    ruin = diffgrn.Gradient(diffgrn.ClippedAdam(learning_rate=50.0, clip=1e6))
+    u0 = diffgrn.assess(small_objective, start, key=jr.key(5), repeats=3, refine=None)["mean"]
+    assert u0 > 0.3  # a regulator worth keeping
+    for top in (1, 3):
+        res = diffgrn.train(
+            small_objective, start, ruin, key=jr.key(0), iterations=3, progress=False,
+            select_top=top, select_repeats=2,
+        )  # fmt: skip
+        assert res.best_iteration == -1, res.history.hard_utility
+        assert res.best_regulator == start
