@@ -304,6 +304,11 @@ def test_gradient_population_selects_copies_of_the_best_and_counts_its_cost(smal
     assert jnp.array_equal(
         jax.flatten_util.ravel_pytree(eqx.filter(lead, eqx.is_inexact_array))[0], best
     )
+
+
+@pytest.mark.slow  # a K-learner compile through train: CI runs it after the README suite
+def test_gradient_population_trains_through_train(small_objective, mlp):
+    method = diffgrn.GradientPopulation(learners=4)
     res = diffgrn.train(
         small_objective, mlp, method, key=jr.key(2), iterations=3, progress=False, select_top=1
     )

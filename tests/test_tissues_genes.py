@@ -222,7 +222,7 @@ def test_a_solve_too_large_for_memory_is_refused_before_compute():
         huge.hard(diffgrn.MLPRegulator(key=jr.key(0)), jr.key(0))
 
 
-@pytest.mark.parametrize("block", [1, 7, 100, 1000])
+@pytest.mark.parametrize("block", [7, 1000])  # blocks with a remainder; one piece
 def test_counter_noise_drawn_in_blocks_is_the_same_noise(block):
     """Blocked draws are the per-step draws, vectorised: the same solve whatever the
     block (up to float rounding), with saved trajectories and truncated backprop."""
