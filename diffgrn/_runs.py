@@ -284,7 +284,8 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
         f"the best regulator ({_which(result.best_iteration)}); {len(h)} iterations, "
         f"{h.wall_time[-1] if len(h) else 0:.1f} s inside the method's compiled steps "
         f"(the progress's elapsed time also counts compiling, {result.compile_time:.1f} s, "
-        f"and each iteration's monitoring draw); written to {out}"
+        f"and each iteration's monitoring draw; the fresh-noise assessment, the dt/5 check "
+        f"and the figures come after it); written to {out}"
     ]
     target = isinstance(objective.utility, TargetPattern)
     lines.append(

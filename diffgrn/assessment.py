@@ -79,8 +79,8 @@ class Assessment(dict):
         if "mean_fine" in res:
             verdict = "ARTEFACT of the time step" if res["artefact"] else "resolved"
             line += (
-                f"; at dt/{res['refine']}: {res['mean_fine']:.4f} vs {res['mean_dt']:.4f} "
-                f"at dt = {res['dt']:g} ({verdict})"
+                f"; on other draws, at dt/{res['refine']}: {res['mean_fine']:.4f} vs "
+                f"{res['mean_dt']:.4f} at dt = {res['dt']:g} ({verdict})"
             )
         return line + ")"
 

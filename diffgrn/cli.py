@@ -64,7 +64,8 @@ commands (each writes into --out, default runs/...):
              diffgrn explore --budget 2000 --method imgep,random
 """
 QUICK_COMPARE_NOTE = (
-    "note: --quick gives every method 25 iterations, not equal cost: a generation of "
+    "note: --quick runs a smaller model (T = 5, dt = 0.02, R = 32: utilities not comparable "
+    "with full-size ones) and gives every method 25 iterations, not equal cost: a generation of "
     "es/cmaes/random simulates about 25x the replicate-steps of an adam step, so this is a "
     "smoke test, not a comparison (compare.png's right panel shows the cost; see README)"
 )
