@@ -61,7 +61,7 @@ from .regulator import (
     TranscriptionalRegulator,
     count_parameters,
 )
-from .run import Run, load_run
+from .run import CompareRun, ExploreRun, Run, load_run
 from .tissue import Cell, Chain, Graph, Lattice, Tissue
 from .train import History, TrainResult, assess, train
 from .utility import (
@@ -140,6 +140,8 @@ __all__ = [
     "RandomExploration",
     "RandomSearch",
     "Run",
+    "CompareRun",
+    "ExploreRun",
     "Reflect",
     "ReplicateBaseline",
     "ReproducibilityBoundWarning",

@@ -321,7 +321,9 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
     return "\n".join(lines)
 
 
-def write_comparison(out: Path, comparison, objective, target, baseline, command) -> str:
+def write_comparison(
+    out: Path, comparison, objective, target, baseline, command, description=None
+) -> str:
     """`compare.md`, `compare.json` and `compare.png` of a comparison; the table.
     `baseline` None: es if compared, else cmaes, else none."""
     from . import plotting
@@ -354,14 +356,25 @@ def write_comparison(out: Path, comparison, objective, target, baseline, command
         target=target,
         speedups=speedups,
         config=comparison.objective or objective.config(),
-        run=dict(command=["diffgrn", *command], versions=versions()),
+        run=dict(command=["diffgrn", *(command or [])], versions=versions()),
     )
+    if description is not None:  # the CompareRun that rebuilds it (`diffgrn rerun`)
+        summary["description"] = description
     write_text(out / "compare.json", dumps(summary))
     return table
 
 
 def write_exploration(
-    folder: Path, libraries: dict, objective, budget, bins, names, seed, command, unfinished=()
+    folder: Path,
+    libraries: dict,
+    objective,
+    budget,
+    bins,
+    names,
+    seed,
+    command,
+    description=None,
+    unfinished=(),
 ) -> dict:
     """Each method's library (with `descriptors.png`, `gallery.png`), `coverage.png`
     and `explore.json` of an exploration; the summary. `unfinished`: methods an
@@ -393,6 +406,8 @@ def write_exploration(
         config=objective.config(),
         run=record(seed, command),
     )
+    if description is not None:  # the ExploreRun that rebuilds it (`diffgrn rerun`)
+        summary["description"] = description
     if unfinished:
         summary["unfinished"] = list(unfinished)
     (folder / "explore.json").write_text(dumps(summary))

@@ -1,50 +1,22 @@
-"""The `diffgrn` command: `diffgrn train …`, `diffgrn compare …`, `diffgrn explore …`,
-`diffgrn rerun …`. A thin layer: flags name the fields of a `diffgrn.Run` (objective,
-regulator, method, budget, seed, output folder), the objects check their own values
-(errors are reworded to name the flag), and the run folders are written by the library
-(`Run.execute`, `diffgrn._runs`)."""
+"""The `diffgrn` command: `diffgrn train …`, `compare …`, `explore …`, `rerun …`. A thin
+layer: the flags name fields of a run description (`diffgrn.Run`, `CompareRun`,
+`ExploreRun`: `diffgrn.options` derives them from the objects), the objects check their
+own values (errors are reworded to name the flag), and the descriptions train, explore
+and write their folders."""
 
 import argparse
-import contextlib
 import json
 import re
 import sys
 import warnings
 from pathlib import Path
 
-import jax.random as jr
-
 from ._memory import LIMIT_VARIABLE
-from ._runs import (
-    RunFolder,
-    Unfinished,
-    check_out,
-    record,
-    replay,
-    report,
-    write_comparison,
-    write_exploration,
-)
-from ._runs import write_run as write_run_folder
+from ._runs import Unfinished, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
-from .options import (
-    COMMAND_OPTIONS,
-    COMMON_OPTIONS,
-    HELPS,
-    METHOD_NAMES,
-    METHOD_OPTIONS,
-    MODEL_FLAGS,
-    HelpFormatter,
-    add_method_options,
-    add_model_options,
-    iterations_from_options,
-    method_from_options,
-    numbers,
-    objective_from_options,
-    regulator_from_options,
-)
-from .run import Run, interrupted, load_run, tissue_label
+from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, HelpFormatter, add, describe
+from .run import CompareRun, Run, interrupted, load_run, tissue_label
 
 DESCRIPTION = """\
 Differentiable simulation of gene-regulatory fate patterning in JAX.
@@ -62,7 +34,13 @@ commands (each writes into --out, default runs/...):
            (imgep) against random search at equal simulations; writes one
            library per method, coverage.png, descriptors.png, gallery.png
              diffgrn explore --budget 2000 --method imgep,random
+  rerun    rerun a folder from its run description into a new --out
 """
+HELPS = dict(
+    train="train one method",
+    compare="train several methods from the same starts over seeds on one objective",
+    explore="explore which patterns the tissue makes: IMGEP against random search",
+)
 QUICK_COMPARE_NOTE = (
     "note: --quick runs a smaller model (T = 5, dt = 0.02, R = 32: utilities not comparable "
     "with full-size ones) and gives every method 25 iterations, not equal cost: a generation of "
@@ -73,9 +51,7 @@ STUDY_MOVED = (
     "diffgrn: the studies are not installed with the package; from a checkout of diffgrn, "
     "run `python -m studies NAME [--quick]` (`python -m studies` lists them)"
 )
-FIELDS = {f: flag for flag, *_, fs in METHOD_OPTIONS for f in fs.split()}
-FIELDS |= {f: flag for flag, fs in MODEL_FLAGS.items() for f in fs.split()}
-FIELDS |= {f"explore.{k}": f"--{k}" for k in ("budget", "batch", "scale", "mutation", "bins")}
+UNDESCRIBED = {"quick", "config", "resume", "merge", "collect", "overwrite", "no_progress"}
 
 
 def flag_errors(message: str) -> str:
@@ -86,285 +62,141 @@ def flag_errors(message: str) -> str:
     return message
 
 
-def build(args, names):
-    """(objective, regulator template, {name: (method, iterations)}) from the flags."""
-    objective = objective_from_options(args)
-    regulator = regulator_from_options(args)
-    methods = {}
-    for name in names:
-        m = method_from_options(name, args)
-        methods[name] = (m, iterations_from_options(m, args))
-    return objective, regulator, methods
+def given(args, parser) -> list[str]:
+    """The destinations of the options that differ from their defaults."""
+    return [
+        a.dest
+        for a in parser._actions
+        if a.default is not argparse.SUPPRESS and getattr(args, a.dest, None) != a.default
+    ]
 
 
-def check_unused(args, parser, names):
-    """Options no chosen object uses are errors: a flag is unused when setting it back to
-    its default changes none of the objects it builds (objective, regulator, methods)."""
-
-    def described(a):
-        objective, regulator, methods = build(a, names)
-        return repr(
-            [
-                objective.config(),
-                regulator.config(),
-                *((m.config(), n) for m, n in methods.values()),
-            ]
-        )
-
-    given, unused = described(args), []
-    for dest in _given(args, parser):
+def check_unused(command: str, args, parser) -> None:
+    """An option no chosen object uses is an error: setting it back to its default
+    leaves the run description the same."""
+    described = describe(command, args).config()
+    unused = []
+    for dest in set(given(args, parser)) - UNDESCRIBED:
         try:
-            same = described(argparse.Namespace(**{**vars(args), dest: parser.get_default(dest)}))
+            reset = argparse.Namespace(**{**vars(args), dest: parser.get_default(dest)})
+            again = describe(command, reset)
         except ValueError:  # the flag matters: without it, the objects do not even build
             continue
-        if same == given:
+        if again.config() == described:
             unused.append("--" + dest.replace("_", "-"))
     if unused:
+        what = args.method if command != "compare" else args.methods
         one = len(unused) == 1
-        raise ValueError(
-            f"{', '.join(unused)} {'does' if one else 'do'} not apply to "
-            f"{', '.join(names)}: drop {'it' if one else 'them'}"
-        )
-
-
-def _given(args, parser, groups=("model", "methods")) -> list[str]:
-    """The destinations of the options in `groups` that differ from their defaults."""
-    dests = [a.dest for g in parser._action_groups if g.title in groups for a in g._group_actions]
-    return [d for d in dests if getattr(args, d) != parser.get_default(d)]
+        raise ValueError(f"{', '.join(sorted(unused))} {'does' if one else 'do'} not apply to "
+                         f"{what}: drop {'it' if one else 'them'}")  # fmt: skip
 
 
 def cmd_train(args, parser, argv) -> int:
-    if args.resume is not None or args.config is not None:
-        if args.resume is not None:
-            path = Path(f"{args.resume}.checkpoint") / "run.json"
-            if not path.is_file():
-                raise ValueError(
-                    f"--resume {args.resume}: no checkpoint ({path} is missing; "
-                    "was the run started with --checkpoint-every?)"
-                )
-        given = [
-            f"--{d.replace('_', '-')}"
-            for d in ["seed", "method", *_given(args, parser)]
-            if getattr(args, d) != parser.get_default(d)
-        ]
-        if given:
-            raise ValueError(
-                f"--config/--resume take the whole run from its file: drop {', '.join(given)}"
-            )
-        flag = "--config" if args.resume is None else "--resume"
-        run = load_run(args.config or path, flag)
-        run = run.replace(out=str(args.out or args.resume or run.folder))
-        if args.checkpoint_every is not None:
-            run = run.replace(checkpoint_every=args.checkpoint_every)
-    else:
-        if args.method not in METHOD_NAMES[:-1] and not args.method.startswith("evosax:"):
-            raise ValueError(
-                f"--method: unknown method {args.method!r}; expected {', '.join(METHOD_NAMES)}"
-            )
-        objective, regulator, methods = build(args, [args.method])
-        check_unused(args, parser, [args.method])
-        method, n = methods[args.method]
-        kw = dict(out=args.out, checkpoint_every=args.checkpoint_every)
-        run = Run(objective, regulator, method, n, args.seed, **kw)
-    return _execute(run, args.resume is not None, not args.no_progress, args.overwrite, argv)
+    if args.resume is None and args.config is None:
+        check_unused("train", args, parser)
+        return execute(describe("train", args), argv, args)
+    path = args.config or Path(f"{args.resume}.checkpoint") / "run.json"
+    if args.resume is not None and not path.is_file():
+        raise ValueError(f"--resume {args.resume}: no checkpoint ({path} is missing; was the "
+                         "run started with --checkpoint-every?)")  # fmt: skip
+    extra = [d for d in given(args, parser) if d not in UNDESCRIBED | {"out", "checkpoint_every"}]
+    if extra:
+        drop = ", ".join("--" + d.replace("_", "-") for d in extra)
+        raise ValueError(f"--config/--resume take the whole run from its file: drop {drop}")
+    run = load_run(path, "--config" if args.resume is None else "--resume")
+    if not isinstance(run, Run):
+        raise ValueError(f"--config {path} describes a {type(run).__name__}, not a train run")
+    run = run.replace(out=str(args.out or args.resume or run.folder))
+    if args.checkpoint_every is not None:
+        run = run.replace(checkpoint_every=args.checkpoint_every)
+    return execute(run, argv, args)
 
 
-def _execute(run: Run, resume: bool, progress: bool, overwrite: bool, argv) -> int:
-    """Run, write its folder, print its summary; the exit status."""
-    kw = dict(progress=progress, overwrite=overwrite, resume=resume, command=argv)
+def execute(run, argv, args) -> int:
+    """Execute a run description, print its summary; the exit status."""
+    kw = dict(progress=not args.no_progress, overwrite=args.overwrite, command=argv)
     try:
-        result, fresh = run.execute(**kw)
+        if not isinstance(run, Run):
+            out = sys.stdout if isinstance(run, CompareRun) else sys.stderr  # results, progress
+            done = run.execute(log=lambda line: print(line, file=out), **kw)
+            return (compared if isinstance(done, tuple) else explored)(run, done, args)
+        result, fresh = run.execute(resume=getattr(args, "resume", None) is not None, **kw)
     except Unfinished as e:
-        print(f"diffgrn train: {e}", file=sys.stderr)
+        print(f"diffgrn: {e}", file=sys.stderr)
         return 130 if e.interrupted else 1
-    print(report(run.method.name, tissue_label(run.objective), run.seed, run.folder,
-                 run.objective, result, fresh))  # fmt: skip
+    label = tissue_label(run.objective)
+    print(report(run.method.name, label, run.seed, run.folder, run.objective, result, fresh))
     if result.error:
-        saved = run.folder / "best"
-        print(f"error: {result.error} (best regulator saved in {saved})", file=sys.stderr)
+        print(f"error: {result.error} (best regulator saved in {run.folder / 'best'})",
+              file=sys.stderr)  # fmt: skip
         return 130 if interrupted(result) else 1
     return 0
 
 
-def cmd_compare(args, parser, argv) -> int:
-    from .compare import check_target, collect_merged, compare
-
-    names = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if not names:
-        raise ValueError(f"compare --methods is empty; expected some of {', '.join(METHOD_NAMES)}")
-    _refuse_repeats("compare --methods", names, "method")
-    objective, _, methods = build(args, names)
-    check_unused(args, parser, names)
-    out = args.out or Path("runs") / f"compare-{tissue_label(objective)}"
-    try:
-        check_target(args.target, objective)
-    except ValueError:
-        raise ValueError(
-            f"--target must be a number in (0, {objective.utility.upper(objective.n_fates):g}] "
-            f"(the utility's largest value; log2 K bits per cell for U); got {args.target}"
-        ) from None
-    for flag, value, least in (
-        ("--reassess", args.reassess, 0),
-        ("--reassess-repeats", args.reassess_repeats, 2),
-    ):
-        if value < least:
-            raise ValueError(
-                f"compare {flag} must be >= {least}{' (0: off)' * (least == 0)}; got {value}"
-            )
-    if args.merge is not None and not args.collect:
-        raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
-    if args.baseline is not None and not args.collect and args.baseline not in names:
-        raise ValueError(
-            f"compare --baseline {args.baseline!r} is not among --methods ({', '.join(names)})"
-        )
-    check_out(out, overwrite=True)  # a shared folder: run folders are checked one by one
-    if args.collect:
-        merge = [item.partition("=") for item in filter(None, (args.merge or "").split(","))]
-        bad = [a + b + c for a, b, c in merge if not (a.strip() and b and c.strip())]
-        if bad:
-            raise ValueError(f"compare --merge takes LABEL=DIR,...; got {bad[0]!r}")
-        _refuse_repeats("compare --merge", [a.strip() for a, _, _ in merge], "label")
-        merged = {a.strip(): Path(c.strip()) for a, _, c in merge}
-        comparison = collect_merged(out, args.target, merged)
-        for name, why in comparison.skipped.items():
-            print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
-    else:
-        seeds = list(numbers(args.seeds, "compare --seeds", int))
-        seeds = seeds[0] if len(seeds) == 1 and "," not in args.seeds else seeds
-        if not isinstance(seeds, int):
-            _refuse_repeats("compare --seeds", seeds, "seed")
-        errors = []
-        with contextlib.ExitStack() as stack:
-            folders = {  # every run folder checked and locked before anything is compiled
-                (n, s): stack.enter_context(RunFolder(out / f"{n}-seed{s}", args.overwrite))
-                for n in names
-                for s in (range(seeds) if isinstance(seeds, int) else seeds)
-            }
-
-            def on_run(name, seed, res, fresh):
-                res.config["run"] = record(seed, argv)
-                folder = folders[(name, seed)]
-                try:  # fresh None: compare could not assess it; the trained result is kept
-                    write_run_folder(folder.tmp, objective, res, seed, name, fresh, assess=False)
-                except Unfinished as e:
-                    folder.commit()
-                    if fresh is None:
-                        print(f"{name} seed {seed}: trained, saved in {folder.target}; {e}",
-                              file=sys.stderr)  # fmt: skip
-                        return
-                    raise KeyboardInterrupt from e  # interrupted drawing figures: run saved
-                folder.commit()
-                errors.extend([res.error] if res.error else [])
-                if interrupted(res):
-                    raise KeyboardInterrupt
-                wall = res.history.wall_time[-1] if len(res.history) else 0
-                u = f"{fresh['mean']:.4f} ± {fresh['std']:.4f}"
-                error = f" [error: {res.error}]" if res.error else ""
-                steps = f"{wall:.1f} s in method steps"
-                print(f"{name} seed {seed}: fresh-noise hard U {u}, {steps}{error}")
-
-            try:
-                comparison = compare(
-                    objective,
-                    {n: m for n, (m, _) in methods.items()},
-                    key=jr.key(args.seed),
-                    seeds=seeds,
-                    iterations={n: k for n, (_, k) in methods.items()},
-                    target=args.target,
-                    progress=not args.no_progress,
-                    on_run=on_run,
-                    make_regulator=lambda k: regulator_from_options(args, k),
-                    reassess=(args.reassess or None) if args.target is not None else None,
-                    reassess_repeats=args.reassess_repeats,
-                )
-            except KeyboardInterrupt:
-                what = f"the finished runs are in {out}; tabulate them with --collect"
-                print(f"compare interrupted: {what}", file=sys.stderr)
-                return 130
-    print(write_comparison(out, comparison, objective, args.target, args.baseline, argv))
-    if args.quick and not args.collect:
+def compared(run, done, args) -> int:
+    _, table, errors = done
+    print(table)
+    if getattr(args, "quick", False):
         print(QUICK_COMPARE_NOTE)
-    return 1 if not args.collect and errors else 0
+    return 1 if errors else 0
 
 
-def _refuse_repeats(flag: str, items, what: str) -> None:
-    """A ValueError naming `flag` when a value is listed twice (two runs into one folder)."""
-    repeated = [x for i, x in enumerate(items) if x in items[:i]]
-    if repeated:
-        raise ValueError(
-            f"{flag} lists the {what} {repeated[0]!r} twice; list each once "
-            f"(got {','.join(map(str, items))})"
-        )
+def explored(run, summary, args) -> int:
+    from ._runs import describe as label
 
-
-def cmd_explore(args, parser, argv) -> int:
-    from ._runs import describe
-    from .discovery import IMGEP, RandomExploration, explore, get_descriptors
-
-    methods = [m.strip() for m in args.method.split(",") if m.strip()]
-    if not methods or any(m not in ("imgep", "random") for m in methods):
-        raise ValueError(f"explore --method must be imgep, random or both; got {args.method!r}")
-    _refuse_repeats("explore --method", methods, "method")
-    budget = args.budget if args.budget is not None else (200 if args.quick else 2000)
-    descriptors = get_descriptors(args.descriptors)
-    objective = objective_from_options(args)
-    out = args.out or Path("runs") / f"explore-{tissue_label(objective)}-seed{args.seed}"
-    k_init, k_explore = jr.split(jr.key(args.seed))
-    regulator = regulator_from_options(args, k_init)
-    objective.check_regulator(regulator)
-    with RunFolder(out, args.overwrite) as folder:
-        kw = {k: getattr(args, k) for k in ("batch", "scale", "bins")}
-        kw.update(budget=budget, descriptors=descriptors, progress=not args.no_progress)
-        strategy = dict(imgep=lambda: IMGEP(mutation=args.mutation), random=RandomExploration)
-        libraries, names = {}, [d.name for d in descriptors]
-        try:
-            for m in methods:  # the same first random round for every method: one key
-                libraries[m] = explore(objective, regulator, strategy[m](), key=k_explore, **kw)
-                filled = libraries[m].coverage[-1][1]
-                print(f"explore: {m} done ({budget} simulations, {filled} bins)", file=sys.stderr)
-        except KeyboardInterrupt:
-            stopped = methods[len(libraries)]
-            if not libraries:
-                print(f"explore interrupted during {stopped}: nothing finished, nothing written",
-                      file=sys.stderr)  # fmt: skip
-                return 130
-            write_exploration(
-                folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv,
-                unfinished=methods[len(libraries):],
-            )  # fmt: skip
-            folder.commit()
-            print(
-                f"explore interrupted during {stopped}: kept the finished "
-                f"{', '.join(libraries)} librar{'y' if len(libraries) == 1 else 'ies'} in {out} "
-                f"(explore.json lists {', '.join(methods[len(libraries) :])} as unfinished)",
-                file=sys.stderr,
-            )
-            return 130
-        summary = write_exploration(
-            folder.tmp, libraries, objective, budget, args.bins, names, args.seed, argv
-        )
-        folder.commit()
     line = ", ".join(f"{m} {n} bins" for m, n in summary["filled"].items())
-    print(f"explore ({describe(objective)}, {budget} simulations each): {line}; written to {out}")
+    print(f"explore ({label(run.objective)}, {run.budget} simulations each): {line}; written "
+          f"to {run.folder}")  # fmt: skip
     return 0
 
 
+def cmd_compare(args, parser, argv) -> int:
+    if args.merge is not None and not args.collect:
+        raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
+    if not args.collect:
+        check_unused("compare", args, parser)
+        return execute(describe("compare", args), argv, args)
+    from .compare import collect_merged
+
+    run = describe("compare", argparse.Namespace(**{**vars(args), "baseline": None}))
+    out = Path(args.out or run.folder)
+    merge = [item.partition("=") for item in filter(None, (args.merge or "").split(","))]
+    bad = [a + b + c for a, b, c in merge if not (a.strip() and b and c.strip())]
+    if bad:
+        raise ValueError(f"compare --merge takes LABEL=DIR,...; got {bad[0]!r}")
+    labels = [a.strip() for a, _, _ in merge]
+    if len(set(labels)) < len(labels):
+        raise ValueError(f"compare --merge lists a label twice: {','.join(labels)}")
+    comparison = collect_merged(out, args.target, {a.strip(): Path(c.strip()) for a, _, c in merge})
+    for name, why in comparison.skipped.items():
+        print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
+    print(write_comparison(out, comparison, run.objective, args.target, args.baseline, argv))
+    return 0
+
+
+def cmd_explore(args, parser, argv) -> int:
+    check_unused("explore", args, parser)
+    return execute(describe("explore", args), argv, args)
+
+
 def cmd_rerun(args, parser, argv) -> int:
-    """Rerun a folder into a new --out: a train folder from its run description, a
-    compare (or an older train) folder from its recorded command."""
+    """Rerun a folder from its run description (or, for folders written before
+    diffgrn 0.5, the command it records) into a new --out."""
     folder = args.folder
-    found = [folder / n for n in ("history.json", "compare.json") if (folder / n).is_file()]
+    found = [folder / n for n in ("history.json", "compare.json", "explore.json")]
+    found = [p for p in found if p.is_file()]
     if not found:
-        raise ValueError(f"rerun: {folder} holds no history.json or compare.json")
+        raise ValueError(f"rerun: {folder} holds no history.json, compare.json or explore.json")
     try:
         rec = json.loads(found[0].read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
     if not isinstance(rec, dict):
         raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
-    if isinstance(rec.get("run"), dict) and rec["run"].get("type") == "Run":
-        run = load_run(found[0], "rerun").replace(out=str(args.out))
-        return _execute(run, False, True, args.overwrite, argv)
+    described = rec.get("description") or rec.get("run")
+    if isinstance(described, dict) and "type" in described:
+        args.no_progress = False
+        return execute(load_run(found[0], "rerun").replace(out=str(args.out)), argv, args)
     config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
     recorded = config.get("run") or rec.get("run") or {}
     command = recorded.get("command") if isinstance(recorded, dict) else None
@@ -378,31 +210,22 @@ def cmd_rerun(args, parser, argv) -> int:
 
 
 def _parser():
-    parser = argparse.ArgumentParser(
-        prog="diffgrn",
-        description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="diffgrn", description=DESCRIPTION, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"diffgrn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    rerun = sub.add_parser(
-        "rerun",
-        help="rerun a train or compare folder from its record (same seed, options, history)",
-        description="Rerun a run folder (its run description, or the command compare.json "
-        "records) into a new --out: the same run gives the same history.",
-    )
-    rerun.add_argument("folder", type=Path, help="a folder written by diffgrn train or compare")
+    rerun = sub.add_parser("rerun", help="rerun a train, compare or explore folder from its "
+                           "run description (same seed, options, history)")  # fmt: skip
+    rerun.add_argument("folder", type=Path, help="a folder written by diffgrn")
     rerun.add_argument("--out", type=Path, required=True, help="the new output folder")
     rerun.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     for name, text in HELPS.items():
         p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
-        for flag, kw, help_text in COMMAND_OPTIONS[name]:
-            p.add_argument(flag, help=help_text, **kw)
-        add_model_options(p.add_argument_group("model"))
-        for flag, kw, help_text in COMMON_OPTIONS:
-            p.add_argument(flag, help=help_text, **kw)
+        add(p, COMMANDS[name])
+        add(p.add_argument_group("model"), MODEL)
+        add(p, COMMON)
         if name != "explore":
-            add_method_options(p.add_argument_group("methods"))
+            add(p.add_argument_group("methods"), METHODS)
     return parser, sub
 
 
@@ -426,22 +249,16 @@ def main(argv=None) -> int:
     except RuntimeError as e:
         if "RESOURCE_EXHAUSTED" not in str(e):
             raise  # a bug: its traceback helps the report
-        print(
-            f"diffgrn: out of device memory ({str(e).splitlines()[0][:300]}): diffgrn's size "
-            f"estimate fell short here; set {LIMIT_VARIABLE} to a lower number of bytes (the "
-            "batches are then planned in smaller chunks), or lower replicates, cells or "
-            "t_final / dt; folders finished before are kept",
-            file=sys.stderr,
-        )
+        print(f"diffgrn: out of device memory ({str(e).splitlines()[0][:300]}): diffgrn's size "
+              f"estimate fell short here; set {LIMIT_VARIABLE} to a lower number of bytes (the "
+              "batches are then planned in smaller chunks), or lower replicates, cells or "
+              "t_final / dt; folders finished before are kept", file=sys.stderr)  # fmt: skip
         return 1
     except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
         where = f" ({e.filename})" if e.filename else ""
-        print(
-            f"diffgrn: cannot write{where}: {e.strerror or e}; what this command was writing "
-            "was removed, and folders written before (an --overwrite's old run) are as they "
-            "were: free space or choose another --out",
-            file=sys.stderr,
-        )
+        print(f"diffgrn: cannot write{where}: {e.strerror or e}; what this command was writing "
+              "was removed, and folders written before (an --overwrite's old run) are as they "
+              "were: free space or choose another --out", file=sys.stderr)  # fmt: skip
         return 1
 
 

@@ -69,6 +69,10 @@ class Configurable(eqx.Module):
             out[name] = value
         return out
 
+    def replace(self, **changes):
+        """A copy built with some constructor arguments changed."""
+        return type(self)(**{**self.arguments(), **changes})
+
     def config(self) -> dict[str, Any]:
         """`{"type": …, **arguments()}` with nested objects as their configs."""
         out = {"type": type_name(type(self))}

@@ -9,25 +9,27 @@
     diffgrn.Run.from_config(run.config())     # the same run
 """
 
+import contextlib
 import inspect
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import equinox as eqx
 import jax.random as jr
 
-from ._runs import RunFolder, Unfinished, record, write_run
+from ._runs import RunFolder, Unfinished, check_out, record, write_run
 from ._validate import check_range
-from .config import Configurable, decode, find_class
+from .config import Configurable, decode, find_class, from_config
 from .methods import AbstractMethod
 from .objective import Objective
 from .regulator import AbstractRegulator
 from .tissue import Chain
 from .train import TrainResult, train
 
-__all__ = ["Run", "load_run"]
+__all__ = ["CompareRun", "ExploreRun", "Run", "load_run"]
 
 
 class Run(Configurable):
@@ -184,28 +186,33 @@ def interrupted(result: TrainResult) -> bool:
     return bool(result.error) and result.error.startswith("interrupted")
 
 
-def load_run(path: "str | os.PathLike", flag: str = "load_run") -> Run:
-    """The run a `run.json` or a run folder's `history.json` (its `run`) describes; a
-    missing, truncated or wrong file is a ValueError naming it."""
+RUNS = ("Run", "CompareRun", "ExploreRun")
+
+
+def load_run(path: "str | os.PathLike", flag: str = "load_run") -> "Run | CompareRun | ExploreRun":
+    """The run a `run.json`, a run folder's `history.json` (its `run`), or a
+    `compare.json` / `explore.json` (its `description`) describes; a folder is looked
+    into for those files. A missing, truncated or wrong file is a ValueError naming it."""
     path = Path(path)
     if path.is_dir():
-        path = next((p for p in (path / "run.json", path / "history.json") if p.is_file()), path)
+        names = ("run.json", "history.json", "compare.json", "explore.json")
+        path = next((p for p in (path / n for n in names) if p.is_file()), path)
     if not path.is_file():
         raise ValueError(f"{flag} {path}: no such file")
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{flag} {path} is not valid JSON (truncated?): {e}") from None
-    if isinstance(config, dict) and "run" in config and "type" not in config:
-        config = config["run"]  # a history.json
-    if not isinstance(config, dict) or config.get("type") != "Run":
+    if isinstance(config, dict) and "type" not in config:
+        config = config.get("description") or config.get("run")  # compare/explore, train
+    if not isinstance(config, dict) or config.get("type") not in RUNS:
         raise ValueError(
-            f"{flag} {path} does not describe a run (expected a run.json, or a history.json "
-            f"written by diffgrn train, with {{'type': 'Run', ...}}); got "
+            f"{flag} {path} does not describe a run (expected a run.json, or a history.json, "
+            f"compare.json or explore.json written by diffgrn {', '.join(RUNS)}); got "
             f"{_short(config)}"
         )
     try:
-        return Run.from_config(config)
+        return from_config(config)
     except (TypeError, ValueError, ImportError, AttributeError) as e:
         raise ValueError(f"{flag} {path}: {e}") from None
 
@@ -242,3 +249,266 @@ def tissue_label(objective: Objective) -> str:
     if isinstance(objective.tissue, Chain):
         return c["boundary"]
     return f"{c.get('geometry', 'graph')}{c.get('rows', '')}x{c.get('cols', '')}-{c['boundary']}"
+
+
+def _repeats(owner: str, field: str, items, what: str) -> None:
+    """A ValueError naming `owner.field` when a value is listed twice."""
+    items = list(items)
+    repeated = [x for i, x in enumerate(items) if x in items[:i]]
+    if repeated:
+        raise ValueError(
+            f"{owner}.{field} lists the {what} {repeated[0]!r} twice; list each once "
+            f"(got {','.join(map(str, items))})"
+        )
+
+
+class CompareRun(Configurable):
+    """Several `methods` (name → method) trained from the same starts over `seeds` (a
+    count, or a list of seeds) on one `objective`, each start drawn from the
+    `regulator` template with the seed's key (`seed` is the base key); `iterations`
+    per method (missing: the method's default); `target`, `reassess` and
+    `reassess_repeats` judge time-to-target by the fair rule (`reassess=None`: on
+    single monitored draws); `baseline` is the method speed-ups are measured against.
+    `execute()` writes one run folder per method and seed into `out` (default
+    `runs/compare-TISSUE`) and `compare.md`, `compare.json` (with this description)
+    and `compare.png`."""
+
+    objective: Objective
+    regulator: AbstractRegulator
+    methods: dict
+    iterations: dict = eqx.field(static=True)
+    seeds: int | tuple = eqx.field(static=True)
+    seed: int = eqx.field(static=True)
+    target: float | None = eqx.field(static=True)
+    reassess: int | None = eqx.field(static=True)
+    reassess_repeats: int = eqx.field(static=True)
+    baseline: str | None = eqx.field(static=True)
+    out: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        methods: dict,
+        iterations: dict | None = None,
+        seeds: "int | list[int]" = 1,
+        seed: int = 0,
+        target: float | None = None,
+        reassess: int | None = 20,
+        reassess_repeats: int = 10,
+        baseline: str | None = None,
+        out: "str | os.PathLike | None" = None,
+    ):
+        from .compare import check_target
+
+        if not isinstance(methods, dict) or not methods:
+            raise ValueError(f"CompareRun.methods must name some methods; got {methods!r}")
+        for name, method in methods.items():
+            if not isinstance(method, AbstractMethod):
+                raise ValueError(f"CompareRun.methods[{name!r}] is not a method: {method!r}")
+        check_range("CompareRun", "seed", seed, ge=0, integer=True)
+        if isinstance(seeds, int):
+            check_range("CompareRun", "seeds", seeds, ge=1, integer=True)
+        else:
+            seeds = tuple(seeds)
+            if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
+                raise ValueError(f"CompareRun.seeds must be integers >= 0; got {seeds!r}")
+            _repeats("CompareRun", "seeds", seeds, "seed")
+        try:
+            check_target(target, objective)
+        except ValueError:
+            raise ValueError(
+                f"CompareRun.target must be a number in (0, "
+                f"{objective.utility.upper(objective.n_fates):g}] (the utility's largest "
+                f"value; log2 K bits per cell for U); got {target}"
+            ) from None
+        if reassess is not None:  # 0: off, as None
+            check_range("CompareRun", "reassess", reassess, ge=0, integer=True)
+        check_range("CompareRun", "reassess_repeats", reassess_repeats, ge=2, integer=True)
+        if baseline is not None and baseline not in methods:
+            raise ValueError(
+                f"CompareRun.baseline {baseline!r} is not among the methods ({', '.join(methods)})"
+            )
+        iterations = dict(iterations or {})
+        for name, n in iterations.items():
+            if name not in methods:
+                raise ValueError(f"CompareRun.iterations names {name!r}, not a compared method")
+            if n is not None:
+                methods[name].check_iterations(n)
+        objective.check_regulator(regulator)
+        self.objective, self.regulator, self.methods = objective, regulator, dict(methods)
+        self.iterations, self.seeds, self.seed, self.target = iterations, seeds, int(seed), target
+        self.reassess, self.reassess_repeats, self.baseline = reassess, reassess_repeats, baseline
+        self.out = out and str(out)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.out or Path("runs") / f"compare-{tissue_label(self.objective)}")
+
+    def execute(self, *, progress: bool = True, overwrite: bool = False, command=None, log=print):
+        """Train and write every run, then the comparison; (comparison, table, errors).
+        Every run folder is checked and locked before anything is compiled; each is
+        written whole as it finishes (`log` prints a line), so an interrupt
+        (`KeyboardInterrupt`, propagated) keeps the finished ones."""
+        from ._runs import write_comparison
+
+        out = self.folder
+        check_out(out, overwrite=True)  # a shared folder: run folders are checked one by one
+        seeds = range(self.seeds) if isinstance(self.seeds, int) else self.seeds
+        errors = []
+        with contextlib.ExitStack() as stack:
+            folders = {
+                (n, s): stack.enter_context(RunFolder(out / f"{n}-seed{s}", overwrite))
+                for n in self.methods
+                for s in seeds
+            }
+
+            def on_run(name, seed, res, fresh):
+                res.config["run"] = record(seed, command)
+                folder = folders[(name, seed)]
+                try:  # fresh None: compare could not assess it; the trained result is kept
+                    write_run(folder.tmp, self.objective, res, seed, name, fresh, assess=False)
+                except Unfinished as e:
+                    folder.commit()
+                    if fresh is None:
+                        what = f"trained, saved in {folder.target}; {e}"
+                        print(f"{name} seed {seed}: {what}", file=sys.stderr)
+                        return
+                    raise KeyboardInterrupt from e  # interrupted drawing figures: run saved
+                folder.commit()
+                errors.extend([res.error] if res.error else [])
+                if interrupted(res):
+                    raise KeyboardInterrupt
+                wall = res.history.wall_time[-1] if len(res.history) else 0
+                error = f" [error: {res.error}]" if res.error else ""
+                log(f"{name} seed {seed}: fresh-noise hard U {fresh['mean']:.4f} ± "
+                    f"{fresh['std']:.4f}, {wall:.1f} s in method steps{error}")  # fmt: skip
+
+            try:
+                comparison = self._compare(on_run, progress)
+            except KeyboardInterrupt:
+                raise Unfinished(
+                    f"compare interrupted: the finished runs are in {out}; tabulate them "
+                    "with --collect",
+                    interrupted=True,
+                ) from None
+        table = write_comparison(
+            out, comparison, self.objective, self.target, self.baseline, command, self.config()
+        )
+        return comparison, table, errors
+
+    def _compare(self, on_run, progress):
+        from .compare import compare
+
+        return compare(
+            self.objective,
+            self.methods,
+            key=jr.key(self.seed),
+            seeds=self.seeds if isinstance(self.seeds, int) else list(self.seeds),
+            iterations={n: self.iterations.get(n) for n in self.methods},
+            target=self.target,
+            progress=progress,
+            on_run=on_run,
+            make_regulator=lambda k: _drawn(self.regulator, k),
+            reassess=self.reassess if self.target is not None else None,
+            reassess_repeats=self.reassess_repeats,
+        )
+
+
+class ExploreRun(Configurable):
+    """Which patterns can the tissue make? Each of `strategies` (name → strategy, e.g.
+    `{"imgep": IMGEP(), "random": RandomExploration()}`) explores with `budget`
+    simulations of regulators shaped like `regulator` (drawn from `seed`'s first key),
+    from the same first random round (the second key); `descriptors`, `batch`,
+    `scale` and `bins` as `explore`. `execute()` writes one library per strategy,
+    `coverage.png` and `explore.json` (with this description) into `out`."""
+
+    objective: Objective
+    regulator: AbstractRegulator
+    strategies: dict
+    descriptors: tuple
+    budget: int = eqx.field(static=True)
+    batch: int = eqx.field(static=True)
+    scale: float = eqx.field(static=True)
+    bins: int = eqx.field(static=True)
+    seed: int = eqx.field(static=True)
+    out: str | None = eqx.field(static=True)
+
+    def __init__(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        strategies: dict,
+        descriptors: "tuple | str | None" = None,
+        budget: int = 2000,
+        batch: int = 50,
+        scale: float = 1.0,
+        bins: int = 20,
+        seed: int = 0,
+        out: "str | os.PathLike | None" = None,
+    ):
+        from .discovery import AbstractExploration, default_descriptors, get_descriptors
+
+        if not isinstance(strategies, dict) or not strategies:
+            raise ValueError(f"ExploreRun.strategies must name some; got {strategies!r}")
+        for name, s in strategies.items():
+            if not isinstance(s, AbstractExploration):
+                raise ValueError(f"ExploreRun.strategies[{name!r}] is not a strategy: {s!r}")
+        check_range("ExploreRun", "budget", budget, ge=1, integer=True)
+        check_range("ExploreRun", "batch", batch, ge=1, integer=True)
+        check_range("ExploreRun", "scale", scale, gt=0.0)
+        check_range("ExploreRun", "bins", bins, ge=1, integer=True)
+        check_range("ExploreRun", "seed", seed, ge=0, integer=True)
+        self.descriptors = tuple(
+            default_descriptors() if descriptors is None else get_descriptors(descriptors)
+        )
+        self.objective, self.strategies, self.seed = objective, dict(strategies), int(seed)
+        self.budget, self.batch, self.scale, self.bins = budget, batch, scale, bins
+        self.regulator = _drawn(regulator, jr.split(jr.key(self.seed))[0])
+        objective.check_regulator(self.regulator)
+        self.out = out and str(out)
+
+    @property
+    def folder(self) -> Path:
+        label = f"explore-{tissue_label(self.objective)}-seed{self.seed}"
+        return Path(self.out or Path("runs") / label)
+
+    def execute(self, *, progress: bool = True, overwrite: bool = False, command=None, log=print):
+        """Explore with every strategy and write the folder whole; the summary. On an
+        interrupt the finished libraries are written (`explore.json` lists the rest
+        as unfinished) and `KeyboardInterrupt` propagates."""
+        from ._runs import write_exploration
+        from .discovery import explore
+
+        k_explore = jr.split(jr.key(self.seed))[1]  # the same first round for every strategy
+        names, libraries = [d.name for d in self.descriptors], {}
+        kw = dict(budget=self.budget, batch=self.batch, scale=self.scale, bins=self.bins)
+        args = (self.objective, self.budget, self.bins, names, self.seed, command, self.config())
+        with RunFolder(self.folder, overwrite) as folder:
+            try:
+                for m, strategy in self.strategies.items():
+                    lib = explore(
+                        self.objective, self.regulator, strategy, key=k_explore,
+                        descriptors=self.descriptors, progress=progress, **kw,
+                    )  # fmt: skip
+                    libraries[m] = lib
+                    log(f"explore: {m} done ({self.budget} simulations, "
+                        f"{lib.coverage[-1][1]} bins)")  # fmt: skip
+            except KeyboardInterrupt:
+                rest = [m for m in self.strategies if m not in libraries]
+                if not libraries:
+                    what = "nothing finished, nothing written"
+                    raise Unfinished(
+                        f"explore interrupted during {rest[0]}: {what}", True
+                    ) from None
+                write_exploration(folder.tmp, libraries, *args, unfinished=rest)
+                folder.commit()
+                kept = f"{', '.join(libraries)} librar{'y' if len(libraries) == 1 else 'ies'}"
+                raise Unfinished(
+                    f"explore interrupted during {rest[0]}: kept the finished {kept} in "
+                    f"{self.folder} (explore.json lists {', '.join(rest)} as unfinished)",
+                    interrupted=True,
+                ) from None
+            summary = write_exploration(folder.tmp, libraries, *args)
+            folder.commit()
+        return summary

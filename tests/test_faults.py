@@ -363,7 +363,9 @@ def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
 
 
 def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
-    err = error_of(["train", *TINY, "--pattern-score", "hit", "--out", tmp_path / "a"], capsys)
+    err = error_of(
+        ["train", *TINY, "--pattern-score", "exact-hits", "--out", tmp_path / "a"], capsys
+    )
     assert "--pattern-score does not apply to es: drop it" in err
     (tmp_path / "b.checkpoint").mkdir()
     (tmp_path / "b.checkpoint" / "run.json").write_text("{}")

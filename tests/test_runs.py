@@ -119,9 +119,9 @@ def test_a_solve_too_big_for_memory_is_refused_with_what_to_lower(capsys, tmp_pa
         (["compare", "--target", "2.0"], "--target must be a number in (0, 1]"),
         (["compare", "--target", "nan"], "--target must be a number"),
         (["compare", "--methods", ","], "compare --methods is empty"),
-        (["compare", "--reassess", "-1"], "--reassess must be >= 0"),
-        (["compare", "--reassess-repeats", "1"], "--reassess-repeats must be >= 2"),
-        (["compare", "--baseline", "cmaes"], "--baseline 'cmaes' is not among --methods"),
+        (["compare", "--reassess", "-1"], "--reassess must be an integer >= 0"),
+        (["compare", "--reassess-repeats", "1"], "--reassess-repeats must be an integer >= 2"),
+        (["compare", "--baseline", "cmaes"], "--baseline 'cmaes' is not among the methods"),
     ],
 )
 def test_cli_options_are_validated(argv, words, capsys, tmp_path):

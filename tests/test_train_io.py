@@ -448,7 +448,7 @@ def test_cli_lattice_with_two_genes(tmp_path):
         (["--tissue", "square", "--size", "0x5"], "Lattice.rows"),
         (["--tissue", "hex", "--size", "ax3"], "--size"),
         (["--genes", "2", "--fate-genes", "2"], "Objective.fate_genes"),
-        (["--genes", "2", "--regulator", "tanh"], "--regulator tanh"),
+        (["--genes", "2", "--regulator", "tanh"], "the regulator has genes=1 but --genes is 2"),
         (["--genes", "2", "--sigma", "0.1,0.1,0.1"], "Dynamics.sigma"),
     ],
 )
