@@ -22,7 +22,7 @@ phase of one gene at the tissue's common frequency:
   consecutive cells, a lattice's rows); O(pairs), never all pairs of cells.
 - `Waves(pairs)`: (synchrony, lag, coherence, amplitude, frequency, active) from one
   phase estimate (a goal space for tissues); `WaveKind` sorts its rows into
-  synchronous / travelling wave / incoherent / none.
+  synchronous / travelling wave / alternating / incoherent / none.
 """
 
 import abc
@@ -111,6 +111,10 @@ class _TissueBehaviour(AbstractBehaviour):
     """Shared: the gene read, the phase estimate, the recording checks."""
 
     def _phases(self, recording: Recording) -> Phases:
+        self._check_recording(recording)
+        return self.phase(recording.states[..., self.gene], recording.dt)
+
+    def _check_recording(self, recording: Recording) -> None:
         states = recording.states
         if states.ndim != 4:
             raise ValueError(
@@ -127,7 +131,6 @@ class _TissueBehaviour(AbstractBehaviour):
                 f"{type(self).__name__}: a phase needs at least 4 recorded times; got "
                 f"{states.shape[1]} (record a longer window: Trajectory.start, .every)"
             )
-        return self.phase(states[..., self.gene], recording.dt)
 
     def _check_common(self):
         check_range(type(self).__name__, "gene", self.gene, ge=0, integer=True)
@@ -227,8 +230,10 @@ class PhaseLag(_PairBehaviour):
         return [(-math.pi, math.pi), (0.0, 1.0)]
 
     def __call__(self, recording: Recording) -> Float[Array, " 2"]:
+        self._check_recording(recording)
+        pairs = self._pairs(recording.states.shape[2])
         ph = self._phases(recording)
-        lag, coh = lags(ph.z, self._pairs(ph.z.shape[-1]))
+        lag, coh = lags(ph.z, pairs)
         return jnp.mean(jnp.stack([lag, coh], -1), axis=0)
 
 
@@ -267,8 +272,10 @@ class Waves(_PairBehaviour):
         ]
 
     def __call__(self, recording: Recording) -> Float[Array, " 6"]:
+        self._check_recording(recording)
+        pairs = self._pairs(recording.states.shape[2])
         ph = self._phases(recording)
-        lag, coh = lags(ph.z, self._pairs(ph.z.shape[-1]))
+        lag, coh = lags(ph.z, pairs)
         on = jnp.abs(ph.z) > 0
         n_on = jnp.sum(on, axis=-1)
         amp = jnp.sum(jnp.where(on, ph.amplitude, 0.0), -1) / jnp.maximum(n_on, 1)
@@ -278,15 +285,17 @@ class Waves(_PairBehaviour):
         return jnp.mean(out, axis=0)
 
 
-KINDS = ("synchronous", "travelling wave", "incoherent", "none")
+KINDS = ("synchronous", "travelling wave", "alternating", "incoherent", "none")
 
 
 class WaveKind(Configurable):
     """Sorts `Waves` rows: *none* (no tissue-wide oscillation) when fewer than
-    `active` of the cells oscillate; else a *travelling wave* when the lag is
-    coherent (≥ `coherence`) and |lag| ≥ `lag` radians, *synchronous* when
-    synchrony ≥ `synchrony` and |lag| < `lag`, *incoherent* otherwise (oscillating
-    cells without a common phase pattern). Non-finite rows are none."""
+    `active` of the cells oscillate; else, when the lag is coherent (≥ `coherence`),
+    a *travelling wave* for `lag` ≤ |lag| ≤ π − `lag` radians, *alternating* for
+    |lag| > π − `lag` (neighbours in anti-phase: a standing pattern, no direction),
+    and *synchronous* when |lag| < `lag` and synchrony ≥ `synchrony`; *incoherent*
+    otherwise (oscillating cells without a common phase pattern). Non-finite rows
+    are none."""
 
     synchrony: float = eqx.field(static=True, default=0.9)
     coherence: float = eqx.field(static=True, default=0.9)
@@ -296,7 +305,7 @@ class WaveKind(Configurable):
     def __check_init__(self):
         for f in ("synchrony", "coherence", "active"):
             check_range("WaveKind", f, getattr(self, f), gt=0.0, le=1.0)
-        check_range("WaveKind", "lag", self.lag, gt=0.0, le=math.pi)
+        check_range("WaveKind", "lag", self.lag, gt=0.0, lt=math.pi / 2)
 
     def __call__(self, rows: Float[np.ndarray, "n 6"]) -> np.ndarray:
         """The index into `KINDS` of each row."""
@@ -309,10 +318,19 @@ class WaveKind(Configurable):
         with np.errstate(invalid="ignore"):
             sync, lag, coh, _, _, act = rows.T
             on = np.all(np.isfinite(rows), axis=1) & (act >= self.active)
-            wave = on & (coh >= self.coherence) & (np.abs(lag) >= self.lag)
-            synced = on & ~wave & (sync >= self.synchrony) & (np.abs(lag) < self.lag)
-        return np.where(wave, 1, np.where(synced, 0, np.where(on, 2, 3)))
+            coherent = on & (coh >= self.coherence)
+            a = np.abs(lag)
+            wave = coherent & (a >= self.lag) & (a <= math.pi - self.lag)
+            alternating = coherent & (a > math.pi - self.lag)
+            synced = coherent & (a < self.lag) & (sync >= self.synchrony)
+        kind = np.full(rows.shape[0], KINDS.index("none"))
+        kind[on] = KINDS.index("incoherent")
+        kind[synced] = KINDS.index("synchronous")
+        kind[wave] = KINDS.index("travelling wave")
+        kind[alternating] = KINDS.index("alternating")
+        return kind
 
     def counts(self, rows) -> dict[str, int]:
+        """How many rows of each kind (`KINDS` order)."""
         k = self(rows)
         return {name: int(np.sum(k == i)) for i, name in enumerate(KINDS)}
