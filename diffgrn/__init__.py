@@ -1,6 +1,6 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import config, constraint, diagnostics, discovery, estimators, noise, observe
+from . import config, constraint, diagnostics, discovery, estimators, noise, observe, waves
 from ._memory import available_memory
 from ._version import __version__ as __version__
 from .assessment import Assessment, ReproducibilityBoundWarning
@@ -78,6 +78,7 @@ from .utility import (
     pattern_entropy,
     soft_utility,
 )
+from .waves import PeakPhase, PhaseLag, Synchrony, WaveKind, Waves, pairs_along
 
 ES = MuPlusLambdaES
 
@@ -136,6 +137,8 @@ __all__ = [
     "Objective",
     "Pathwise",
     "PatternInformation",
+    "PeakPhase",
+    "PhaseLag",
     "ProjectedSolver",
     "RandomExploration",
     "RandomSearch",
@@ -150,6 +153,7 @@ __all__ = [
     "SoftUtility",
     "StepInfo",
     "StraightThroughReadout",
+    "Synchrony",
     "TanhRegulator",
     "TargetPattern",
     "Tissue",
@@ -158,6 +162,8 @@ __all__ = [
     "Unconstrained",
     "Utility",
     "VirtualTreeNoise",
+    "WaveKind",
+    "Waves",
     "assess",
     "available_memory",
     "binary_entropy",
@@ -178,8 +184,10 @@ __all__ = [
     "noise",
     "observe",
     "openes",
+    "pairs_along",
     "pattern_entropy",
     "save",
     "soft_utility",
     "train",
+    "waves",
 ]

@@ -33,6 +33,7 @@ def test_all_studies_listed():
         "discovery",
         "population",
         "oscillators",
+        "coupled",
     }
 
 
@@ -240,3 +241,17 @@ def test_oscillators_quick(tmp_path):
             assert row["loss_best"] <= row["loss_start"]  # the start counts
     for name in ("gallery.png", "finetune.png"):
         assert (tmp_path / "oscillators" / name).is_file()
+
+
+@pytest.mark.slow  # ~30 s: CI runs it after the README suite
+def test_coupled_quick(tmp_path):
+    res = run("coupled", tmp_path)
+    kinds = ("synchronous", "travelling wave", "alternating", "incoherent", "none")
+    assert [r["method"] for r in res["search"]] == [
+        "random, V = 0", "random, V searched", "IMGEP, V searched"]  # fmt: skip
+    for row in res["search"]:
+        assert sum(row[k] for k in kinds) == 200
+    for row in res["sweep"]:
+        assert sum(row[k] for k in kinds) == res["circuits"] * res["settings"]["draws"]
+    assert sorted({r["coupling"] for r in res["sweep"]}) == [-10.0, 0.0, 10.0]
+    assert res["kymograph"] is None or len(res["kymograph"]["waves"]) == 6
