@@ -16,7 +16,7 @@ from ._runs import Unfinished, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
 from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, HelpFormatter, add, describe
-from .run import CompareRun, Run, interrupted, load_run, tissue_label
+from .run import CompareRun, ExploreRun, Run, interrupted, load_run, tissue_label
 
 DESCRIPTION = """\
 Differentiable simulation of gene-regulatory fate patterning in JAX.
@@ -91,23 +91,29 @@ def check_unused(command: str, args, parser) -> None:
                          f"{what}: drop {'it' if one else 'them'}")  # fmt: skip
 
 
-def cmd_train(args, parser, argv) -> int:
-    if args.resume is None and args.config is None:
-        check_unused("train", args, parser)
-        return execute(describe("train", args), argv, args)
-    path = args.config or Path(f"{args.resume}.checkpoint") / "run.json"
-    if args.resume is not None and not path.is_file():
-        raise ValueError(f"--resume {args.resume}: no checkpoint ({path} is missing; was the "
+def cmd_run(args, parser, argv) -> int:
+    """`train`, `compare` or `explore`: the run the flags, `--config FILE` or train's
+    `--resume OUT` describe, executed."""
+    command, resume = args.command, getattr(args, "resume", None)
+    if command == "compare" and (args.collect or args.merge is not None):
+        return collect(args, argv)
+    if resume is None and args.config is None:
+        check_unused(command, args, parser)
+        return execute(describe(command, args), argv, args)
+    path = args.config or Path(f"{resume}.checkpoint") / "run.json"
+    if resume is not None and not path.is_file():
+        raise ValueError(f"--resume {resume}: no checkpoint ({path} is missing; was the "
                          "run started with --checkpoint-every?)")  # fmt: skip
     extra = [d for d in given(args, parser) if d not in UNDESCRIBED | {"out", "checkpoint_every"}]
     if extra:
         drop = ", ".join("--" + d.replace("_", "-") for d in extra)
         raise ValueError(f"--config/--resume take the whole run from its file: drop {drop}")
-    run = load_run(path, "--config" if args.resume is None else "--resume")
-    if not isinstance(run, Run):
-        raise ValueError(f"--config {path} describes a {type(run).__name__}, not a train run")
-    run = run.replace(out=str(args.out or args.resume or run.folder))
-    if args.checkpoint_every is not None:
+    run = load_run(path, "--config" if resume is None else "--resume")
+    kind = dict(train=Run, compare=CompareRun, explore=ExploreRun)[command]
+    if not isinstance(run, kind):
+        raise ValueError(f"--config {path} describes a {type(run).__name__}, not a {kind.__name__}")
+    run = run.replace(out=str(args.out or resume or run.folder))
+    if getattr(args, "checkpoint_every", None) is not None:
         run = run.replace(checkpoint_every=args.checkpoint_every)
     return execute(run, argv, args)
 
@@ -150,14 +156,12 @@ def explored(run, summary, args) -> int:
     return 0
 
 
-def cmd_compare(args, parser, argv) -> int:
-    if args.merge is not None and not args.collect:
-        raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
-    if not args.collect:
-        check_unused("compare", args, parser)
-        return execute(describe("compare", args), argv, args)
+def collect(args, argv) -> int:
+    """`compare --collect [--merge LABEL=DIR,...]`: tabulate finished runs."""
     from .compare import collect_merged
 
+    if not args.collect:
+        raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
     run = describe("compare", argparse.Namespace(**{**vars(args), "baseline": None}))
     out = Path(args.out or run.folder)
     merge = [item.partition("=") for item in filter(None, (args.merge or "").split(","))]
@@ -172,11 +176,6 @@ def cmd_compare(args, parser, argv) -> int:
         print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
     print(write_comparison(out, comparison, run.objective, args.target, args.baseline, argv))
     return 0
-
-
-def cmd_explore(args, parser, argv) -> int:
-    check_unused("explore", args, parser)
-    return execute(describe("explore", args), argv, args)
 
 
 def cmd_rerun(args, parser, argv) -> int:
@@ -236,7 +235,7 @@ def main(argv=None) -> int:
         return 2
     parser, sub = _parser()
     args = parser.parse_args(argv)
-    commands = dict(train=cmd_train, compare=cmd_compare, explore=cmd_explore, rerun=cmd_rerun)
+    commands = dict(train=cmd_run, compare=cmd_run, explore=cmd_run, rerun=cmd_rerun)
     try:
         with warnings.catch_warnings():  # the summaries print this note themselves
             warnings.simplefilter("ignore", ReproducibilityBoundWarning)

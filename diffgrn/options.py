@@ -166,8 +166,6 @@ METHODS = [
 COMMANDS = dict(
     train=[
         flag("--method", "", f"one of {M}", default="es"),
-        flag("--config", "", "train the run a run.json or history.json describes (--out, "
-             "--overwrite, --checkpoint-every, --no-progress still apply)", type=Path),
         flag("--checkpoint-every", "Run.checkpoint_every", "checkpoint every K iterations (and "
              "on Ctrl-C) in OUT.checkpoint/, to continue with --resume OUT", type=int),
         flag("--resume", "", "continue the interrupted run whose --out was this", type=Path),
@@ -205,6 +203,8 @@ COMMANDS = dict(
 COMMON = [
     flag("--quick", "", "T=5, dt=0.02, R=32, 25 iterations (200 simulations for explore): a "
          "smoke run, not a comparison", action="store_true"),
+    flag("--config", "", "run what a run.json, history.json, compare.json or explore.json "
+         "describes (--out, --overwrite, --no-progress still apply)", type=Path),
     flag("--seed", "Run.seed CompareRun.seed ExploreRun.seed", "seed of the start and training"),
     flag("--out", "Run.out CompareRun.out ExploreRun.out", "output folder (None: runs/ and a "
          "name from the run)", type=Path),

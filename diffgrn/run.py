@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import equinox as eqx
@@ -291,7 +292,7 @@ class CompareRun(Configurable):
         regulator: AbstractRegulator,
         methods: dict,
         iterations: dict | None = None,
-        seeds: "int | list[int]" = 1,
+        seeds: "int | Sequence[int]" = 1,
         seed: int = 0,
         target: float | None = None,
         reassess: int | None = 20,
@@ -439,7 +440,7 @@ class ExploreRun(Configurable):
         objective: Objective,
         regulator: AbstractRegulator,
         strategies: dict,
-        descriptors: "tuple | str | None" = None,
+        descriptors: "Sequence | str | None" = None,
         budget: int = 2000,
         batch: int = 50,
         scale: float = 1.0,

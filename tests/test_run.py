@@ -90,3 +90,45 @@ def test_a_bad_config_file_is_refused_naming_it(tmp_path, capsys, content, words
     err = capsys.readouterr().err
     assert e.value.code == 2 and f"--config {path}" in err and words in err
     assert not (tmp_path / "x").exists()
+
+
+def test_compare_and_explore_runs_round_trip_through_their_configs(small_objective):
+    methods = {"es": diffgrn.MuPlusLambdaES(population=6, parents=2), "adam": diffgrn.Gradient()}
+    run = diffgrn.CompareRun(small_objective, diffgrn.MLPRegulator(key=jr.key(0)), methods,
+                             iterations={"es": 3}, seeds=[0, 2], target=0.5, out="c")  # fmt: skip
+    back = diffgrn.config.from_config(json.loads(json.dumps(run.config())))
+    assert isinstance(back, diffgrn.CompareRun) and back.config() == run.config()
+    assert back.seeds == (0, 2) and back.replace(out="d").folder.name == "d"
+    strategies = {"imgep": diffgrn.IMGEP(mutation=0.3), "random": diffgrn.RandomExploration()}
+    explore = diffgrn.ExploreRun(small_objective, diffgrn.MLPRegulator(key=jr.key(5)),
+                                 strategies, "fraction,like", budget=40, seed=1)  # fmt: skip
+    again = diffgrn.ExploreRun.from_config(json.loads(json.dumps(explore.config())))
+    assert again.config() == explore.config() and eqx.tree_equal(again.regulator, explore.regulator)
+    assert explore.folder.name == "explore-open-seed1"
+    with pytest.raises(ValueError, match="CompareRun.seeds lists the seed 0 twice"):
+        diffgrn.CompareRun(small_objective, run.regulator, methods, seeds=[0, 0])
+    with pytest.raises(ValueError, match="CompareRun.baseline 'cmaes' is not among"):
+        diffgrn.CompareRun(small_objective, run.regulator, methods, baseline="cmaes")
+    with pytest.raises(ValueError, match="ExploreRun.budget"):
+        diffgrn.ExploreRun(small_objective, run.regulator, strategies, budget=0)
+
+
+@pytest.mark.slow
+def test_compare_and_explore_folders_rerun_from_their_descriptions(tmp_path, capsys):
+    pop = ["--population", "4", "--parents", "2", "--generations", "2", "--reassess", "0"]
+    assert cli_main(["compare", "--methods", "es,random", *pop, *SMALL, "--out",
+                     str(tmp_path / "c")]) == 0  # fmt: skip
+    assert cli_main(["rerun", str(tmp_path / "c"), "--out", str(tmp_path / "c2")]) == 0
+    first, again = (json.loads((tmp_path / c / "compare.json").read_text()) for c in ("c", "c2"))
+    assert again["description"]["type"] == "CompareRun"
+    assert again["table"] == first["table"] and again["fresh"] == first["fresh"]
+    argv = ["explore", "--budget", "40", "--batch", "20", *SMALL, "--out", str(tmp_path / "e")]
+    assert cli_main(argv) == 0
+    assert cli_main(["explore", "--config", str(tmp_path / "e" / "explore.json"), "--out",
+                     str(tmp_path / "e2"), "--no-progress"]) == 0  # fmt: skip
+    first, again = (json.loads((tmp_path / e / "explore.json").read_text()) for e in ("e", "e2"))
+    assert again["coverage"] == first["coverage"] and again["filled"] == first["filled"]
+    with pytest.raises(SystemExit):  # a compare description is not a training run
+        cli_main(["train", "--config", str(tmp_path / "c" / "compare.json"), "--out",
+                  str(tmp_path / "x")])  # fmt: skip
+    assert "describes a CompareRun, not a Run" in capsys.readouterr().err
