@@ -1,6 +1,17 @@
 """diffgrn: differentiable simulation of gene-regulatory fate patterning in JAX."""
 
-from . import config, constraint, diagnostics, discovery, estimators, noise, observe, waves
+from . import (
+    behaviour,
+    config,
+    constraint,
+    diagnostics,
+    discovery,
+    estimators,
+    goal_gradient,
+    noise,
+    observe,
+    waves,
+)
 from ._memory import available_memory
 from ._version import __version__ as __version__
 from .assessment import Assessment, ReproducibilityBoundWarning
@@ -190,4 +201,6 @@ __all__ = [
     "soft_utility",
     "train",
     "waves",
+    "behaviour",
+    "goal_gradient",
 ]

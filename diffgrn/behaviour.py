@@ -92,15 +92,21 @@ class System(eqx.Module):
 
 class AbstractGoalStrategy(Configurable):
     """How `discover` chooses each round's points: `random_draws` uniform points
-    first, then `propose` from the library as it stands."""
+    first, then `propose` from the library as it stands (`system` simulates, for a
+    strategy that optimises toward its goals before proposing; `solves` says how
+    many solves each stored point cost, for fair accounting)."""
 
     @abc.abstractmethod
     def random_draws(self, budget: int, batch: int) -> int: ...
 
     @abc.abstractmethod
     def propose(
-        self, key: PRNGKeyArray, space: BoundSpace, store: Store, batch: int
+        self, key: PRNGKeyArray, system: "System", store: Store, batch: int
     ) -> Float[Array, "batch P"]: ...
+
+    def solves(self) -> float:
+        """Solves per stored point (its own simulation included)."""
+        return 1.0
 
 
 class UniformSearch(AbstractGoalStrategy):
@@ -109,8 +115,8 @@ class UniformSearch(AbstractGoalStrategy):
     def random_draws(self, budget, batch):
         return budget
 
-    def propose(self, key, space, store, batch):
-        return space.uniform(key, batch)
+    def propose(self, key, system, store, batch):
+        return system.space.uniform(key, batch)
 
 
 def nearest(
@@ -168,8 +174,14 @@ class GoalIMGEP(AbstractGoalStrategy):
         check_range("GoalIMGEP", "initial", self.initial, ge=1, le=budget, integer=True)
         return min(budget, max(batch, self.initial))
 
-    def propose(self, key, space, store, batch):
+    def propose(self, key, system, store, batch):
         k_goal, k_mut = jr.split(key)
+        goals, scale, source = self.targets(k_goal, store, batch)
+        return system.space.mutate(k_mut, source, self.mutation)
+
+    def targets(self, key, store: Store, batch: int):
+        """(goals, the library's goal range `scale`, the nearest stored point to each)."""
+        k_goal = key
         g = store.goals
         valid = (jnp.arange(g.shape[0]) < store.count)[:, None] & jnp.isfinite(g)
         lo = jnp.min(jnp.where(valid, g, jnp.inf), axis=0)
@@ -179,13 +191,13 @@ class GoalIMGEP(AbstractGoalStrategy):
         goals = centre - half + 2 * half * jr.uniform(k_goal, (batch, g.shape[1]))
         scale = jnp.where(hi > lo, hi - lo, 1.0)
         source = nearest(goals, g, store.count, scale, self.distance, self.chunk)
-        return space.mutate(k_mut, store.points[source], self.mutation)
+        return goals, scale, store.points[source]
 
 
 @eqx.filter_jit
 def _round(store: Store, key, strategy, system: System, batch: int) -> Store:
     k_prop, k_sim = jr.split(key)
-    thetas = strategy.propose(k_prop, system.space, store, batch)
+    thetas = strategy.propose(k_prop, system, store, batch)
     keys = jr.split(k_sim, batch)
     goals, desc = jax.vmap(system.run)(thetas, keys)
     at = store.count

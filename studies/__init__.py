@@ -18,4 +18,5 @@ STUDIES = (
     "population",
     "oscillators",
     "coupled",
+    "goal_gradient",
 )

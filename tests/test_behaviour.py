@@ -185,3 +185,36 @@ def test_fit_is_never_worse_than_its_start():
     assert np.all(res.points <= np.asarray(bound.high)) and np.all(
         res.points >= np.asarray(bound.low)
     )
+
+
+@pytest.mark.slow
+def test_goal_gradient_steps_move_points_toward_their_goals():
+    from diffgrn.behaviour import Store, System
+    from diffgrn.goal_gradient import GoalGradient
+
+    obj, reg, space = circuit(t_final=1.0)
+    window = Trajectory(start=0.5, genes=(0,))
+    kw = dict(observe=window, goal=Spectrum(), budget=20, batch=10, progress=False)
+    lib = discover(obj, reg, space, UniformSearch(), key=jr.key(1), **kw)
+    bound = space.bind(reg)
+    system = System(obj, bound, window, Spectrum(), ())
+    store = Store(jnp.asarray(lib.points), jnp.asarray(lib.goals), jnp.zeros((20, 0)),
+                  jnp.asarray(lib.keys), jnp.asarray(20, jnp.int32))  # fmt: skip
+    strategy = GoalGradient(GoalIMGEP(initial=10), steps=3, step_size=0.05)
+    key = jr.key(7)
+    moved = jax.jit(lambda k: strategy.propose(k, system, store, 10))(key)
+    k_goal, k_mut, k_sim = jr.split(key, 3)
+    goals, scale, source = strategy.imgep.targets(k_goal, store, 10)
+    start = bound.mutate(k_mut, source, strategy.imgep.mutation)
+
+    def dist(points):
+        keys = jr.split(k_sim, 10)
+        reached = jax.vmap(lambda p, k: Spectrum()(system.recording(p, k)))(points, keys)
+        return np.asarray(strategy.imgep.distance(reached, goals, scale))
+
+    assert np.all(np.asarray(moved) >= np.asarray(bound.low) - 1e-5)
+    assert np.all(np.asarray(moved) <= np.asarray(bound.high) + 1e-5)
+    assert np.mean(dist(moved)) < np.mean(dist(start))  # the steps descend on average
+    assert strategy.solves() == 7.0 and from_config(strategy.config()) == strategy
+    with pytest.raises(ValueError, match="GoalGradient.steps"):
+        GoalGradient(steps=0)

@@ -34,6 +34,7 @@ def test_all_studies_listed():
         "population",
         "oscillators",
         "coupled",
+        "goal_gradient",
     }
 
 
@@ -255,3 +256,15 @@ def test_coupled_quick(tmp_path):
         assert sum(row[k] for k in kinds) == res["circuits"] * res["settings"]["draws"]
     assert sorted({r["coupling"] for r in res["sweep"]}) == [-10.0, 0.0, 10.0]
     assert res["kymograph"] is None or len(res["kymograph"]["waves"]) == 6
+
+
+@pytest.mark.slow  # ~25 s: CI runs it after the README suite
+def test_goal_gradient_quick(tmp_path):
+    res = run("goal_gradient", tmp_path)
+    row = res["rows"][0]
+    assert row["imgep"]["solves"] == 400 and row["gradient"]["solves"] <= 400
+    assert row["gradient"]["stored"] > res["initial"]  # some goal-directed points
+    assert row["gradient, equal points"]["stored"] == 400
+    for m in ("imgep", "gradient", "gradient, equal points"):
+        assert 0 <= row[m]["oscillators"] <= row[m]["stored"] and row[m]["bins"] >= 1
+    assert (tmp_path / "goal_gradient" / "goal_gradient.png").is_file()
