@@ -414,11 +414,21 @@ def write_exploration(
     return summary
 
 
+RENAMED = {  # choices renamed in 0.5 (derived from class names), for older folders
+    ("--constraint", "softclip"): "soft-clip",
+    ("--constraint", "none"): "unconstrained",
+    ("--noise", "tree"): "virtual-tree",
+    ("--pattern-score", "hit"): "exact-hits",
+}
+
+
 def replay(command: list[str], out: Path, overwrite: bool) -> list[str]:
-    """A recorded `diffgrn …` command's arguments, writing into `out` instead."""
+    """A recorded `diffgrn …` command's arguments, writing into `out` instead (choice
+    names renamed since it was recorded are translated)."""
     kept, skip = [], False
     for a in command[1:]:  # drop the old --out and --overwrite
         skip, drop = a == "--out", skip or a.startswith("--out=") or a in ("--out", "--overwrite")
+        a = RENAMED.get((kept[-1] if kept else "", a), a)
         kept += [] if drop else [a]
     return kept + ["--out", str(out)] + (["--overwrite"] if overwrite else [])
 

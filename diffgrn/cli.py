@@ -54,36 +54,52 @@ STUDY_MOVED = (
 UNDESCRIBED = {"quick", "config", "resume", "merge", "collect", "overwrite", "no_progress"}
 
 
-def flag_errors(message: str) -> str:
-    """`ClippedAdam.learning_rate must be …` → `--lr must be … (ClippedAdam.learning_rate)`."""
+def flag_errors(message: str, argv=()) -> str:
+    """`ClippedAdam.learning_rate must be …` → `--lr must be … (ClippedAdam.learning_rate)`
+    (of the flags that set a field, the one typed)."""
     for field in re.findall(r"\b[A-Za-z_]+\.[a-z_]+\b", message):
         if field in FIELDS:
-            return message.replace(field, FIELDS[field], 1) + f" ({field})"
+            typed = [f for f in FIELDS[field] if any(a.split("=")[0] == f for a in argv)]
+            return message.replace(field, (typed or FIELDS[field])[0], 1) + f" ({field})"
     return message
 
 
-def given(args, parser) -> list[str]:
-    """The destinations of the options that differ from their defaults."""
-    return [
-        a.dest
-        for a in parser._actions
-        if a.default is not argparse.SUPPRESS and getattr(args, a.dest, None) != a.default
-    ]
+def given(args, parser) -> dict:
+    """The options that differ from their defaults: {destination: its default}."""
+    out = {}
+    for a in parser._actions:
+        default = a.type(a.default) if isinstance(a.default, str) and a.type else a.default
+        if a.default is not argparse.SUPPRESS and getattr(args, a.dest, None) != default:
+            out[a.dest] = default
+    return out
+
+
+def _types(config) -> set:
+    """The class names in a config tree."""
+    if isinstance(config, dict):
+        return {config.get("type")} | set().union(*map(_types, config.values()))
+    return set().union(*map(_types, config)) if isinstance(config, list) else set()
 
 
 def check_unused(command: str, args, parser) -> None:
-    """An option no chosen object uses is an error: setting it back to its default
-    leaves the run description the same."""
+    """An option no chosen object uses is an error: none of the classes it sets is in
+    the run description, and setting it back to its default leaves the description
+    the same."""
     described = describe(command, args).config()
-    unused = []
-    for dest in set(given(args, parser)) - UNDESCRIBED:
+    present, unused = _types(described), []
+    for dest, default in given(args, parser).items():
+        if dest in UNDESCRIBED:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if any(f.partition(".")[0] in present for f, fl in FIELDS.items() if flag in fl):
+            continue
         try:
-            reset = argparse.Namespace(**{**vars(args), dest: parser.get_default(dest)})
+            reset = argparse.Namespace(**{**vars(args), dest: default})
             again = describe(command, reset)
         except ValueError:  # the flag matters: without it, the objects do not even build
             continue
         if again.config() == described:
-            unused.append("--" + dest.replace("_", "-"))
+            unused.append(flag)
     if unused:
         what = args.method if command != "compare" else args.methods
         one = len(unused) == 1
@@ -111,7 +127,10 @@ def cmd_run(args, parser, argv) -> int:
     run = load_run(path, "--config" if resume is None else "--resume")
     kind = dict(train=Run, compare=CompareRun, explore=ExploreRun)[command]
     if not isinstance(run, kind):
-        raise ValueError(f"--config {path} describes a {type(run).__name__}, not a {kind.__name__}")
+        what = f"{type(run).__name__}, not the {kind.__name__} that {command} runs"
+        raise ValueError(
+            f"{'--config' if resume is None else '--resume'} {path} describes a {what}"
+        )
     run = run.replace(out=str(args.out or resume or run.folder))
     if getattr(args, "checkpoint_every", None) is not None:
         run = run.replace(checkpoint_every=args.checkpoint_every)
@@ -241,7 +260,7 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore", ReproducibilityBoundWarning)
             return commands[args.command](args, sub.choices[args.command], argv)
     except ValueError as e:
-        parser.error(flag_errors(str(e)))
+        parser.error(flag_errors(str(e), argv))
     except KeyboardInterrupt:
         print("interrupted: nothing (more) written", file=sys.stderr)
         return 130

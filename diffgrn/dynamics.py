@@ -152,6 +152,12 @@ class Dynamics(Configurable):
                 check_range("Dynamics", "sigma", s, ge=0.0)
         else:
             check_range("Dynamics", "sigma", self.sigma, ge=0.0)
+        sigmas = self.sigma if isinstance(self.sigma, (tuple, list)) else (self.sigma,)
+        if isinstance(self.noise, NoNoise) and max(sigmas) > 0:
+            raise ValueError(
+                f"Dynamics.noise is NoNoise(), which draws nothing, but Dynamics.sigma is "
+                f"{self.sigma}: set sigma to 0 (σ = 0 needs no noise object) or choose a noise"
+            )
         check_range("Dynamics", "init_low", self.init_low, ge=0.0, le=1.0)
         check_range("Dynamics", "init_high", self.init_high, ge=self.init_low, le=1.0)
         if self.checkpoints is not None:

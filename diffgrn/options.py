@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import jax.random as jr
 
-from .config import _REGISTRY
+from .config import find_class, known
 from .constraint import AbstractConstraint
 from .discovery import IMGEP, AbstractExploration
 from .dynamics import Dynamics
@@ -52,8 +52,9 @@ def classes(base: type, **extra) -> dict:
     """diffgrn's concrete subclasses of `base` that build from their defaults, by name."""
     found = {
         short(c, base): c
-        for c in _REGISTRY.values()
-        if issubclass(c, base) and not inspect.isabstract(c) and c.__module__[:7] == "diffgrn"
+        for c in (find_class({"type": n}) for n in known())
+        if issubclass(c, base) and not inspect.isabstract(c)
+        if c.__module__.split(".")[0] == "diffgrn"
         if all(
             p.default is not p.empty or n == "key" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
             for n, p in inspect.signature(c).parameters.items()
@@ -123,7 +124,7 @@ MODEL = [
          "each step, memory flat in T), grid (stored; diffgrn <= 0.4's numbers), virtual-tree, "
          "no (σ = 0)", default="counter"),
     flag("--max-stiffness", "Objective.max_stiffness", "score regulators with dt·max|f'| above "
-         "this as U = 0, a guard against Euler artefacts (e.g. 1)", type=float),
+         "this as U = 0, a guard against Euler artefacts (e.g. 1; None: no guard)", type=float),
     flag("--replicates", "Objective.replicates", "replicates R (None: 100, or 32 with --quick)",
          type=int, default=None),
     flag("--temperature", "SoftReadout.temperature", "soft readout temperature τ"),
@@ -136,9 +137,10 @@ MODEL = [
          "3 parameters (one gene); transcriptional: sigmoid(W s + V s̄ + b) - k s", default="mlp"),
 ]
 METHODS = [
-    flag("--generations", "", "es, cmaes, random, evosax generations (None: 200; 25 --quick)",
+    flag("--generations", "MuPlusLambdaES CMAES RandomSearch Evosax", "es, cmaes, random, "
+         "evosax generations (None: 200; 25 --quick)", type=int),
+    flag("--steps", "Gradient", "adam, openes, hybrid, pbt steps (None: 200; 25 with --quick)",
          type=int),
-    flag("--steps", "", "adam, openes, hybrid, pbt steps (None: 200; 25 with --quick)", type=int),
     flag("--population", "MuPlusLambdaES.population CMAES.population RandomSearch.population "
          "Evosax.population", "es, cmaes, random and evosax population"),
     flag("--parents", "MuPlusLambdaES.parents", "es: parents μ"),
@@ -156,9 +158,10 @@ METHODS = [
     flag("--es-pairs", "AntitheticES.pairs", "antithetic ES pairs per estimate (likewise)"),
     flag("--backprop-steps", "Pathwise.backprop_steps", "backpropagate through the last K "
          "steps only (truncated BPTT; None: all)", type=int),
-    flag("--bandwidth-to", "", "adam, hybrid, pbt: anneal h linearly from --bandwidth to this "
-         "over the first 3/4 of the steps (None: constant)", type=float),
-    flag("--temperature-to", "", "likewise τ from --temperature (None: constant)", type=float),
+    flag("--bandwidth-to", "Gradient", "adam, hybrid, pbt: anneal h linearly from --bandwidth "
+         "to this over the first 3/4 of the steps (None: constant)", type=float),
+    flag("--temperature-to", "Gradient", "likewise τ from --temperature (None: constant)",
+         type=float),
     flag("--switch", "Hybrid.switch", "hybrid: cmaes generations before Adam", default=10),
     flag("--learners", "GradientPopulation.learners", "pbt: Adam learners trained together"),
     flag("--spread", "GradientPopulation.spread", "pbt: std of the learners' starting noise"),
@@ -184,7 +187,7 @@ COMMANDS = dict(
         flag("--merge", "", "with --collect: add other compare folders of one method each "
              "under a label, LABEL=DIR,..."),
         flag("--baseline", "CompareRun.baseline", "method the speed-ups are measured against "
-             "(None: es if compared, else cmaes)"),
+             "(None: es if compared, else cmaes, else none)"),
         flag("--collect", "", "train nothing: tabulate the METHOD-seedK runs in --out",
              action="store_true"),
     ],
@@ -204,7 +207,8 @@ COMMON = [
     flag("--quick", "", "T=5, dt=0.02, R=32, 25 iterations (200 simulations for explore): a "
          "smoke run, not a comparison", action="store_true"),
     flag("--config", "", "run what a run.json, history.json, compare.json or explore.json "
-         "describes (--out, --overwrite, --no-progress still apply)", type=Path),
+         "describes (--out, --overwrite, --no-progress, train's --checkpoint-every apply)",
+         type=Path),
     flag("--seed", "Run.seed CompareRun.seed ExploreRun.seed", "seed of the start and training"),
     flag("--out", "Run.out CompareRun.out ExploreRun.out", "output folder (None: runs/ and a "
          "name from the run)", type=Path),
@@ -214,13 +218,19 @@ COMMON = [
 ]
 # fmt: on
 OPTIONS = MODEL + METHODS + COMMON + sum(COMMANDS.values(), [])
-FIELDS = {f: o.flag for o in OPTIONS for f in o.fields.split()}
-"""`Class.field` → the flag that sets it (errors name the flag)."""
+FIELDS: dict = {}
+"""`Class.field` → the flags that set it (errors name the flag); a bare `Class`: the
+flag applies when the run holds one."""
+for o in OPTIONS:
+    for f in o.fields.split():
+        FIELDS.setdefault(f, []).append(o.flag)
 
 
 def _default(fields: str):
     cls, _, name = fields.split()[0].partition(".")
-    return inspect.signature(_REGISTRY[cls]).parameters[name].default
+    if not name:  # a flag that applies to a class without setting one field (None: theirs)
+        return None
+    return inspect.signature(find_class({"type": cls})).parameters[name].default
 
 
 def add(group, options) -> None:
@@ -232,6 +242,9 @@ def add(group, options) -> None:
             kw["default"] = _default(o.fields)
         if "type" not in kw and isinstance(kw.get("default"), (int, float)):
             kw["type"] = type(kw["default"])
+        elif kw.get("type") in (numbers, ints) and not isinstance(kw.get("default"), str):
+            d = kw["default"]  # a string, so that argparse converts it as it does a flag
+            kw["default"] = ",".join(map(str, d)) if isinstance(d, tuple) else str(d)
         dest = o.flag[2:].replace("-", "_")
         if dest in CHOICES and o.flag != "--method":
             kw["choices"] = tuple(CHOICES[dest])
@@ -380,6 +393,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows '(default: X)' except for flags and for None defaults explained in the help."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS):
+        if action.default is None or action.default is False or action.default == argparse.SUPPRESS:
             return action.help
         return super()._get_help_string(action)

@@ -131,4 +131,4 @@ def test_compare_and_explore_folders_rerun_from_their_descriptions(tmp_path, cap
     with pytest.raises(SystemExit):  # a compare description is not a training run
         cli_main(["train", "--config", str(tmp_path / "c" / "compare.json"), "--out",
                   str(tmp_path / "x")])  # fmt: skip
-    assert "describes a CompareRun, not a Run" in capsys.readouterr().err
+    assert "describes a CompareRun, not the Run that train runs" in capsys.readouterr().err
