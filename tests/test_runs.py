@@ -364,3 +364,53 @@ def test_max_stiffness_guard_rejects_unresolved_regulators(open_chain, without_t
     res = diffgrn.train(guarded, diffgrn.TanhRegulator(), diffgrn.CMAES(population=8, sigma=5.0),
                         key=jr.key(0), iterations=4, progress=False)  # fmt: skip
     assert float(diffgrn.diagnostics.stiffness(res.best_regulator, 0.01)) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, refused",
+    [
+        (["explore", "--budget", "2000"], None),  # an explicit default applies
+        (["train", "--sigma", "0.1", "--size", "7", "--generations", "200"], None),
+        (
+            [
+                "train",
+                "--method",
+                "adam",
+                "--tissue",
+                "hex",
+                "--size",
+                "10x10",
+                "--genes",
+                "2",
+                "--inputs",
+                "both",
+            ],
+            None,
+        ),  # fmt: skip
+        (["explore", "--method", "random", "--mutation", "0.3"], "--mutation"),
+        (
+            [
+                "train",
+                "--method",
+                "adam",
+                "--estimator",
+                "likelihood-ratio",
+                "--grad-replicates",
+                "5",
+            ],
+            "--grad-replicates",
+        ),  # fmt: skip
+        (["train", "--regulator", "tanh", "--inputs", "both"], "--inputs"),
+        (["train", "--steps", "5"], "--steps"),
+    ],
+)
+def test_options_apply_when_an_object_they_set_is_in_the_run(argv, refused):
+    from diffgrn import cli
+
+    parser, sub = cli._parser()
+    args = parser.parse_args(argv)
+    if refused is None:
+        cli.check_unused(args.command, args, sub.choices[args.command])
+    else:
+        with pytest.raises(ValueError, match=f"{refused} does not apply"):
+            cli.check_unused(args.command, args, sub.choices[args.command])
