@@ -501,7 +501,10 @@ class Evosax(AbstractPopulationMethod):
         key: PRNGKeyArray | None,
     ) -> PyTree:
         strategy, params = self._strategy(state)
-        loss = jnp.where(fitness == -jnp.inf, 1.0, -fitness)  # evosax minimises; U ≥ 0 > -1
+        # evosax minimises −fitness; a failed candidate (−∞) scores worse than any other
+        # (1 for a utility, U ≥ 0; the worst loss + 1 for a loss, `direction` −1)
+        worst = jnp.max(jnp.where(fitness == -jnp.inf, -jnp.inf, -fitness))
+        loss = jnp.where(fitness == -jnp.inf, jnp.maximum(worst, 0.0) + 1.0, -fitness)
         return strategy.tell(key, population, loss, state, params)[0]
 
     def solution(self, state: PyTree) -> Float[Array, " dim"]:

@@ -747,6 +747,8 @@ def _resolution(objective, regulator, key, repeats: int, refine: int) -> dict:
     from . import diagnostics
 
     dyn = objective.dynamics
+    if objective.utility.observable() is not None:
+        return dict(skipped="the utility scores a recording; the paired check reads final states")
     try:
         fine = dyn.replace(dt=dyn.dt / refine)
         fine.check_memory(objective.tissue, objective.replicates, objective.genes)

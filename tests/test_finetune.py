@@ -159,3 +159,24 @@ def test_a_space_that_searches_the_start_needs_a_started_regulator():
         diffgrn.train(obj, reg, "cmaes", space=space, key=jr.key(0), iterations=1)
     started = diffgrn.Started(reg, jnp.full(3, 0.5))
     assert diffgrn.from_config(started.config()).init.shape == (3,)
+
+
+def test_search_space_coordinates_keep_the_box_and_the_frozen_leaves():
+    _, reg, space = circuit()
+    bound = space.bind(reg)
+    theta = bound.uniform(jr.key(1), 1)[0]
+    started = bound.regulator(theta)
+    assert np.array_equal(np.asarray(bound.flatten(started)), np.asarray(theta))
+    assert np.array_equal(np.asarray(bound.gather(started)), np.asarray(theta))  # a like-tree
+    x = jnp.linspace(-2.0, 3.0, bound.size)  # population coordinates far outside the cube
+    inside, frozen, _ = in_box(bound, bound.decode(bound.confine(x)), reg)
+    assert inside and frozen
+    assert np.all(np.asarray(bound.project(theta + 100.0)) == np.asarray(bound.high))
+    u = bound.to_unit(theta)
+    np.testing.assert_allclose(np.asarray(bound.from_unit(u)), np.asarray(theta), rtol=1e-5)
+    every = diffgrn.space.AllLeaves(reg)
+    flat = every.encode(reg)
+    assert flat.shape == (2 * 9 + 2 * 3,)  # W, V, b, log k
+    again = every.decode(flat)
+    assert np.array_equal(np.asarray(again.W), np.asarray(reg.W))
+    assert diffgrn.TrajectoryFit.direction == -1 and diffgrn.NoUtility.direction == 1
