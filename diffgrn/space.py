@@ -17,6 +17,13 @@ inexact-array leaf of the regulator must be boxed or frozen (nothing searched
 unbounded by accident). `Box(low, high, log=True)` searches log-uniformly (draws and
 mutations act on log values; low > 0). Boxes may hold one bound per element (nested
 lists broadcast to the leaf's shape).
+
+The same space bounds training: `train(objective, start, method, space=space)` gives
+every method the space's coordinates (`AbstractCoordinates`): gradient steps are
+clipped to the box, population candidates searched in its unit cube and clipped into
+it, frozen leaves never change. With `init` searched the start is a
+`diffgrn.Started(regulator, y0)` (`bound.regulator(theta)`). Without a space a method
+changes every leaf, unbounded (`AllLeaves`).
 """
 
 import abc

@@ -408,24 +408,25 @@ def _compile(trainer: Trainer, monitor_obj: Objective, ts: TrainState) -> tuple[
     step = jax.jit(trainer.step).lower(ts.method_state, k_loop).compile()
 
     @eqx.filter_jit
-    def monitor(state, key):
-        util = monitor_obj.hard(trainer.candidate(state), key)
+    def monitor(regulator, key):  # of a regulator: the start and the candidates alike
+        util = monitor_obj.hard(regulator, key)
         return util, _finite(util)
 
-    monitor(ts.method_state, k_loop)
+    monitor(trainer.candidate(ts.method_state), k_loop)
     return _Phase(step, monitor, k_loop), time.perf_counter() - t0
 
 
 def _count_start(ts: TrainState, trainer: Trainer, phase: _Phase) -> TrainState:
-    """The start among the candidates (iteration −1): the method's first candidate
-    scored like every later one, so training never returns something worse, on its
-    monitored draws, than where it began (a fine-tuned start is kept when no step beats
-    it). Its own key; the steps' keys are unchanged."""
-    util, ok = phase.monitor(ts.method_state, jr.fold_in(phase.key, 2**30))
+    """The start among the candidates (iteration −1): the regulator training began
+    from, exactly (not the method's view of it: a population method's unit-cube round
+    trip is not bitwise), scored like every later candidate, so training never returns
+    something worse, on its monitored draws, than where it began (a fine-tuned start is
+    kept when no step beats it). Its own key; the steps' keys are unchanged."""
+    start = ts.best_regulator  # the regulator `train` was given
+    util, ok = phase.monitor(start, jr.fold_in(phase.key, 2**30))
     if not bool(ok):
         return ts
     u = float(util.value)
-    start = trainer.candidate(ts.method_state)
     return ts.replace(best_utility=u, best_regulator=start, pool=((u, -1, start),))
 
 
@@ -447,7 +448,8 @@ def _iterate(
             error=f"non-finite state, utility or gradient at iteration {i} ({run.name}); "
             f"stopped, best regulator so far kept (iteration {ts.best_iteration})"
         ), None
-    util, ok = phase.monitor(state, k_eval)
+    final = trainer.candidate(state)
+    util, ok = phase.monitor(final, k_eval)
     if not bool(ok):
         return ts.replace(
             error=f"non-finite hard utility at iteration {i}; stopped, best regulator so "
@@ -464,7 +466,6 @@ def _iterate(
         wall_time=wall,
         replicate_steps=rsteps,
     )
-    final = trainer.candidate(state)
     sign = run.direction
     best = (u, i, final) if sign * u > sign * ts.best_utility else None
     pool = sorted([*ts.pool, (u, i, final)], key=lambda c: -sign * c[0])[: run.select_top]

@@ -174,6 +174,10 @@ def finetune(args, objective, regulator, space, libs, detector):
                                     callback=keep)  # fmt: skip
                 simulations = pop * max(1, steps // pop)
             losses = np.asarray([loss_start, *res.history.hard_utility])
+            point = np.asarray(bound.flatten(res.best_regulator))
+            # the start's and the result's L by one evaluation (train's own selection
+            # mean is batched differently: equal to a few ulps)
+            loss_best = float(batch_loss(jnp.asarray(point)[None])[0])
             row = dict(
                 start=name,
                 method=method,
@@ -182,7 +186,7 @@ def finetune(args, objective, regulator, space, libs, detector):
                 iterations=len(res.history),
                 loss_start=loss_start,
                 loss_last=float(losses[-1]),
-                loss_best=float(res.best_utility),
+                loss_best=loss_best,
                 best_iteration=res.best_iteration,
                 seconds=round(common.time.perf_counter() - t, 1),
             )
@@ -192,7 +196,6 @@ def finetune(args, objective, regulator, space, libs, detector):
                     sum(np.asarray(osc_of(pts[i : i + 500])).sum() for i in range(0, len(pts), 500))
                 )
             rows.append(row)
-            point = np.asarray(bound.flatten(res.best_regulator))
             curves[f"{name}, {method}"] = dict(losses=losses, point=point, loss=row["loss_best"])
             print(row, flush=True)
     return dict(target=dict(amplitude=amp, frequency=freq, offset=off), rows=rows), curves, target
