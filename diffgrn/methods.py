@@ -30,7 +30,7 @@ from .population import (
 )
 from .regulator import AbstractRegulator
 from .space import AbstractCoordinates
-from .trainer import AbstractMethod, StepInfo, Trainer, all_finite, coordinates
+from .trainer import AbstractMethod, StepInfo, Trainer, all_finite, build, coordinates
 
 __all__ = [
     "CMAES",
@@ -96,8 +96,8 @@ class Hybrid(AbstractMethod):
         space: AbstractCoordinates | None = None,
     ) -> Trainer:
         stages = (
-            self.first.build(objective, regulator, space),
-            self.second.build(objective, regulator, space),
+            build(self.first, objective, regulator, space),
+            build(self.second, objective, regulator, space),
         )
         zero = lambda: jnp.zeros((), jnp.int32)
 
@@ -116,7 +116,7 @@ class Hybrid(AbstractMethod):
 
         def next_phase(state, key):
             start = stages[0].candidate(state.inner)  # second starts where first ended
-            return HybridState(1, zero(), self.second.build(objective, start, space).init(key))
+            return HybridState(1, zero(), build(self.second, objective, start, space).init(key))
 
         def cost(state):
             return stages[state.stage].cost(state.inner)

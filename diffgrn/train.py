@@ -30,6 +30,7 @@ from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator, Started
 from .space import SearchSpace
+from .trainer import build as build_trainer
 from .utility import PatternInformation
 
 HISTORY_FIELDS = (
@@ -301,7 +302,7 @@ def train(
         points = frozenset(check_points(n_iter, reassess))
         run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
 
-    trainer = method.build(objective, regulator, coords)
+    trainer = build_trainer(method, objective, regulator, coords)
     if resume:
         ts = ckpt.load(trainer, regulator, key)
     else:

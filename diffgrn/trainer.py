@@ -103,3 +103,16 @@ def coordinates(
             f"got {type(space).__name__}"
         )
     return space
+
+
+def build(
+    method: AbstractMethod,
+    objective: Objective,
+    regulator: AbstractRegulator,
+    space: AbstractCoordinates | None = None,
+) -> Trainer:
+    """`method.build(objective, regulator[, space])`: a method written before search
+    spaces (`build(objective, regulator)`) still trains without one."""
+    if space is None:
+        return method.build(objective, regulator)
+    return method.build(objective, regulator, space)
