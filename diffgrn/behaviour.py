@@ -34,13 +34,14 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from ._memory import available_memory
 from ._validate import check_instance, check_range
 from .config import Configurable
 from .discovery import Library, occupied
+from .estimators import Pathwise
+from .methods import ClippedAdam, Gradient
 from .objective import Objective
 from .observe import (
     AbstractBehaviour,
@@ -52,7 +53,8 @@ from .observe import (
 )
 from .regulator import AbstractRegulator
 from .space import BoundSpace, SearchSpace
-from .train import progress_bar
+from .train import TrainResult, progress_bar, train
+from .utility import TrajectoryFit
 
 
 class Store(NamedTuple):
@@ -67,13 +69,14 @@ class Store(NamedTuple):
 
 class System(eqx.Module):
     """What one simulation is: the objective's solve from a point of the space,
-    recorded by `observe`, embedded by `goal`, described by `descriptors`."""
+    recorded by `observe` (`recording`), embedded by `goal`, described by
+    `descriptors` (`run`; `replay` needs only the recording)."""
 
     objective: Objective
     space: BoundSpace
     observe: AbstractObservable
-    goal: AbstractBehaviour
-    descriptors: tuple
+    goal: AbstractBehaviour | None = None
+    descriptors: tuple = ()
 
     def recording(self, theta, key) -> Recording:
         reg, init = self.space.build(theta)
@@ -359,88 +362,47 @@ def replay(
     """Re-simulate library rows from their stored parameters, initial states and keys
     (through the same vmapped solve `discover` ran), recorded by `observe`."""
     idx = np.atleast_1d(np.asarray(rows, np.int64))
-    bound = space.bind(library.template)
+    system = System(objective, space.bind(library.template), observe)
     pts = jnp.asarray(library.points[idx])
     keys = jr.wrap_key_data(jnp.asarray(library.keys[idx]))
+    return _replay(system, pts, keys)
 
-    @jax.jit
-    def run(pts, keys):
-        def one(theta, k):
-            reg, init = bound.build(theta)
-            return objective.simulate(reg, k, init=init, observe=observe)
 
-        return jax.vmap(one)(pts, keys)
-
-    return run(pts, keys)
+@eqx.filter_jit
+def _replay(system: System, pts, keys):
+    return jax.vmap(lambda th, k: system.recording(th, k).states)(pts, keys)
 
 
 # ---------------------------------------------------------------- fine-tuning
 
 
-class FitResult(NamedTuple):
-    """`fit`'s outcome: the best point seen (the start included), its loss, the step it
-    was found at (0: the start), and every step's point and loss."""
-
-    point: Float[Array, " P"]
-    loss: float
-    step: int
-    losses: np.ndarray
-    points: np.ndarray
-
-
 def fit(
     objective: Objective,
-    space: BoundSpace,
-    theta: Float[Array, " P"],
+    space: SearchSpace,
+    start: AbstractRegulator,
     loss: AbstractTrajectoryLoss,
     observe: AbstractObservable,
     *,
     steps: int = 100,
-    optimiser: optax.GradientTransformation | None = None,
+    optimiser: ClippedAdam | None = None,
     key: PRNGKeyArray,
-) -> FitResult:
-    """Gradient fine-tuning of a point on a trajectory loss through the differentiable
-    simulation, each step clipped to the box. The start counts among the candidates:
-    the result is never worse than where it began (on this loss and key). Default
-    optimiser: Adam(1e-3, b1=0.02, b2=0.001) (Hiscock's, at the tutorial's rate)."""
-    check_range("fit", "steps", steps, ge=0, integer=True)
-    opt = optimiser or optax.adam(1e-3, b1=0.02, b2=0.001)
-    dyn = objective.dynamics
-
-    def value(th):
-        reg, init = space.build(th)
-        states = objective.simulate(reg, key, init=init, observe=observe)
-        return loss(observe.recording(states, dyn.n_steps, dyn.dt))
-
-    @jax.jit
-    def step(th, state):
-        v, g = jax.value_and_grad(value)(th)
-        upd, state = opt.update(g, state, th)
-        return v, space.clip(optax.apply_updates(th, upd)), state
-
-    state = opt.init(theta)
-    losses, points = [], []
-    th = theta
-    for _ in range(steps):
-        v, new, state = step(th, state)
-        losses.append(float(v))
-        points.append(th)
-        th = new
-    losses.append(float(jax.jit(value)(th)))
-    points.append(th)
-    arr = np.asarray(losses)
-    arr_safe = np.where(np.isfinite(arr), arr, np.inf)
-    j = int(np.argmin(arr_safe))
-    return FitResult(points[j], float(arr[j]), j, arr, np.asarray(jnp.stack(points)))
+    **train_options,
+) -> TrainResult:
+    """`train` toward a target trajectory: `objective` scored by
+    `TrajectoryFit(loss, observe)`, `Gradient(optimiser, Pathwise())` for `steps`
+    steps in `space` from `start` (a `Started` when the space searches the initial
+    state, e.g. `space.bind(regulator).regulator(theta)`). The start counts among the
+    candidates, so the result is never worse on the loss than where it began.
+    Default optimiser: Adam(1e-3, b1=0.02, b2=0.001) unclipped (the tutorial's)."""
+    opt = ClippedAdam(1e-3, clip=None, b1=0.02, b2=0.001) if optimiser is None else optimiser
+    obj = objective.replace(utility=TrajectoryFit(loss, observe))
+    method = Gradient(opt, Pathwise())
+    opts = dict(iterations=steps, progress=False) | train_options
+    return train(obj, start, method, key=key, space=space, **opts)
 
 
 def loss_of(objective: Objective, space: BoundSpace, loss: AbstractTrajectoryLoss, observe, key):
-    """A jitted `theta (n, P) -> loss (n,)` (one batched solve)."""
-    dyn = objective.dynamics
-
-    def one(th):
-        reg, init = space.build(th)
-        states = objective.simulate(reg, key, init=init, observe=observe)
-        return loss(observe.recording(states, dyn.n_steps, dyn.dt))
-
-    return jax.jit(jax.vmap(one))
+    """A jitted `theta (n, P) -> loss (n,)`: the `TrajectoryFit` score of each point
+    of `space` (one batched solve)."""
+    obj = objective.replace(utility=TrajectoryFit(loss, observe))
+    return jax.jit(jax.vmap(lambda th: obj.hard(space.regulator(th), key).value))

@@ -29,7 +29,8 @@ from .population import (
     RandomSearch,
 )
 from .regulator import AbstractRegulator
-from .trainer import AbstractMethod, StepInfo, Trainer, all_finite
+from .space import AbstractCoordinates
+from .trainer import AbstractMethod, StepInfo, Trainer, all_finite, build, coordinates
 
 __all__ = [
     "CMAES",
@@ -88,8 +89,16 @@ class Hybrid(AbstractMethod):
                 f"for a hybrid; got {iterations}"
             )
 
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
-        stages = (self.first.build(objective, regulator), self.second.build(objective, regulator))
+    def build(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        space: AbstractCoordinates | None = None,
+    ) -> Trainer:
+        stages = (
+            build(self.first, objective, regulator, space),
+            build(self.second, objective, regulator, space),
+        )
         zero = lambda: jnp.zeros((), jnp.int32)
 
         def init(key):
@@ -107,7 +116,7 @@ class Hybrid(AbstractMethod):
 
         def next_phase(state, key):
             start = stages[0].candidate(state.inner)  # second starts where first ended
-            return HybridState(1, zero(), self.second.build(objective, start).init(key))
+            return HybridState(1, zero(), build(self.second, objective, start, space).init(key))
 
         def cost(state):
             return stages[state.stage].cost(state.inner)
@@ -122,18 +131,34 @@ class Hybrid(AbstractMethod):
 class ClippedAdam(Configurable):
     """Adam after global-norm clipping, as an optimiser that describes itself in configs:
     `init` and `update` are those of `optax.chain(optax.clip_by_global_norm(clip),
-    optax.adam(learning_rate))` (`transformation()`), so it goes wherever an Optax
-    optimiser goes in `Gradient`, and `Gradient.config()` records it."""
+    optax.adam(learning_rate, b1, b2))` (`transformation()`; `clip=None`: Adam
+    alone), so it goes wherever an Optax optimiser goes in `Gradient`, and
+    `Gradient.config()` records it."""
 
     learning_rate: float = eqx.field(static=True, default=3e-2)
-    clip: float = eqx.field(static=True, default=1.0)
+    clip: float | None = eqx.field(static=True, default=1.0)
+    b1: float = eqx.field(static=True, default=0.9)
+    b2: float = eqx.field(static=True, default=0.999)
 
     def __check_init__(self):
         check_range("ClippedAdam", "learning_rate", self.learning_rate, gt=0.0)
-        check_range("ClippedAdam", "clip", self.clip, gt=0.0)
+        if self.clip is not None:
+            check_range("ClippedAdam", "clip", self.clip, gt=0.0)
+        check_range("ClippedAdam", "b1", self.b1, ge=0.0, lt=1.0)
+        check_range("ClippedAdam", "b2", self.b2, ge=0.0, lt=1.0)
 
     def transformation(self) -> optax.GradientTransformation:
-        return optax.chain(optax.clip_by_global_norm(self.clip), optax.adam(self.learning_rate))
+        adam = optax.adam(self.learning_rate, b1=self.b1, b2=self.b2)
+        if self.clip is None:  # plain Adam
+            return adam
+        return optax.chain(optax.clip_by_global_norm(self.clip), adam)
+
+    def arguments(self) -> dict:
+        out = super().arguments()
+        for name, default in (("b1", 0.9), ("b2", 0.999)):  # defaults left out of configs
+            if out[name] == default:
+                del out[name]
+        return out
 
     def init(self, params: PyTree) -> PyTree:
         return self.transformation().init(params)
@@ -223,7 +248,12 @@ class Gradient(AbstractMethod):
                     f"{value!r}"
                 )
 
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+    def build(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        space: AbstractCoordinates | None = None,
+    ) -> Trainer:
         need, have = self.estimator.memory_bytes(objective), available_memory()
         if need > have:  # sized before anything is compiled
             raise ValueError(
@@ -233,7 +263,9 @@ class Gradient(AbstractMethod):
                 "store fewer steps (Dynamics(checkpoints=k)) or use a population method"
             )
         opt = self.optimiser if self.optimiser is not None else ClippedAdam()
-        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        coords = coordinates(space, regulator)
+        params = coords.params(regulator)
+        sign = objective.direction  # optax descends: −U for a utility, +L for a loss
 
         def init(key):
             del key
@@ -245,16 +277,16 @@ class Gradient(AbstractMethod):
                 temperature=None if self.temperature is None else self.temperature(count),
                 bandwidth=None if self.bandwidth is None else self.bandwidth(count),
             )
-            ascent, util = self.estimator(obj, eqx.combine(p, static), key)
-            grads = jax.tree_util.tree_map(lambda g: -g, eqx.filter(ascent, eqx.is_inexact_array))
+            ascent, util = self.estimator(obj, coords.regulator(p), key)
+            grads = jax.tree_util.tree_map(lambda g: -sign * g, coords.gather(ascent))
             updates, opt_state = opt.update(grads, state["opt_state"], p)
-            new = optax.apply_updates(p, updates)
+            new = coords.project(optax.apply_updates(p, updates))  # back into the box
             finite = all_finite((grads, new)) & ~jnp.isinf(util)
             info = StepInfo(jnp.asarray(util, jnp.float32), optax.tree.norm(grads), finite)
             return dict(params=new, opt_state=opt_state, count=count + 1), info
 
         def candidate(state):
-            return eqx.combine(state["params"], static)
+            return coords.regulator(state["params"])
 
         return Trainer(init, step, candidate, self.estimator.cost(objective))
 

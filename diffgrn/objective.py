@@ -18,7 +18,7 @@ from . import _memory
 from ._validate import check_instance, check_range
 from .config import Configurable
 from .dynamics import Dynamics
-from .readout import AbstractReadout, HardReadout, SoftReadout
+from .readout import AbstractReadout, SoftReadout
 from .regulator import AbstractRegulator, drift_stiffness
 from .tissue import Chain, Tissue
 from .utility import AbstractUtility, PatternInformation, Utility
@@ -150,6 +150,7 @@ class Objective(Configurable):
         check_range("Objective", "bandwidth", self.bandwidth, gt=0.0)
         check_instance("Objective", "utility", self.utility, AbstractUtility)
         self.utility.check(self.tissue.n_cells, len(self.fate_genes))
+        self.utility.check_run(self)
         check_range("Objective", "replicates", self.replicates, ge=1, integer=True)
         least, why = self.utility.least_replicates()
         if self.replicates < least:
@@ -163,6 +164,11 @@ class Objective(Configurable):
     @property
     def n_cells(self) -> int:
         return self.tissue.n_cells
+
+    @property
+    def direction(self) -> int:
+        """+1 when the utility is maximised, −1 when it is a loss (`AbstractUtility`)."""
+        return self.utility.direction
 
     @property
     def n_fates(self) -> int:
@@ -246,6 +252,8 @@ class Objective(Configurable):
         replicate from that state (per gene, or per cell and gene) instead of a draw."""
         self.check_regulator(regulator)
         r = self.replicates if replicates is None else replicates
+        if init is None:  # a regulator that carries its start (`Started`)
+            init = regulator.initial_state()
         return self.dynamics.simulate(
             regulator,
             self.tissue,
@@ -270,7 +278,7 @@ class Objective(Configurable):
     def hard(
         self, regulator: AbstractRegulator, key: PRNGKeyArray, *, replicates: int | None = None
     ) -> Utility:
-        s = self.simulate(regulator, key, replicates=replicates)
+        s = self.simulate(regulator, key, replicates=replicates, observe=self.utility.observable())
         util = _nan_unless_finite(self.hard_of(s), s)
         if self.max_stiffness is not None:  # Euler at this dt must resolve it
             util = Utility(*(jnp.where(self.resolves(regulator), v, 0.0) for v in util))
@@ -294,20 +302,28 @@ class Objective(Configurable):
     ) -> Utility:
         """`replicates` overrides the objective's R for this evaluation;
         `backprop_steps` truncates its gradient to the last steps."""
-        s = self.simulate(regulator, key, replicates=replicates, backprop_steps=backprop_steps)
+        s = self.simulate(
+            regulator,
+            key,
+            replicates=replicates,
+            backprop_steps=backprop_steps,
+            observe=self.utility.observable(),
+        )
         return self.soft_of(s)
 
-    def hard_of(self, states: Float[Array, "replicates cells genes"]) -> Utility:
-        """The hard utility of final states `(R, N, G)` (no finiteness check)."""
-        return self.utility.hard(self.fates(states, HardReadout()))
+    def hard_of(self, states: Float[Array, "replicates *times cells genes"]) -> Utility:
+        """The hard utility of final states `(R, N, G)` (or of what the utility's
+        `observable` recorded; no finiteness check)."""
+        return self.utility.hard_of(self, states)
 
-    def soft_of(self, states: Float[Array, "replicates cells genes"]) -> Utility:
-        """The soft utility of final states `(R, N, G)` (readout, then `utility.soft`)."""
-        return self.utility.soft(self.fates(states), self.bandwidth)
+    def soft_of(self, states: Float[Array, "replicates *times cells genes"]) -> Utility:
+        """The soft utility of final states `(R, N, G)` (readout, then `utility.soft`;
+        or of what the utility's `observable` recorded)."""
+        return self.utility.soft_of(self, states)
 
     def evaluate(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> tuple[Utility, Utility]:
         """(hard, soft) utilities of one simulation."""
-        s = self.simulate(regulator, key)
+        s = self.simulate(regulator, key, observe=self.utility.observable())
         return _nan_unless_finite(self.hard_of(s), s), self.soft_of(s)
 
     def loss(self, regulator: AbstractRegulator, key: PRNGKeyArray) -> Scalar:

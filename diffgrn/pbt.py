@@ -105,7 +105,12 @@ class GradientPopulation(AbstractMethod):
     def _fresh(self) -> int:
         return self.learners // 4 if self.fresh is None else self.fresh
 
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
+    def build(self, objective: Objective, regulator: AbstractRegulator, space=None) -> Trainer:
+        if space is not None or objective.direction != 1:
+            raise ValueError(
+                "GradientPopulation trains every leaf on a utility: it takes no search "
+                "space and no loss (TrajectoryFit) yet"
+            )
         inner = self.gradient.build(objective, regulator)
         _, static = eqx.partition(regulator, eqx.is_inexact_array)
         k = self.learners

@@ -1,10 +1,13 @@
 """Population methods on the hard utility, evosax style: a strategy writes `ask` and
 `tell` over a flat parameter vector; `AbstractPopulationMethod` does the rest.
 
-The base ravels the regulator, evaluates each generation's population with the
-objective's hard utility on one fresh noise draw (common random numbers) in one
-vmapped call, hands `tell` the fitness with NaN as the worst (−∞), checks
-finiteness and reports the strategy's `solution` as the candidate regulator.
+The base ravels the regulator (or, given a search space, takes its unit-cube
+coordinates: every candidate is clipped into the box before it is evaluated, and
+the reported solution too; frozen leaves are never searched), evaluates each
+generation's population with the objective's hard utility (negated for a loss) on
+one fresh noise draw (common random numbers) in one vmapped call, hands `tell` the
+fitness with NaN as the worst (−∞), checks finiteness and reports the strategy's
+`solution` as the candidate regulator.
 """
 
 import abc
@@ -24,7 +27,8 @@ from ._memory import map_batched
 from ._validate import check_range
 from .objective import Objective
 from .regulator import AbstractRegulator
-from .trainer import AbstractMethod, StepInfo, Trainer, all_finite
+from .space import AbstractCoordinates
+from .trainer import AbstractMethod, StepInfo, Trainer, all_finite, coordinates
 
 
 class AbstractPopulationMethod(AbstractMethod):
@@ -71,13 +75,18 @@ class AbstractPopulationMethod(AbstractMethod):
         """Whether the state is fit to continue (by default: all of it finite)."""
         return all_finite(state)
 
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer:
-        params, static = eqx.partition(regulator, eqx.is_inexact_array)
-        x0, unravel = jax.flatten_util.ravel_pytree(params)
+    def build(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        space: AbstractCoordinates | None = None,
+    ) -> Trainer:
+        coords = coordinates(space, regulator)
+        x0 = coords.encode(regulator)
+        sign = objective.direction  # fitness is higher-better: a loss is negated
 
         def fitness(flat, key):
-            reg = eqx.combine(unravel(flat), static)
-            return objective.hard(reg, key).value
+            return sign * objective.hard(coords.decode(flat), key).value
 
         def init(key):
             return self.init(key, x0)
@@ -85,13 +94,14 @@ class AbstractPopulationMethod(AbstractMethod):
         def step(state, key):
             k_ask, k_eval, k_tell = self.split_key(key)
             population, state = self.ask(state, k_ask)
+            population = coords.confine(population)  # every candidate in the box
             fit = map_batched(lambda flat: fitness(flat, k_eval), population, batch)
             new = self.tell(state, population, jnp.where(jnp.isnan(fit), -jnp.inf, fit), k_tell)
             nan = jnp.asarray(jnp.nan, jnp.float32)
             return new, StepInfo(nan, nan, all_finite(fit) & self.finite(new))
 
         def candidate(state):
-            return eqx.combine(unravel(self.solution(state)), static)
+            return coords.decode(coords.confine(self.solution(state)))
 
         def ask_shape(key):
             return self.ask(init(key), self.split_key(key)[0])[0]
@@ -491,7 +501,10 @@ class Evosax(AbstractPopulationMethod):
         key: PRNGKeyArray | None,
     ) -> PyTree:
         strategy, params = self._strategy(state)
-        loss = jnp.where(fitness == -jnp.inf, 1.0, -fitness)  # evosax minimises; U ≥ 0 > -1
+        # evosax minimises −fitness; a failed candidate (−∞) scores worse than any other
+        # (1 for a utility, U ≥ 0; the worst loss + 1 for a loss, `direction` −1)
+        worst = jnp.max(jnp.where(fitness == -jnp.inf, -jnp.inf, -fitness))
+        loss = jnp.where(fitness == -jnp.inf, jnp.maximum(worst, 0.0) + 1.0, -fitness)
         return strategy.tell(key, population, loss, state, params)[0]
 
     def solution(self, state: PyTree) -> Float[Array, " dim"]:

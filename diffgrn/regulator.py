@@ -46,6 +46,45 @@ class AbstractRegulator(Configurable):
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]
     ) -> Float[Array, "*batch genes"]: ...
 
+    def initial_state(self) -> Float[Array, "*cells genes"] | None:
+        """The state every replicate starts from, when the regulator carries one
+        (`Started`); `None` (the default): the dynamics draw it."""
+        return None
+
+
+class Started(AbstractRegulator):
+    """A regulator with the initial state it starts from (per gene, or per cell and
+    gene): what a search space that searches the initial state trains
+    (`SearchSpace(init=Box(…))`). Its drift is `regulator`'s; an `Objective`
+    simulates it from `init` instead of a draw."""
+
+    regulator: AbstractRegulator
+    init: Float[Array, "*cells genes"]
+
+    def __init__(self, regulator: AbstractRegulator, init):
+        if not isinstance(regulator, AbstractRegulator) or isinstance(regulator, Started):
+            raise ValueError(
+                f"Started.regulator must be a diffgrn regulator; got {type(regulator).__name__}"
+            )
+        init = jnp.asarray(init, jnp.float32)
+        if init.ndim not in (1, 2) or init.shape[-1] != regulator.genes:
+            raise ValueError(
+                f"Started.init must hold one value per gene ({regulator.genes}), or per cell "
+                f"and gene; got shape {init.shape}"
+            )
+        self.regulator = regulator
+        self.init = init
+        self.genes = regulator.genes
+
+    def __call__(self, s, sbar):
+        return self.regulator(s, sbar)
+
+    def initial_state(self):
+        return self.init
+
+    def arguments(self) -> dict:
+        return dict(regulator=self.regulator, init=self.init)
+
 
 class MLPRegulator(AbstractRegulator):
     """An `eqx.nn.MLP` inputs → widths… → genes with tanh hidden layers and a linear

@@ -17,7 +17,16 @@ inexact-array leaf of the regulator must be boxed or frozen (nothing searched
 unbounded by accident). `Box(low, high, log=True)` searches log-uniformly (draws and
 mutations act on log values; low > 0). Boxes may hold one bound per element (nested
 lists broadcast to the leaf's shape).
+
+The same space bounds training: `train(objective, start, method, space=space)` gives
+every method the space's coordinates (`AbstractCoordinates`): gradient steps are
+clipped to the box, population candidates searched in its unit cube and clipped into
+it, frozen leaves never change. With `init` searched the start is a
+`diffgrn.Started(regulator, y0)` (`bound.regulator(theta)`). Without a space a method
+changes every leaf, unbounded (`AllLeaves`).
 """
+
+import abc
 
 import equinox as eqx
 import jax
@@ -25,11 +34,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jax.flatten_util import ravel_pytree
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._validate import check_instance
 from .config import Configurable
-from .regulator import AbstractRegulator
+from .regulator import AbstractRegulator, Started
 
 
 def _bound(x):
@@ -168,9 +177,72 @@ class SearchSpace(Configurable):
         )
 
 
-class BoundSpace(eqx.Module):
+class AbstractCoordinates(eqx.Module):
+    """What a training method changes of a regulator, and within which bounds.
+
+    Gradient methods step `params(regulator)` (a pytree) with gradients `gather`ed
+    from a gradient like the regulator, then `project` the step back into the
+    bounds; population methods search flat coordinates `encode(regulator)`, `clip`
+    `confine` every candidate and `decode` it. `regulator`/`decode` give the regulator
+    (what is not searched is the template's, bitwise)."""
+
+    @abc.abstractmethod
+    def params(self, regulator: AbstractRegulator) -> PyTree: ...
+
+    @abc.abstractmethod
+    def regulator(self, params: PyTree) -> AbstractRegulator: ...
+
+    @abc.abstractmethod
+    def gather(self, tree: PyTree) -> PyTree:
+        """The part of `tree` (a gradient shaped like `regulator(params)`) that is
+        `params`'."""
+
+    def project(self, params: PyTree) -> PyTree:
+        return params
+
+    @abc.abstractmethod
+    def encode(self, regulator: AbstractRegulator) -> Float[Array, " P"]: ...
+
+    @abc.abstractmethod
+    def decode(self, x: Float[Array, " P"]) -> AbstractRegulator: ...
+
+    def confine(self, x: Float[Array, "*batch P"]) -> Float[Array, "*batch P"]:
+        """Population coordinates kept in the bounds."""
+        return x
+
+
+class AllLeaves(AbstractCoordinates):
+    """Every inexact-array leaf of the regulator, unbounded (no search space): the
+    gradient methods' parameters are the leaves, the population methods' coordinates
+    their concatenation."""
+
+    template: AbstractRegulator
+
+    def params(self, regulator):
+        return eqx.filter(regulator, eqx.is_inexact_array)
+
+    def regulator(self, params):
+        return eqx.combine(params, eqx.filter(self.template, eqx.is_inexact_array, inverse=True))
+
+    def gather(self, tree):
+        return eqx.filter(tree, eqx.is_inexact_array)
+
+    def encode(self, regulator):
+        return ravel_pytree(self.params(regulator))[0]
+
+    def decode(self, x):
+        return self.regulator(ravel_pytree(self.params(self.template))[1](x))
+
+
+class BoundSpace(AbstractCoordinates):
     """A `SearchSpace` on one regulator: coordinates θ `(P,)` are the searched leaves'
-    values (tree order, row-major), then the initial state (per gene) if searched."""
+    values (tree order, row-major), then the initial state (per gene) if searched.
+
+    As a method's coordinates: gradient methods step θ and clip it to the box;
+    population methods search the unit cube (`to_unit`: each coordinate a fraction
+    of its box, log-scaled where the box says so), so one step size fits leaves of
+    any range, and every candidate is clipped to it. Frozen leaves are never
+    touched. With a searched initial state the regulator is a `Started`."""
 
     low: Float[Array, " P"]
     high: Float[Array, " P"]
@@ -195,9 +267,10 @@ class BoundSpace(eqx.Module):
         return (x - lo) / (hi - lo)
 
     def from_unit(self, u: Float[Array, "*batch P"]) -> Float[Array, "*batch P"]:
+        """Coordinates of points in [0, 1] (in the box: rounding clipped away)."""
         lo, hi = self._lo_hi()
         x = lo + u * (hi - lo)
-        return jnp.where(self.log, jnp.exp(x), x)
+        return jnp.clip(jnp.where(self.log, jnp.exp(x), x), self.low, self.high)
 
     def uniform(self, key: PRNGKeyArray, n: int) -> Float[Array, "n P"]:
         """`n` points uniform in the box (log-uniform on log leaves)."""
@@ -254,3 +327,41 @@ class BoundSpace(eqx.Module):
         found = leaves(self.template)
         out = [f"{n}[{j}]" for n in self.searched for j in range(found[n].size)]
         return out + [f"init[{g}]" for g in range(self.genes)]
+
+    def regulator(self, theta: Float[Array, " P"]) -> AbstractRegulator:
+        """The regulator of θ: `build`'s, a `Started` from θ's initial state when the
+        space searches it."""
+        reg, init = self.build(theta)
+        return reg if init is None else Started(reg, init)
+
+    def flatten(self, regulator: AbstractRegulator) -> Float[Array, " P"]:
+        """θ of `regulator` (a `Started` when the space searches the initial state)."""
+        if self.genes:
+            if not isinstance(regulator, Started):
+                raise ValueError(
+                    "this search space searches the initial state: give the start as "
+                    "diffgrn.Started(regulator, init) (or BoundSpace.regulator(theta))"
+                )
+            return self.point(regulator.regulator, regulator.init)
+        if isinstance(regulator, Started):
+            regulator = regulator.regulator
+        return self.point(regulator)
+
+    # AbstractCoordinates: gradients step θ, populations the unit cube
+    def params(self, regulator):
+        return self.flatten(regulator)
+
+    def gather(self, tree):
+        return self.flatten(tree)
+
+    def project(self, params):
+        return self.clip(params)
+
+    def encode(self, regulator):
+        return self.to_unit(self.flatten(regulator))
+
+    def decode(self, x):
+        return self.regulator(self.from_unit(x))
+
+    def confine(self, x):
+        return jnp.clip(x, 0.0, 1.0)

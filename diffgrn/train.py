@@ -28,7 +28,9 @@ from .assessment import Assessment, warn_bound
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
 from .objective import Objective
-from .regulator import AbstractRegulator
+from .regulator import AbstractRegulator, Started
+from .space import SearchSpace
+from .trainer import build as build_trainer
 from .utility import PatternInformation
 
 HISTORY_FIELDS = (
@@ -106,10 +108,12 @@ class TrainResult:
     """What `train` returns.
 
     `best_regulator` is chosen in two stages: the `select_top` candidates with the
-    highest hard utility on fresh noise during training (the start among them, as
-    iteration −1, so a result is never one that scored below its start) are re-assessed on
-    `select_repeats` further independent draws, and the best mean wins (a single noisy
-    maximum over many iterations is biased upward: the winner's curse).
+    best hard utility on fresh noise during training (the highest; the lowest for a
+    loss, `objective.direction` −1, e.g. a `TrajectoryFit`: what the method optimised)
+    — the start among them, as iteration −1, so a result is never one that scored
+    worse than its start — are re-assessed on `select_repeats` further independent
+    draws, and the best mean wins (a single noisy maximum over many iterations is
+    biased upward: the winner's curse).
     `best_utility` is that mean, `selection` records the re-assessment. `error` is set (and
     training stopped early) when states, utilities or gradients became non-finite or the
     run was interrupted.
@@ -185,6 +189,7 @@ class _Run:
     name: str
     check_points: frozenset = frozenset()
     check_repeats: int = 0
+    direction: int = 1  # +1: the highest utility is best; −1: the lowest loss
 
 
 def train(
@@ -205,6 +210,7 @@ def train(
     resume: bool = False,
     reassess: int | None = None,
     reassess_repeats: int = 10,
+    space: "SearchSpace | None" = None,
 ) -> TrainResult:
     """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
 
@@ -230,6 +236,16 @@ def train(
     that bound crosses it, not at the first lucky draw (`Comparison`). Not counted in
     wall time or replicate-steps.
 
+    `space` (a `diffgrn.space.SearchSpace`) bounds every method: gradient steps
+    are clipped to its box, population candidates drawn and clipped in it, frozen
+    leaves never change; with `SearchSpace(init=…)` the regulator is a
+    `diffgrn.Started` (its initial state searched too). Default: every leaf,
+    unbounded.
+
+    What is monitored and selected is the objective's own score, in its own
+    direction (`Objective.direction`): a `TrajectoryFit` utility makes `train` a
+    fine-tuning toward a target trajectory that keeps its start when no step beats it.
+
     A `diffgrn.Run` (objective, regulator, method, budget, seed, re-assessment and
     checkpointing in one description) trains with `run.train()`.
     """
@@ -254,6 +270,15 @@ def train(
     monitor_obj = (
         objective if eval_replicates is None else objective.replace(replicates=eval_replicates)
     )
+    coords = None
+    if space is not None:
+        if not isinstance(space, SearchSpace):
+            raise ValueError(
+                f"train.space must be a diffgrn.space.SearchSpace; got {type(space).__name__}"
+            )
+        template = regulator.regulator if isinstance(regulator, Started) else regulator
+        coords = space.bind(template)
+        coords.flatten(regulator)  # a searched initial state needs a Started start
     config = dict(
         objective=objective.config(),
         method=method_config(method),
@@ -261,6 +286,8 @@ def train(
         iterations=n_iter,
         eval_replicates=monitor_obj.replicates,
     )
+    if space is not None:
+        config["space"] = space.config()
     if reassess is not None:  # part of the run's identity (a checkpoint of it must match)
         config.update(reassess=reassess, reassess_repeats=reassess_repeats)
     ckpt = None
@@ -270,17 +297,24 @@ def train(
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
-    run = _Run(n_iter, config, monitor_obj, select_top, method.name)
+    run = _Run(n_iter, config, monitor_obj, select_top, method.name, direction=objective.direction)
     if reassess is not None:
         points = frozenset(check_points(n_iter, reassess))
         run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
 
-    trainer = method.build(objective, regulator)
+    trainer = build_trainer(method, objective, regulator, coords)
     if resume:
         ts = ckpt.load(trainer, regulator, key)
     else:
         k_init, _ = _stage_keys(key, 0)
-        ts = TrainState(trainer.init(k_init), key, History(), regulator, regulator)
+        ts = TrainState(
+            trainer.init(k_init),
+            key,
+            History(),
+            regulator,
+            regulator,
+            best_utility=-run.direction * math.inf,
+        )
     bar = progress_bar(n_iter, run.name, progress)
     if bar is not None and ts.iteration:
         bar.update(ts.iteration)
@@ -292,7 +326,9 @@ def train(
     result = ts.result(config)
     if select_top > 1 and len(ts.pool) > 1:
         try:
-            chosen = _reselect(ts.pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats)
+            chosen = _reselect(
+                ts.pool, monitor_obj, jr.fold_in(key, 2**20), select_repeats, run.direction
+            )
             result = dataclasses.replace(result, **chosen)
         except KeyboardInterrupt:  # keep the running maximum; the caller still saves
             result.error = (result.error or "interrupted") + "; re-assessment skipped"
@@ -373,24 +409,25 @@ def _compile(trainer: Trainer, monitor_obj: Objective, ts: TrainState) -> tuple[
     step = jax.jit(trainer.step).lower(ts.method_state, k_loop).compile()
 
     @eqx.filter_jit
-    def monitor(state, key):
-        util = monitor_obj.hard(trainer.candidate(state), key)
+    def monitor(regulator, key):  # of a regulator: the start and the candidates alike
+        util = monitor_obj.hard(regulator, key)
         return util, _finite(util)
 
-    monitor(ts.method_state, k_loop)
+    monitor(trainer.candidate(ts.method_state), k_loop)
     return _Phase(step, monitor, k_loop), time.perf_counter() - t0
 
 
 def _count_start(ts: TrainState, trainer: Trainer, phase: _Phase) -> TrainState:
-    """The start among the candidates (iteration −1): the method's first candidate
-    scored like every later one, so training never returns something worse, on its
-    monitored draws, than where it began (a fine-tuned start is kept when no step beats
-    it). Its own key; the steps' keys are unchanged."""
-    util, ok = phase.monitor(ts.method_state, jr.fold_in(phase.key, 2**30))
+    """The start among the candidates (iteration −1): the regulator training began
+    from, exactly (not the method's view of it: a population method's unit-cube round
+    trip is not bitwise), scored like every later candidate, so training never returns
+    something worse, on its monitored draws, than where it began (a fine-tuned start is
+    kept when no step beats it). Its own key; the steps' keys are unchanged."""
+    start = ts.best_regulator  # the regulator `train` was given
+    util, ok = phase.monitor(start, jr.fold_in(phase.key, 2**30))
     if not bool(ok):
         return ts
     u = float(util.value)
-    start = trainer.candidate(ts.method_state)
     return ts.replace(best_utility=u, best_regulator=start, pool=((u, -1, start),))
 
 
@@ -412,7 +449,8 @@ def _iterate(
             error=f"non-finite state, utility or gradient at iteration {i} ({run.name}); "
             f"stopped, best regulator so far kept (iteration {ts.best_iteration})"
         ), None
-    util, ok = phase.monitor(state, k_eval)
+    final = trainer.candidate(state)
+    util, ok = phase.monitor(final, k_eval)
     if not bool(ok):
         return ts.replace(
             error=f"non-finite hard utility at iteration {i}; stopped, best regulator so "
@@ -429,9 +467,9 @@ def _iterate(
         wall_time=wall,
         replicate_steps=rsteps,
     )
-    final = trainer.candidate(state)
-    best = (u, i, final) if u > ts.best_utility else None
-    pool = sorted([*ts.pool, (u, i, final)], key=lambda c: -c[0])[: run.select_top]
+    sign = run.direction
+    best = (u, i, final) if sign * u > sign * ts.best_utility else None
+    pool = sorted([*ts.pool, (u, i, final)], key=lambda c: -sign * c[0])[: run.select_top]
     new = ts.replace(
         method_state=state,
         iteration=i + 1,
@@ -711,6 +749,8 @@ def _resolution(objective, regulator, key, repeats: int, refine: int) -> dict:
     from . import diagnostics
 
     dyn = objective.dynamics
+    if objective.utility.observable() is not None:
+        return dict(skipped="the utility scores a recording; the paired check reads final states")
     try:
         fine = dyn.replace(dt=dyn.dt / refine)
         fine.check_memory(objective.tissue, objective.replicates, objective.genes)
@@ -751,16 +791,17 @@ def _paired(objective, regulator, keys, coarse, fine):
     return jax.lax.map(one, keys)
 
 
-def _reselect(pool, objective, key, repeats: int) -> dict:
-    """Re-assess the pool on common fresh draws; the best mean becomes the best
-    (the `TrainResult` fields that change; none when a mean is not finite)."""
+def _reselect(pool, objective, key, repeats: int, direction: int = 1) -> dict:
+    """Re-assess the pool on common fresh draws; the best mean (the highest, the
+    lowest for `direction` −1) becomes the best (the `TrainResult` fields that
+    change; none when a mean is not finite)."""
     means = []
     for _, _, reg in pool:
         u = _hard_many(objective, reg, jr.split(key, repeats), "train (selection)").value
         means.append(float(jnp.mean(u)))
     if not all(math.isfinite(m) for m in means):
         return {}
-    j = max(range(len(pool)), key=lambda k: means[k])
+    j = max(range(len(pool)), key=lambda k: direction * means[k])
     return dict(
         best_regulator=pool[j][2],
         best_iteration=pool[j][1],
@@ -787,7 +828,8 @@ def _hard_batched(objective, regulator, keys, batch: int):
 
 
 def _finite(util) -> jax.Array:
-    return jnp.all(jnp.isfinite(jnp.stack(list(util))))
+    """Whether the score is finite (a part may be undefined, NaN: `TrajectoryFit`)."""
+    return jnp.isfinite(util.value)
 
 
 def progress_bar(total: int, desc: str, enabled: bool):

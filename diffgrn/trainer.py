@@ -16,6 +16,7 @@ from jaxtyping import Array, Bool, PRNGKeyArray, PyTree, Scalar
 from .config import Configurable
 from .objective import Objective
 from .regulator import AbstractRegulator
+from .space import AbstractCoordinates, AllLeaves
 
 
 class StepInfo(NamedTuple):
@@ -58,7 +59,15 @@ class AbstractMethod(Configurable):
     default_iterations: int = eqx.field(static=True, default=200, kw_only=True)
 
     @abc.abstractmethod
-    def build(self, objective: Objective, regulator: AbstractRegulator) -> Trainer: ...
+    def build(
+        self,
+        objective: Objective,
+        regulator: AbstractRegulator,
+        space: "AbstractCoordinates | None" = None,
+    ) -> Trainer:
+        """The trainer from `regulator`, changing what `space` says (a bound
+        `diffgrn.space.SearchSpace`; `None`: every leaf, unbounded), toward
+        `objective.direction` × its utility."""
 
     @property
     def name(self) -> str:
@@ -80,3 +89,30 @@ def all_finite(tree: PyTree) -> Bool[Array, ""]:
         jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree) if eqx.is_inexact_array(x)
     ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
+
+
+def coordinates(
+    space: AbstractCoordinates | None, regulator: AbstractRegulator
+) -> AbstractCoordinates:
+    """`space`, or every leaf of `regulator` unbounded (`AllLeaves`) when `None`."""
+    if space is None:
+        return AllLeaves(regulator)
+    if not isinstance(space, AbstractCoordinates):
+        raise ValueError(
+            "a method's space must be a bound search space (SearchSpace.bind(regulator)); "
+            f"got {type(space).__name__}"
+        )
+    return space
+
+
+def build(
+    method: AbstractMethod,
+    objective: Objective,
+    regulator: AbstractRegulator,
+    space: AbstractCoordinates | None = None,
+) -> Trainer:
+    """`method.build(objective, regulator[, space])`: a method written before search
+    spaces (`build(objective, regulator)`) still trains without one."""
+    if space is None:
+        return method.build(objective, regulator)
+    return method.build(objective, regulator, space)

@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, Scalar
 
 from ._validate import check_instance
 from .config import Configurable
+from .observe import AbstractObservable, AbstractTrajectoryLoss
 
 
 class Utility(NamedTuple):
@@ -157,9 +158,36 @@ class AbstractUtility(Configurable):
     """What an `Objective` scores the fates `(R, N, m)` of R replicates with: `hard`
     on thresholded fates, `soft` (differentiable) on fates in [0, 1]. Both return a
     `Utility` (value and two parts); `parts` names the two parts (what `assess`
-    reports them as)."""
+    reports them as).
+
+    `direction` says which way is better: +1 (a utility, maximised: the default) or
+    −1 (a loss, minimised). Every method and `train`'s selection optimise
+    `direction × value`, so what `train` monitors and selects by is what its method
+    optimises. A utility that reads more than final states says what a solve records
+    (`observable`) and scores that record (`hard_of`, `soft_of`)."""
 
     parts: ClassVar[tuple[str, str]] = ("s_pat", "s_rep")
+    direction: ClassVar[int] = 1
+
+    def observable(self) -> AbstractObservable | None:
+        """What a solve records for this utility (`None`: the final states)."""
+        return None
+
+    def hard_of(self, objective, states) -> Utility:
+        """The hard utility of what `objective`'s solve returned (final states
+        `(R, N, G)` unless `observable` says otherwise): `hard` of the thresholded
+        readout genes."""
+        from .readout import HardReadout
+
+        return self.hard(objective.fates(states, HardReadout()))
+
+    def soft_of(self, objective, states) -> Utility:
+        """The soft utility of what `objective`'s solve returned."""
+        return self.soft(objective.fates(states), objective.bandwidth)
+
+    def check_run(self, objective) -> None:
+        """Raise ValueError, naming the field, if this utility cannot score `objective`'s
+        runs (checked when the objective is built)."""
 
     @abc.abstractmethod
     def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility: ...
@@ -205,6 +233,49 @@ class NoUtility(AbstractUtility):
 
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
         return self.hard(fates)
+
+
+class TrajectoryFit(AbstractUtility):
+    """A trajectory objective: the `loss` (`diffgrn.observe.TargetTrajectory`, …) of
+    what `observe` records, minimised (`direction` −1). Hard and soft are the same
+    (a loss needs no thresholding); its `Utility` holds (L, L, NaN), reported as
+    `loss`. `train` with it fine-tunes toward a target trajectory, and selects the
+    candidate of least L (its start included)."""
+
+    parts: ClassVar[tuple[str, str]] = ("loss", "unused")
+    direction: ClassVar[int] = -1
+    loss: AbstractTrajectoryLoss
+    observe: AbstractObservable
+
+    def __check_init__(self):
+        check_instance("TrajectoryFit", "loss", self.loss, AbstractTrajectoryLoss)
+        check_instance("TrajectoryFit", "observe", self.observe, AbstractObservable)
+
+    def observable(self) -> AbstractObservable:
+        return self.observe
+
+    def hard(self, fates: Float[Array, "replicates cells m"]) -> Utility:
+        nan = jnp.full((), jnp.nan, jnp.float32)  # scores recordings, not fates
+        return Utility(nan, nan, nan)
+
+    def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
+        return self.hard(fates)
+
+    def hard_of(self, objective, states) -> Utility:
+        dyn = objective.dynamics
+        value = self.loss(self.observe.recording(states, dyn.n_steps, dyn.dt))
+        return Utility(value, value, jnp.full((), jnp.nan, jnp.float32))
+
+    def soft_of(self, objective, states) -> Utility:
+        return self.hard_of(objective, states)
+
+    def check_run(self, objective) -> None:
+        n = objective.dynamics.n_steps
+        self.observe.check(n, objective.n_cells, objective.genes)
+        self.observe.check_memory(n, objective.replicates, objective.n_cells, objective.genes)
+
+    def upper(self, n_fates: int) -> float:
+        return float("inf")
 
 
 class AbstractPatternScore(Configurable):

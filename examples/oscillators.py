@@ -64,9 +64,11 @@ def main(argv=None):
     if len(rows):
         losses = loss_of(objective, bound, target, whole, jr.key(0))(jnp.asarray(lib.points[rows]))
         start = rows[int(np.nanargmin(np.asarray(losses)))]
-        res = fit(objective, bound, jnp.asarray(lib.points[start]), target, whole,
+        begin = bound.regulator(jnp.asarray(lib.points[start]))  # a Started (y0 searched)
+        res = fit(objective, space, begin, target, whole,
                   steps=10 if args.quick else 100, key=jr.key(0))  # fmt: skip
-        print(f"fine-tuning discovery #{start}: L {res.losses[0]:.2f} -> {res.loss:.2f}")
+        before = float(np.nanmin(np.asarray(losses)))
+        print(f"fine-tuning discovery #{start}: L {before:.2f} -> {res.best_utility:.2f}")
 
 
 if __name__ == "__main__":

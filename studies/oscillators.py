@@ -1,6 +1,7 @@
 """Oscillators: curiosity-driven discovery (IMGEP) against random search on the
 3-gene transcriptional circuit of AutoDiscJax's second tutorial, then Adam toward a
-target oscillation from each method's nearest discovery and from a random start.
+target oscillation from each method's nearest discovery and from a random start, and
+CMA-ES in the search space from the same starts (the same number of simulations).
 
 dy/dt = sigmoid(W y + b) − y in one cell (k = 1, V frozen at 0), W ∈ [−30, 30]³ˣ³,
 b ∈ [−10, 10]³, y0 ∈ [0, 1]³ searched, Euler dt = 0.01 to T = 100, no noise, one
@@ -28,6 +29,7 @@ from diffgrn.behaviour import GoalIMGEP, UniformSearch, discover, fit, loss_of  
 from diffgrn.discovery import occupied  # noqa: E402
 from diffgrn.observe import Oscillation, Spectrum, TargetTrajectory, Trajectory  # noqa: E402
 from diffgrn.space import Box, SearchSpace  # noqa: E402
+from diffgrn.utility import TrajectoryFit  # noqa: E402
 
 from . import common  # noqa: E402
 
@@ -107,7 +109,11 @@ def explore_all(args, objective, regulator, space, detector):
 
 def finetune(args, objective, regulator, space, libs, detector):
     """Adam (lr 1e-3, b1 0.02, b2 0.001) toward a random target from each library's
-    oscillator of least L and from a random start."""
+    oscillator of least L and from a random start, and CMA-ES in the search space from
+    the same starts with the same number of simulations (population 10: 10
+    generations for 100 Adam steps; population 20 from the random start). Both are
+    `train` on the `TrajectoryFit` objective, so each keeps its start when no step
+    beats it."""
     k = jr.key(args.seed + 100)
     ka, kw, kb, kr = jr.split(k, 4)
     amp = float(jr.uniform(ka, minval=0.1, maxval=0.5))
@@ -142,32 +148,56 @@ def finetune(args, objective, regulator, space, libs, detector):
         return detector.detect(window.recording(states, dyn.n_steps, dyn.dt)).periodic[0]
 
     osc_of = jax.jit(jax.vmap(is_oscillator))
+    scored = objective.replace(utility=TrajectoryFit(target, full))
     for name, start in starts.items():
         if start is None:
             rows.append(dict(start=name, found_at=None))
             continue
         theta, at = start
-        steps = args.random_steps if name == "random start" else args.steps
-        t = common.time.perf_counter()
-        res = fit(objective, bound, jnp.asarray(theta), target, full, steps=steps, key=jr.key(0))
-        row = dict(
-            start=name,
-            found_at=at,
-            steps=steps,
-            loss_start=float(res.losses[0]),
-            loss_last=float(res.losses[-1]),
-            loss_best=res.loss,
-            best_step=res.step,
-            seconds=round(common.time.perf_counter() - t, 1),
-        )
-        if name == "random start":  # did the descent pass through an oscillator?
-            pts = jnp.asarray(res.points)
-            row["oscillators_visited"] = int(
-                sum(np.asarray(osc_of(pts[i : i + 500])).sum() for i in range(0, len(pts), 500))
+        begin = bound.regulator(jnp.asarray(theta))
+        loss_start = float(batch_loss(jnp.asarray(theta)[None])[0])
+        far = name == "random start"
+        steps = args.random_steps if far else args.steps
+        for method in ("adam", "cmaes"):
+            seen = []
+            keep = lambda i, r, seen=seen: seen.append(np.asarray(bound.flatten(r.final_regulator)))
+            t = common.time.perf_counter()
+            if method == "adam":
+                res = fit(objective, space, begin, target, full, steps=steps, key=jr.key(0),
+                          callback=keep)  # fmt: skip
+                simulations = steps
+            else:
+                pop = 20 if far else 10
+                cma = diffgrn.CMAES(population=pop, sigma=0.2 if far else 0.05)
+                res = diffgrn.train(scored, begin, cma, space=space, key=jr.key(0),
+                                    iterations=max(1, steps // pop), progress=False,
+                                    callback=keep)  # fmt: skip
+                simulations = pop * max(1, steps // pop)
+            losses = np.asarray([loss_start, *res.history.hard_utility])
+            point = np.asarray(bound.flatten(res.best_regulator))
+            # the start's and the result's L by one evaluation (train's own selection
+            # mean is batched differently: equal to a few ulps)
+            loss_best = float(batch_loss(jnp.asarray(point)[None])[0])
+            row = dict(
+                start=name,
+                method=method,
+                found_at=at,
+                simulations=simulations,
+                iterations=len(res.history),
+                loss_start=loss_start,
+                loss_last=float(losses[-1]),
+                loss_best=loss_best,
+                best_iteration=res.best_iteration,
+                seconds=round(common.time.perf_counter() - t, 1),
             )
-        rows.append(row)
-        curves[name] = res
-        print(row, flush=True)
+            if far:  # did the search's candidates pass through an oscillator?
+                pts = jnp.asarray(np.stack(seen))
+                row["oscillators_visited"] = int(
+                    sum(np.asarray(osc_of(pts[i : i + 500])).sum() for i in range(0, len(pts), 500))
+                )
+            rows.append(row)
+            curves[f"{name}, {method}"] = dict(losses=losses, point=point, loss=row["loss_best"])
+            print(row, flush=True)
     return dict(target=dict(amplitude=amp, frequency=freq, offset=off), rows=rows), curves, target
 
 
@@ -215,14 +245,15 @@ def figures(out, rows, libs, objective, space, regulator, curves, target):
         full = Trajectory(genes=(0,))
         fig, axes = plt.subplots(1, 2, figsize=(13, 4))
         for name, res in curves.items():
-            axes[0].plot(res.losses, label=name)
-        axes[0].set(xlabel="Adam step", ylabel="L", yscale="log", title="fine-tuning")
-        axes[0].legend()
+            axes[0].plot(res["losses"], label=name)
+        axes[0].set(xlabel="iteration (Adam step; CMA-ES generation)", ylabel="L",
+                    yscale="log", title="fine-tuning")  # fmt: skip
+        axes[0].legend(fontsize=7)
         for name, res in curves.items():
-            reg, init = bound.build(res.point)
+            reg, init = bound.build(jnp.asarray(res["point"]))
             y = objective.simulate(reg, jr.key(0), init=init, observe=full)[0, :, 0, 0]
             t = (np.arange(y.shape[0]) + 1) * objective.dynamics.dt
-            axes[1].plot(t, y, lw=0.8, label=f"{name}: L = {res.loss:.2f}")
+            axes[1].plot(t, y, lw=0.8, label=f"{name}: L = {res['loss']:.2f}")
         axes[1].plot(t, np.asarray(target.target(jnp.asarray(t))), "k--", lw=0.8, label="target")
         axes[1].set(xlabel="t", ylabel="y₀", title="best after fine-tuning")
         axes[1].legend(fontsize=7)
@@ -268,7 +299,7 @@ def main(argv=None):
             imgep=[r["imgep"]["seconds"] for r in rows],
             random=[r["random"]["seconds"] for r in rows],
         ),
-        finetune={r["start"]: r.get("loss_best") for r in tune["rows"]},
+        finetune={f"{r['start']}, {r.get('method')}": r.get("loss_best") for r in tune["rows"]},
     )
     print(summary)
     if not all(math.isfinite(v) for v in summary["oscillators"]["imgep"]):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import diffgrn
-from diffgrn.behaviour import GoalIMGEP, UniformSearch, _round, discover, fit, replay
+from diffgrn.behaviour import GoalIMGEP, UniformSearch, _round, discover, replay
 from diffgrn.config import from_config
 from diffgrn.discovery import load_library
 from diffgrn.observe import (
@@ -170,21 +170,6 @@ def test_discover_records_and_replays_exactly(tmp_path):
     bad = Behaviour(lambda r: jnp.zeros(4), 3)
     with pytest.raises(ValueError, match="declares size 3 but returns shape"):
         discover(obj, reg, space, UniformSearch(), **{**kw, "goal": bad})
-
-
-def test_fit_is_never_worse_than_its_start():
-    obj, reg, space = circuit()
-    bound = space.bind(reg)
-    theta = bound.uniform(jr.key(5), 1)[0]
-    target = TargetTrajectory(0.2, 0.5, 0.5)
-    big = __import__("optax").sgd(50.0)  # a step too large: losses go up
-    res = fit(obj, bound, theta, target, Trajectory(genes=(0,)), steps=3, optimiser=big,
-              key=jr.key(0))  # fmt: skip
-    assert res.loss <= res.losses[0] and res.loss == np.min(res.losses)
-    assert res.points.shape == (4, bound.size)
-    assert np.all(res.points <= np.asarray(bound.high)) and np.all(
-        res.points >= np.asarray(bound.low)
-    )
 
 
 @pytest.mark.slow
