@@ -27,6 +27,7 @@ from .config import Configurable, decode, find_class, from_config
 from .methods import AbstractMethod
 from .objective import Objective
 from .regulator import AbstractRegulator
+from .space import SearchSpace
 from .tissue import Chain
 from .train import TrainResult, train
 
@@ -36,8 +37,9 @@ __all__ = ["CompareRun", "ExploreRun", "Run", "load_run"]
 class Run(Configurable):
     """A whole training run: `objective`, the starting `regulator`, the `method`, the
     budget (`iterations`; `None`: the method's default), the `seed`, re-assessment
-    (`reassess`, `reassess_repeats`: see `train`), checkpointing (`checkpoint_every`)
-    and the output folder `out` (`None`: `runs/METHOD-TISSUE-seedS`).
+    (`reassess`, `reassess_repeats`: see `train`), checkpointing (`checkpoint_every`),
+    the output folder `out` (`None`: `runs/METHOD-TISSUE-seedS`) and the search `space`
+    that bounds the method (`None`: every parameter, unbounded; see `train`).
 
     The seed gives two keys: the first draws the starting regulator's parameters
     where its class takes a `key` (an `MLPRegulator` given here is a template: the
@@ -55,6 +57,7 @@ class Run(Configurable):
     reassess_repeats: int = eqx.field(static=True)
     checkpoint_every: int | None = eqx.field(static=True)
     out: str | None = eqx.field(static=True)
+    space: SearchSpace | None
 
     def __init__(
         self,
@@ -67,6 +70,7 @@ class Run(Configurable):
         reassess_repeats: int = 10,
         checkpoint_every: int | None = None,
         out: "str | os.PathLike | None" = None,
+        space: SearchSpace | None = None,
     ):
         if not isinstance(objective, Objective):
             raise ValueError(f"Run.objective must be a diffgrn.Objective; got {objective!r}")
@@ -87,6 +91,9 @@ class Run(Configurable):
         self.iterations, self.seed, self.out = iterations, int(seed), out and str(out)
         self.reassess, self.reassess_repeats = reassess, reassess_repeats
         self.checkpoint_every = checkpoint_every
+        if space is not None and not isinstance(space, SearchSpace):
+            raise ValueError(f"Run.space must be a diffgrn.space.SearchSpace; got {space!r}")
+        self.space = space
         self.regulator = _drawn(regulator, jr.split(jr.key(self.seed))[0])
         objective.check_regulator(self.regulator)
         method.check_iterations(self.n_iterations)
@@ -137,6 +144,7 @@ class Run(Configurable):
             resume=resume,
             reassess=self.reassess,
             reassess_repeats=self.reassess_repeats,
+            space=self.space,
         )
 
     def execute(

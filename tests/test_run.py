@@ -132,3 +132,15 @@ def test_compare_and_explore_folders_rerun_from_their_descriptions(tmp_path, cap
         cli_main(["train", "--config", str(tmp_path / "c" / "compare.json"), "--out",
                   str(tmp_path / "x")])  # fmt: skip
     assert "describes a CompareRun, not the Run that train runs" in capsys.readouterr().err
+
+
+def test_a_run_carries_its_search_space(small_objective, without_type_checks):
+    from diffgrn.space import Box, SearchSpace
+
+    reg = diffgrn.TranscriptionalRegulator(1, key=jr.key(0))
+    space = SearchSpace({"W": Box(-3, 3), "b": Box(-1, 1)}, frozen=("V", "log_k"))
+    run = diffgrn.Run(small_objective, reg, diffgrn.CMAES(population=4), space=space)
+    back = diffgrn.Run.from_config(json.loads(json.dumps(run.config())))
+    assert back.config() == run.config() and back.space == space
+    with pytest.raises(ValueError, match="Run.space"):
+        diffgrn.Run(small_objective, reg, diffgrn.CMAES(), space={"W": (-3, 3)})
