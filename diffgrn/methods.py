@@ -123,29 +123,65 @@ class ClippedAdam(Configurable):
     """Adam after global-norm clipping, as an optimiser that describes itself in configs:
     `init` and `update` are those of `optax.chain(optax.clip_by_global_norm(clip),
     optax.adam(learning_rate))` (`transformation()`), so it goes wherever an Optax
-    optimiser goes in `Gradient`, and `Gradient.config()` records it."""
+    optimiser goes in `Gradient`, and `Gradient.config()` records it.
+
+    `reference_fan_in` (default 8) scales the step with the regulator's width: Adam's
+    step is multiplied by min(1, reference_fan_in / F), F the largest fan-in of the
+    parameters' weight matrices (the hidden width of an MLP), so the learning rate
+    falls as 1 / width past width 8 (μP's rule for Adam's hidden layers). Adam moves
+    every parameter by about the learning rate whatever its gradient, so a layer of
+    width F changes its outputs F times as much per step; without the scaling, Adam
+    at 3e-2 sends MLPs of widths (64, 64) and (256, 256) to U = 0 on the open chain
+    in a few steps, with it they train as (8, 8) does (benchmarks/gradient_width.py;
+    docs/studies.md, "Where backpropagation wins"). Regulators no wider than 8
+    (model.md's MLP, `TanhRegulator`, `TranscriptionalRegulator` with ≤ 8 genes) are
+    unaffected. `None`: no scaling."""
 
     learning_rate: float = eqx.field(static=True, default=3e-2)
     clip: float = eqx.field(static=True, default=1.0)
+    reference_fan_in: int | None = eqx.field(static=True, default=8)
 
     def __check_init__(self):
         check_range("ClippedAdam", "learning_rate", self.learning_rate, gt=0.0)
         check_range("ClippedAdam", "clip", self.clip, gt=0.0)
+        if self.reference_fan_in is not None:
+            check_range(
+                "ClippedAdam", "reference_fan_in", self.reference_fan_in, ge=1, integer=True
+            )
 
-    def transformation(self) -> optax.GradientTransformation:
-        return optax.chain(optax.clip_by_global_norm(self.clip), optax.adam(self.learning_rate))
+    def width_factor(self, params: PyTree) -> float:
+        """min(1, reference_fan_in / the largest fan-in among `params`' matrices): the
+        factor on the learning rate (1 without matrices or without `reference_fan_in`)."""
+        if self.reference_fan_in is None:
+            return 1.0
+        leaves = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_inexact_array))
+        fan_in = max((x.shape[-1] for x in leaves if x.ndim >= 2), default=1)
+        return min(1.0, self.reference_fan_in / fan_in)
+
+    def transformation(self, params: PyTree | None = None) -> optax.GradientTransformation:
+        """The Optax chain, its learning rate scaled for `params` (`width_factor`)."""
+        factor = 1.0 if params is None else self.width_factor(params)
+        return optax.chain(
+            optax.clip_by_global_norm(self.clip), optax.adam(self.learning_rate * factor)
+        )
 
     def init(self, params: PyTree) -> PyTree:
-        return self.transformation().init(params)
+        return self.transformation(params).init(params)
 
     def update(self, updates: PyTree, state: PyTree, params: PyTree | None = None):
-        return self.transformation().update(updates, state, params)
+        if params is None and self.reference_fan_in is not None:
+            raise ValueError(
+                "ClippedAdam.update needs params to scale its step with the width "
+                "(reference_fan_in); pass them, or use ClippedAdam(reference_fan_in=None)"
+            )
+        return self.transformation(params).update(updates, state, params)
 
 
 def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0) -> ClippedAdam:
     """Adam after global-norm clipping (the first version used learning rate 1e-2;
-    3e-2 reaches the plateau in fewer steps: docs/comparison.md): a `ClippedAdam`,
-    which `Gradient` takes like an `optax.GradientTransformation` and records in its
+    3e-2 reaches the plateau in fewer steps: docs/comparison.md), its step scaled as
+    1 / width past width 8 (`ClippedAdam.reference_fan_in`): a `ClippedAdam`, which
+    `Gradient` takes like an `optax.GradientTransformation` and records in its
     config."""
     check_range("default_optimiser", "learning_rate", learning_rate, gt=0.0)
     check_range("default_optimiser", "clip", clip, gt=0.0)
@@ -178,7 +214,8 @@ class Gradient(AbstractMethod):
     """An Optax optimiser driven by a gradient estimator of U.
 
     `optimiser` is a `ClippedAdam` (`None`, the default: `ClippedAdam()`, Adam at
-    learning rate 3e-2 after global-norm clipping at 1.0) or any
+    learning rate 3e-2 after global-norm clipping at 1.0, the rate falling as 1 / width
+    past width 8) or any
     `optax.GradientTransformation` (which a saved config cannot describe: `config()`
     then raises a TypeError naming the field); `estimator` is a
     `diffgrn.estimators` estimator (default `Pathwise(replicates=25)`:

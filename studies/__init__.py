@@ -17,4 +17,5 @@ STUDIES = (
     "discovery",
     "population",
     "oscillators",
+    "crossover",
 )
