@@ -152,11 +152,16 @@ def step_memory(objective, regulator, method) -> dict:
     return dict(step_bytes=int(total), temp_bytes=int(m.temp_size_in_bytes))
 
 
-def run_task(name: str, task: dict, widths, seeds: int, budget: float, args) -> list[dict]:
-    """Every method at every width and seed, at the same wall-time budget."""
+def run_task(
+    name: str, task: dict, widths, seeds: int, budget: float, args, save=None
+) -> list[dict]:
+    """Every method at every width and seed, at the same wall-time budget; `save(rows)`
+    after each width (an interrupted study keeps the widths it finished)."""
     objective = task["objective"]
     rows = []
     for w in widths:
+        if save is not None and rows:
+            save(rows)
         probe = diffgrn.MLPRegulator((w, w), key=jr.key(0))
         d = diffgrn.count_parameters(probe)
         for seed in range(seeds):
@@ -336,9 +341,18 @@ def main(argv=None):
         parser.error(f"--budget must be > 0; got {budget}")
     out = common.Output("crossover", args)
     results, tasks = {}, {}
+
+    def partial(name, task):
+        def save(rows):
+            runs = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+            done = dict(results, **{name: dict(reference=task["reference"], runs=runs)})
+            out.write(dict(budget=budget, widths=widths, seeds=seeds, results=done))
+
+        return save
+
     for name in names:
         task = tasks[name] = TASKS[name](args)
-        rows = run_task(name, task, widths, seeds, budget, args)
+        rows = run_task(name, task, widths, seeds, budget, args, partial(name, task))
         target = task["target"]
         if target is None:  # 0.9 × the best median final fresh U at the smallest size
             small = min(r["d"] for r in rows)

@@ -33,6 +33,7 @@ def test_all_studies_listed():
         "discovery",
         "population",
         "oscillators",
+        "crossover",
     }
 
 
