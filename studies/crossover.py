@@ -315,6 +315,9 @@ def main(argv=None):
     parser.add_argument(
         "--budget", type=float, default=None, help="seconds of steps per run (default 3; quick 0.3)"
     )
+    parser.add_argument(
+        "--target", type=float, default=None, help="every task's target (default: its rule)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="draws per check (default 5)")
     args = parser.parse_args(argv)
     tasks_option = args.tasks or ("lattice" if args.quick else "chain,lattice")
@@ -356,7 +359,7 @@ def main(argv=None):
     for name in names:
         task = tasks[name] = TASKS[name](args)
         rows = run_task(name, task, widths, seeds, budget, args, partial(name, task))
-        target = task["target"]
+        target = args.target if args.target is not None else task["target"]
         if target is None:  # 0.9 × the best median final fresh U at the smallest size
             small = min(r["d"] for r in rows)
             best = max(
