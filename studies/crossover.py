@@ -12,18 +12,19 @@ of draws within 5 % of the cells) and not constant; students of each size are tr
 to make it (`TargetPattern`, mean per-cell agreement); target: the best constant
 pattern's agreement + 0.8 × (the teacher's − that).
 
-Students are `MLPRegulator((w, w))` (s̄ only; d = 97, 1153, 16 897, 66 561 for
-w = 8, 32, 128, 256). Methods: `adam` (`Gradient()`: pathwise, Adam with the width
-scaling of `ClippedAdam.reference_fan_in`), `cmaes` (full covariance up to 500
-parameters, evosax's Sep_CMA_ES above), `snes` and `openes` (evosax SNES and Open_ES)
-and `random` (`RandomSearch`). Every run gets the same wall-time budget of compiled
-steps (`train(time_budget=…)`; compilation, monitoring and re-assessment excluded);
+Students are `MLPRegulator((w, w))` (s̄ only; `--widths`, default 8, 32, 128:
+d = 97, 1 153, 16 897; 256 gives 66 561). Methods: `adam` (`Gradient()`: pathwise,
+Adam with the width scaling of `ClippedAdam.reference_fan_in`), `cmaes` (full
+covariance up to 500 parameters, evosax's Sep_CMA_ES above), `snes` and `openes`
+(evosax SNES and Open_ES) and `random` (`RandomSearch`). Every run gets the same
+wall-time budget of compiled steps (`--budget`, default 3 s; `train(time_budget=…)`;
+compilation, monitoring and re-assessment excluded);
 a run reaches the target at its first re-assessment whose lower 95 % bound over
 fresh draws is ≥ the target (the fair rule, `diffgrn.compare.reached`). Seeds share
 the start regulator and keys across methods. Prints the table, the speed-up of Adam
 over the fastest ES per size, d* (the size from which Adam reaches the target sooner
 than every ES, bracketed by the grid), and the time per step and memory of the
-largest configuration.
+largest configuration. Results: docs/studies.md, "crossover".
 """
 
 import math
