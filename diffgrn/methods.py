@@ -133,12 +133,25 @@ class ClippedAdam(Configurable):
     `init` and `update` are those of `optax.chain(optax.clip_by_global_norm(clip),
     optax.adam(learning_rate, b1, b2))` (`transformation()`; `clip=None`: Adam
     alone), so it goes wherever an Optax optimiser goes in `Gradient`, and
-    `Gradient.config()` records it."""
+    `Gradient.config()` records it.
+
+    `reference_fan_in` (default 8) scales the step with the regulator's width: Adam's
+    step is multiplied by min(1, reference_fan_in / F), F the largest fan-in of the
+    parameters' weight matrices (the hidden width of an MLP), so the learning rate
+    falls as 1 / width past width 8 (μP's rule for Adam's hidden layers). Adam moves
+    every parameter by about the learning rate whatever its gradient, so a layer of
+    width F changes its outputs F times as much per step; without the scaling, Adam
+    at 3e-2 sends MLPs of widths (64, 64) and (256, 256) to U = 0 on the open chain
+    in a few steps, with it they train as (8, 8) does (benchmarks/gradient_width.py;
+    docs/studies.md, "Where backpropagation wins"). Regulators no wider than 8
+    (model.md's MLP, `TanhRegulator`, `TranscriptionalRegulator` with ≤ 8 genes) are
+    unaffected. `None`: no scaling."""
 
     learning_rate: float = eqx.field(static=True, default=3e-2)
     clip: float | None = eqx.field(static=True, default=1.0)
     b1: float = eqx.field(static=True, default=0.9)
     b2: float = eqx.field(static=True, default=0.999)
+    reference_fan_in: int | None = eqx.field(static=True, default=8)
 
     def __check_init__(self):
         check_range("ClippedAdam", "learning_rate", self.learning_rate, gt=0.0)
@@ -146,9 +159,24 @@ class ClippedAdam(Configurable):
             check_range("ClippedAdam", "clip", self.clip, gt=0.0)
         check_range("ClippedAdam", "b1", self.b1, ge=0.0, lt=1.0)
         check_range("ClippedAdam", "b2", self.b2, ge=0.0, lt=1.0)
+        if self.reference_fan_in is not None:
+            check_range(
+                "ClippedAdam", "reference_fan_in", self.reference_fan_in, ge=1, integer=True
+            )
 
-    def transformation(self) -> optax.GradientTransformation:
-        adam = optax.adam(self.learning_rate, b1=self.b1, b2=self.b2)
+    def width_factor(self, params: PyTree) -> float:
+        """min(1, reference_fan_in / the largest fan-in among `params`' matrices): the
+        factor on the learning rate (1 without matrices or without `reference_fan_in`)."""
+        if self.reference_fan_in is None:
+            return 1.0
+        leaves = jax.tree_util.tree_leaves(eqx.filter(params, eqx.is_inexact_array))
+        fan_in = max((x.shape[-1] for x in leaves if x.ndim >= 2), default=1)
+        return min(1.0, self.reference_fan_in / fan_in)
+
+    def transformation(self, params: PyTree | None = None) -> optax.GradientTransformation:
+        """The Optax chain, its learning rate scaled for `params` (`width_factor`)."""
+        factor = 1.0 if params is None else self.width_factor(params)
+        adam = optax.adam(self.learning_rate * factor, b1=self.b1, b2=self.b2)
         if self.clip is None:  # plain Adam
             return adam
         return optax.chain(optax.clip_by_global_norm(self.clip), adam)
@@ -161,16 +189,22 @@ class ClippedAdam(Configurable):
         return out
 
     def init(self, params: PyTree) -> PyTree:
-        return self.transformation().init(params)
+        return self.transformation(params).init(params)
 
     def update(self, updates: PyTree, state: PyTree, params: PyTree | None = None):
-        return self.transformation().update(updates, state, params)
+        if params is None and self.reference_fan_in is not None:
+            raise ValueError(
+                "ClippedAdam.update needs params to scale its step with the width "
+                "(reference_fan_in); pass them, or use ClippedAdam(reference_fan_in=None)"
+            )
+        return self.transformation(params).update(updates, state, params)
 
 
 def default_optimiser(learning_rate: float = 3e-2, clip: float = 1.0) -> ClippedAdam:
     """Adam after global-norm clipping (the first version used learning rate 1e-2;
-    3e-2 reaches the plateau in fewer steps: docs/comparison.md): a `ClippedAdam`,
-    which `Gradient` takes like an `optax.GradientTransformation` and records in its
+    3e-2 reaches the plateau in fewer steps: docs/comparison.md), its step scaled as
+    1 / width past width 8 (`ClippedAdam.reference_fan_in`): a `ClippedAdam`, which
+    `Gradient` takes like an `optax.GradientTransformation` and records in its
     config."""
     check_range("default_optimiser", "learning_rate", learning_rate, gt=0.0)
     check_range("default_optimiser", "clip", clip, gt=0.0)
@@ -203,7 +237,8 @@ class Gradient(AbstractMethod):
     """An Optax optimiser driven by a gradient estimator of U.
 
     `optimiser` is a `ClippedAdam` (`None`, the default: `ClippedAdam()`, Adam at
-    learning rate 3e-2 after global-norm clipping at 1.0) or any
+    learning rate 3e-2 after global-norm clipping at 1.0, the rate falling as 1 / width
+    past width 8) or any
     `optax.GradientTransformation` (which a saved config cannot describe: `config()`
     then raises a TypeError naming the field); `estimator` is a
     `diffgrn.estimators` estimator (default `Pathwise(replicates=25)`:

@@ -190,6 +190,7 @@ class _Run:
     check_points: frozenset = frozenset()
     check_repeats: int = 0
     direction: int = 1  # +1: the highest utility is best; −1: the lowest loss
+    time_budget: float | None = None
 
 
 def train(
@@ -211,6 +212,7 @@ def train(
     reassess: int | None = None,
     reassess_repeats: int = 10,
     space: "SearchSpace | None" = None,
+    time_budget: float | None = None,
 ) -> TrainResult:
     """Train `regulator` on `objective` with `method` ('es', 'adam' or a method object).
 
@@ -246,6 +248,11 @@ def train(
     direction (`Objective.direction`): a `TrajectoryFit` utility makes `train` a
     fine-tuning toward a target trajectory that keeps its start when no step beats it.
 
+    `time_budget` (seconds) stops training once the counted wall time (compiled steps
+    only, as `history.wall_time`) reaches it, `iterations` then being a cap: methods
+    compared at equal wall time (`studies/crossover.py`). With `reassess`, the
+    candidate where the budget stopped is re-assessed too, so its final state is judged.
+
     A `diffgrn.Run` (objective, regulator, method, budget, seed, re-assessment and
     checkpointing in one description) trains with `run.train()`.
     """
@@ -266,6 +273,8 @@ def train(
         check_range("train", "reassess_repeats", reassess_repeats, ge=2, integer=True)
     if eval_replicates is not None:
         check_range("train", "eval_replicates", eval_replicates, ge=2, integer=True)
+    if time_budget is not None:
+        check_range("train", "time_budget", time_budget, gt=0.0)
     method.check_iterations(n_iter)
     monitor_obj = (
         objective if eval_replicates is None else objective.replace(replicates=eval_replicates)
@@ -290,6 +299,8 @@ def train(
         config["space"] = space.config()
     if reassess is not None:  # part of the run's identity (a checkpoint of it must match)
         config.update(reassess=reassess, reassess_repeats=reassess_repeats)
+    if time_budget is not None:
+        config.update(time_budget=time_budget)
     ckpt = None
     if checkpoint is not None:
         if checkpoint_every is not None:
@@ -297,7 +308,15 @@ def train(
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
-    run = _Run(n_iter, config, monitor_obj, select_top, method.name, direction=objective.direction)
+    run = _Run(
+        n_iter,
+        config,
+        monitor_obj,
+        select_top,
+        method.name,
+        direction=objective.direction,
+        time_budget=time_budget,
+    )
     if reassess is not None:
         points = frozenset(check_points(n_iter, reassess))
         run = dataclasses.replace(run, check_points=points, check_repeats=reassess_repeats)
@@ -377,7 +396,8 @@ def _loop(ts: TrainState, trainer: Trainer, run: _Run, bar, callback, ckpt) -> T
             ts.history.append(row)  # this loop is the one place the history grows
             ts = new
             i = row["iteration"]
-            if i in run.check_points:
+            spent = run.time_budget is not None and ts.wall_time >= run.time_budget
+            if i in run.check_points or (spent and run.check_repeats):
                 ts.history.checks.append(_check(ts, run))
             if bar is not None:
                 u, best = row["hard_utility"], ts.best_utility
@@ -387,6 +407,8 @@ def _loop(ts: TrainState, trainer: Trainer, run: _Run, bar, callback, ckpt) -> T
                 ckpt.record(ts)
             if callback is not None:
                 callback(i, ts.result(run.config))
+            if spent:  # the time budget is used up: stop here, as at the last iteration
+                break
     except KeyboardInterrupt:
         if ckpt is not None:
             ckpt.save_last()

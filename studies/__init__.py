@@ -19,4 +19,5 @@ STUDIES = (
     "oscillators",
     "coupled",
     "goal_gradient",
+    "crossover",
 )

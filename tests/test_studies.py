@@ -35,6 +35,7 @@ def test_all_studies_listed():
         "oscillators",
         "coupled",
         "goal_gradient",
+        "crossover",
     }
 
 
