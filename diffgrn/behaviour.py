@@ -354,7 +354,7 @@ def discover(
 
 def replay(
     library: Library,
-    rows: "int | Sequence[int]",
+    rows: "int | Sequence[int] | np.ndarray",
     objective: Objective,
     space: SearchSpace,
     observe: AbstractObservable,

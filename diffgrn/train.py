@@ -589,8 +589,13 @@ class Checkpoint:
         tmp = self.folder.parent / f".{self.folder.name}.tmp-{os.getpid()}"
         tmp.mkdir(parents=True, exist_ok=True)
         eqx.tree_serialise_leaves(tmp / "state.eqx", leaves)
-        if (self.folder / "run.json").is_file():  # the run's description, kept across saves
-            shutil.copy2(self.folder / "run.json", tmp / "run.json")
+        # the run's description, kept across saves (also from a save an interrupt cut
+        # between its two renames, whose folder is then the newest old one)
+        stem = f".{self.folder.name}.old-{os.getpid()}"
+        olds = sorted(self.folder.parent.glob(f"{stem}-*"), reverse=True)
+        found = [p / "run.json" for p in (self.folder, *olds) if (p / "run.json").is_file()]
+        if found:
+            shutil.copy2(found[0], tmp / "run.json")
         meta = dict(
             format=CHECKPOINT_FORMAT,
             phase=ts.phase,
@@ -606,11 +611,14 @@ class Checkpoint:
             sha256=hashlib.sha256((tmp / "state.eqx").read_bytes()).hexdigest(),
         )
         (tmp / "checkpoint.json").write_text(json.dumps(meta, default=str))
-        old = self.folder.parent / f".{self.folder.name}.old-{os.getpid()}"
+        # a fresh name each save: an interrupt during an earlier save's cleanup can leave
+        # a half-removed old folder, and renaming onto it would fail
+        old = self.folder.parent / f"{stem}-{time.monotonic_ns()}"
         if self.folder.exists():
             os.replace(self.folder, old)
         os.replace(tmp, self.folder)
-        shutil.rmtree(old, ignore_errors=True)
+        for stale in self.folder.parent.glob(f"{stem}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def load(self, trainer: Trainer, regulator: AbstractRegulator, key: PRNGKeyArray) -> TrainState:
         """The saved `TrainState`, checked to belong to this run."""
