@@ -179,19 +179,18 @@ class GoalIMGEP(AbstractGoalStrategy):
 
     def propose(self, key, system, store, batch):
         k_goal, k_mut = jr.split(key)
-        goals, scale, source = self.targets(k_goal, store, batch)
+        _, _, source = self.targets(k_goal, store, batch)
         return system.space.mutate(k_mut, source, self.mutation)
 
     def targets(self, key, store: Store, batch: int):
         """(goals, the library's goal range `scale`, the nearest stored point to each)."""
-        k_goal = key
         g = store.goals
         valid = (jnp.arange(g.shape[0]) < store.count)[:, None] & jnp.isfinite(g)
         lo = jnp.min(jnp.where(valid, g, jnp.inf), axis=0)
         hi = jnp.max(jnp.where(valid, g, -jnp.inf), axis=0)
         lo, hi = jnp.where(jnp.isfinite(lo), lo, 0.0), jnp.where(jnp.isfinite(hi), hi, 0.0)
         centre, half = (lo + hi) / 2, (hi - lo) * self.scaling / 2
-        goals = centre - half + 2 * half * jr.uniform(k_goal, (batch, g.shape[1]))
+        goals = centre - half + 2 * half * jr.uniform(key, (batch, g.shape[1]))
         scale = jnp.where(hi > lo, hi - lo, 1.0)
         source = nearest(goals, g, store.count, scale, self.distance, self.chunk)
         return goals, scale, store.points[source]

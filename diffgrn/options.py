@@ -273,7 +273,7 @@ TISSUE_OPTIONS = ("tissue", "size", "boundary", "genes", "inputs")
 
 def tissue_from_options(args: argparse.Namespace) -> Tissue:
     """The tissue `--tissue`, `--size`, `--boundary` (and `--cells`) name."""
-    size = args.size if args.size is not None else None
+    size = args.size
     if args.tissue == "chain":
         if size is not None and not size.strip().isdigit():
             raise ValueError(f"--size for a chain is one number of cells; got {size!r}")
@@ -350,11 +350,11 @@ def iterations_from_options(method, args) -> int:
     return given if given is not None else (Q["iterations"] if args.quick else 200)
 
 
-def names(text: str, flag: str, what: str = "method") -> list[str]:
+def names(text: str, flag: str, expected: str = M, what: str = "method") -> list[str]:
     """`es, adam` → ['es', 'adam']; empty or repeated names are errors naming `flag`."""
     items = [m.strip() for m in text.split(",") if m.strip()]
     if not items:
-        raise ValueError(f"{flag} is empty; expected some of {M}")
+        raise ValueError(f"{flag} is empty; expected some of {expected}")
     repeated = [x for i, x in enumerate(items) if x in items[:i]]
     if repeated:
         raise ValueError(f"{flag} lists the {what} {repeated[0]!r} twice; list each once")
@@ -366,7 +366,7 @@ def describe(command: str, args: argparse.Namespace):
     objective, regulator = objective_from_options(args), regulator_from_options(args)
     if command == "explore":
         strategies = {}
-        for m in names(args.method, "explore --method"):
+        for m in names(args.method, "explore --method", ", ".join(CHOICES["method"])):
             if m not in CHOICES["method"]:
                 raise ValueError(f"explore --method must be imgep, random or both; got {m!r}")
             strategies[m] = make(IMGEP, args) if m == "imgep" else CHOICES["method"][m]()
