@@ -193,3 +193,36 @@ def _needs_key(cls) -> bool:
     except (TypeError, ValueError):
         return False
     return p is not None and p.default is inspect.Parameter.empty
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """A class's field documentation, `{field: text}`: each field's attribute docstring
+    (the string right after it, as mkdocstrings shows it), else its entry
+    ``- `field`: text`` in a class docstring's list, searched along the MRO (the
+    command line's help comes from here)."""
+    import ast
+    import re
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for c in reversed(cls.__mro__):
+        for names, text in re.findall(r"^\s*- ((?:`\w+`(?:, )?)+): (.*(?:\n(?!\s*-|\s*$).*)*)",
+                                      inspect.getdoc(c) or "", re.M):  # fmt: skip
+            docs |= dict.fromkeys(re.findall(r"`(\w+)`", names), " ".join(text.split()))
+        try:
+            body = ast.parse(textwrap.dedent(inspect.getsource(c))).body[0].body
+        except (OSError, TypeError, SyntaxError, IndexError, AttributeError):
+            continue
+        for a, b in zip(body, body[1:]):
+            doc = (
+                b.value.value
+                if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
+                else None
+            )
+            if (
+                isinstance(a, ast.AnnAssign)
+                and isinstance(a.target, ast.Name)
+                and isinstance(doc, str)
+            ):
+                docs[a.target.id] = " ".join(doc.split())
+    return docs

@@ -573,6 +573,7 @@ class IMGEP(AbstractExploration):
 
     initial: int | None = eqx.field(static=True, default=None)
     mutation: float = eqx.field(static=True, default=0.2)
+    """Mutation of a goal's nearest point, relative to the draws' scale."""
     expand: float = eqx.field(static=True, default=0.2)
 
     def __check_init__(self):

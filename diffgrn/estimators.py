@@ -49,7 +49,9 @@ class Pathwise(AbstractEstimator):
     """
 
     replicates: int | None = eqx.field(static=True, default=None)
+    """Replicates per estimate (None: the objective's)."""
     backprop_steps: int | None = eqx.field(static=True, default=None)
+    """Backpropagate through the last K steps only (truncated BPTT; None: all)."""
 
     def __check_init__(self):
         if self.replicates is not None:
@@ -91,7 +93,9 @@ class AntitheticES(AbstractEstimator):
     of scale `sigma`, each pair on one noise draw."""
 
     sigma: float = eqx.field(static=True, default=0.05)
+    """Perturbation scale."""
     pairs: int = eqx.field(static=True, default=16)
+    """Antithetic pairs per estimate."""
     utility: AbstractEvaluation = eqx.field(default_factory=HardUtility)
 
     def __check_init__(self):

@@ -72,6 +72,7 @@ class Hybrid(AbstractMethod):
     first: AbstractMethod
     second: AbstractMethod
     switch: int = eqx.field(static=True, default=50)
+    """Iterations of `first` before `second` takes over."""
 
     def __check_init__(self):
         check_range("Hybrid", "switch", self.switch, ge=1, integer=True)
@@ -148,7 +149,9 @@ class ClippedAdam(Configurable):
     unaffected. `None`: no scaling."""
 
     learning_rate: float = eqx.field(static=True, default=3e-2)
+    """Learning rate of Adam."""
     clip: float | None = eqx.field(static=True, default=1.0)
+    """Global-norm clip of the gradient (None: none)."""
     b1: float = eqx.field(static=True, default=0.9)
     b2: float = eqx.field(static=True, default=0.999)
     reference_fan_in: int | None = eqx.field(static=True, default=8)
@@ -257,6 +260,9 @@ class Gradient(AbstractMethod):
     estimator: AbstractEstimator = eqx.field(
         default_factory=lambda: Pathwise(replicates=GRADIENT_REPLICATES)
     )
+    """The gradient estimator (`diffgrn.estimators`): `Pathwise()` backpropagates U_soft,
+    `LikelihoodRatio()` and `AntitheticES()` estimate ∇U_hard, `InverseVariance(a, b)`
+    combines two per parameter."""
     name: str = eqx.field(static=True, default="adam")
     temperature: Callable | None = eqx.field(static=True, default=None)
     bandwidth: Callable | None = eqx.field(static=True, default=None)

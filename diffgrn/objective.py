@@ -86,12 +86,18 @@ class Objective(Configurable):
     dynamics: Dynamics = eqx.field(default_factory=Dynamics)
     readout: AbstractReadout = eqx.field(default_factory=SoftReadout)
     bandwidth: float | Scalar = 0.5
+    """KDE bandwidth h of the soft utility (model.md's first: 0.1)."""
     replicates: int = eqx.field(static=True, default=100)
+    """Replicates R simulated per evaluation."""
     genes: int = eqx.field(static=True, default=1, converter=_as_int)
+    """Genes per cell (the regulator's `genes` must match)."""
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)
+    """Readout genes, e.g. (0, 1): each cell has one of K = 2^m fates."""
     devices: int | tuple | None = eqx.field(static=True, default=None, converter=_as_devices)
     utility: AbstractUtility = eqx.field(default_factory=PatternInformation)
     max_stiffness: float | None = eqx.field(static=True, default=None)
+    """Score regulators with dt·max|f'| above this as U = 0, a guard against Euler artefacts (e.g.
+    1; None: no guard)."""
 
     def __check_init__(self):
         if self.max_stiffness is not None:

@@ -39,7 +39,7 @@ class GradientPopulation(AbstractMethod):
 
     - `gradient`: the method each learner runs (default `Gradient()`: Adam on the
       pathwise ∇U_soft).
-    - `learners`: K (default 8).
+    - `learners`: K, the Adam learners trained together (default 8).
     - `spread`: std of the noise added to every parameter of learners 1 … K−1 at the
       start (default 2.0); learner 0 starts at the given regulator.
     - `every`: steps between selections (default 5).

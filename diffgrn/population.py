@@ -123,8 +123,11 @@ class MuPlusLambdaES(AbstractPopulationMethod):
     """
 
     population: int = eqx.field(static=True, default=20)
+    """Candidates simulated per generation."""
     parents: int = eqx.field(static=True, default=5)
+    """Parents μ kept each generation."""
     mutation: float = eqx.field(static=True, default=0.1)
+    """Scale of the Gaussian mutation."""
 
     def __check_init__(self):
         check_range("MuPlusLambdaES", "parents", self.parents, ge=1, integer=True)
@@ -198,7 +201,9 @@ class CMAES(AbstractPopulationMethod):
     """
 
     population: int = eqx.field(static=True, default=20)
+    """Candidates λ per generation."""
     sigma: float = eqx.field(static=True, default=0.3)
+    """Initial step size σ."""
 
     def __check_init__(self):
         check_range("CMAES", "population", self.population, ge=4, integer=True)
@@ -272,7 +277,9 @@ class RandomSearch(AbstractPopulationMethod):
     """
 
     population: int = eqx.field(static=True, default=20)
+    """Draws per generation (with the incumbent)."""
     scale: float = eqx.field(static=True, default=1.0)
+    """Scale of the draws around the start θ₀."""
 
     def __check_init__(self):
         check_range("RandomSearch", "population", self.population, ge=2, integer=True)
@@ -371,7 +378,9 @@ class Evosax(AbstractPopulationMethod):
 
     strategy: Any = eqx.field(static=True)
     population: int = eqx.field(static=True, default=20)
+    """Candidates per generation."""
     sigma: float = eqx.field(static=True, default=0.3)
+    """Initial step size."""
     strategy_params: dict = eqx.field(static=True, default_factory=dict)
 
     def __init__(

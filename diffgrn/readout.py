@@ -34,6 +34,7 @@ class SoftReadout(AbstractReadout):
     """p = sigmoid(τ·(s − 0.5)), temperature τ > 0 (default 20)."""
 
     temperature: float | Scalar = 20.0
+    """Soft readout temperature τ."""
 
     def __check_init__(self):
         check_range("SoftReadout", "temperature", self.temperature, gt=0.0)

@@ -104,6 +104,7 @@ class MLPRegulator(AbstractRegulator):
     mlp: eqx.nn.MLP
     widths: tuple[int, ...] = eqx.field(static=True)
     inputs: str = eqx.field(static=True)
+    """The neighbours' mean only (`neighbours`), or the cell's own state too (`both`)."""
 
     def __init__(
         self,

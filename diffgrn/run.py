@@ -53,10 +53,13 @@ class Run(Configurable):
     method: AbstractMethod
     iterations: int | None = eqx.field(static=True)
     seed: int = eqx.field(static=True)
+    """Seed of the start and of training."""
     reassess: int | None = eqx.field(static=True)
     reassess_repeats: int = eqx.field(static=True)
     checkpoint_every: int | None = eqx.field(static=True)
+    """Checkpoint every K iterations (and on Ctrl-C) in OUT.checkpoint/."""
     out: str | None = eqx.field(static=True)
+    """Output folder (None: runs/ and a name from the run)."""
     space: SearchSpace | None
 
     def __init__(
@@ -287,11 +290,17 @@ class CompareRun(Configurable):
     methods: dict
     iterations: dict = eqx.field(static=True)
     seeds: int | tuple = eqx.field(static=True)
+    """Seeds per method: a count, or a list such as 0,3 (the same start per seed)."""
     seed: int = eqx.field(static=True)
     target: float | None = eqx.field(static=True)
+    """Utility target for time-to-target and success rate (None: no target)."""
     reassess: int | None = eqx.field(static=True)
+    """Re-assess each candidate every this many iterations on `reassess_repeats` fresh draws: the
+    target is reached when the mean's lower 95% bound crosses it (0: judge single draws)."""
     reassess_repeats: int = eqx.field(static=True)
+    """Fresh draws per re-assessment (>= 2)."""
     baseline: str | None = eqx.field(static=True)
+    """The method speed-ups are measured against (None: es if compared, else cmaes, else none)."""
     out: str | None = eqx.field(static=True)
 
     def __init__(
@@ -436,10 +445,15 @@ class ExploreRun(Configurable):
     regulator: AbstractRegulator
     strategies: dict
     descriptors: tuple
+    """What is measured of each pattern: fraction, boundaries, like, srep, dominant."""
     budget: int = eqx.field(static=True)
+    """Simulations per strategy."""
     batch: int = eqx.field(static=True)
+    """Regulators simulated per round."""
     scale: float = eqx.field(static=True)
+    """Random draws' scale around the start θ₀."""
     bins: int = eqx.field(static=True)
+    """Bins per descriptor for coverage."""
     seed: int = eqx.field(static=True)
     out: str | None = eqx.field(static=True)
 

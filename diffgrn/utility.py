@@ -330,7 +330,9 @@ class TargetPattern(AbstractUtility):
 
     parts: ClassVar[tuple[str, str]] = ("agreement", "exact_hits")
     pattern: tuple = eqx.field(static=True)
+    """The target: 0/1 per cell, e.g. 1001001 (row-major on a lattice; one readout gene)."""
     score: AbstractPatternScore
+    """How a replicate's fates are scored against it: per-cell agreement, or exact hits."""
 
     def __init__(self, pattern: "str | Sequence", score: AbstractPatternScore | None = None):
         if isinstance(pattern, str):

@@ -118,3 +118,41 @@ def test_a_scripts_regulator_loads_from_its_file_in_a_fresh_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["Ramp", "2.5", "__main__:Ramp"]
+
+
+def test_field_docs_read_attribute_docstrings_and_docstring_lists():
+    """Field documentation comes from the string after a field or from a class
+    docstring's ``- `name`: text`` list (inherited along the MRO); the command line's
+    help is built from it, so every flag that sets a field has some."""
+    import argparse
+
+    import equinox as eqx
+
+    from diffgrn.config import field_docs
+    from diffgrn.options import OPTIONS, add
+
+    class Base(eqx.Module):
+        """A base.
+
+        - `a`, `b`: listed
+          over two lines.
+        """
+
+        a: int = 1
+        b: int = 2
+
+    class Child(Base):
+        c: float = 0.5
+        """The string after the field."""
+        d: float = 1.0
+
+    docs = field_docs(Child)
+    assert docs == {"a": "listed over two lines.", "b": "listed over two lines.",
+                    "c": "The string after the field."}  # fmt: skip
+    assert "d" not in docs
+    parser = argparse.ArgumentParser()
+    add(parser, [o for o in OPTIONS if o.flag not in ("--method", "--mutation")])
+    parser._actions = [a for a in parser._actions if a.dest != "help"]
+    empty = [a.option_strings[0] for a in parser._actions if (a.help or " [").startswith(" [")]
+    assert empty == []
+    assert "[MuPlusLambdaES]" in parser._option_string_actions["--parents"].help
