@@ -6,10 +6,14 @@ Square periodic lattices of N cells (R replicates, `--steps` Euler–Maruyama st
 the 3-parameter tanh regulator so that the drift is cheap and the neighbour mean,
 the solver and the noise dominate), and the chain. The baseline, in the same
 process, is a plain `lax.scan` of the same model whose neighbour mean is four
-`jnp.roll`s and whose noise is drawn inside each step. Then the horizon: peak memory
-of a forward solve and of a checkpointed gradient (`Dynamics(checkpoints=20)`) for
-N = 7, R = 100 at T = 20, 200, 2 000, with `GridNoise()` and `CounterNoise()` (the
-default). `python -m benchmarks.memory` measures the acceptance figures of issue 19.
+`jnp.roll`s and whose noise is drawn inside each step (`--grid-max-cells` skips the
+grid path above a size: its increments alone are steps × R × N floats). Then the
+horizon (issue 19's memory figures): peak memory of a forward solve at `Objective()`'s
+defaults but T (the 7-cell chain, R = 100, dt = 0.01, the MLP) and of a checkpointed
+gradient (`Dynamics(checkpoints=20)`) at T = 20, 200, 2 000, with `GridNoise()` and
+`CounterNoise()` (the default); "start" is the process's peak before compiling.
+
+    python -m benchmarks.scale --sizes 10000,100000,1000000 --grid-max-cells 100000
 
 Every configuration runs in its own subprocess, so its peak memory (`ru_maxrss`,
 the whole process, JAX runtime included) is its own. Prints tables; asserts nothing.
@@ -68,6 +72,12 @@ def one(spec: dict) -> dict:
     dt = spec.get("dt", 0.01)
     kind = spec["kind"]
     out = dict(spec)
+    if kind == "defaults":  # Objective() at its defaults but T and the noise
+        dyn = diffgrn.Dynamics(t_final=spec["t_final"], noise=NOISES[spec["noise"]]())
+        obj, reg = diffgrn.Objective(dynamics=dyn), diffgrn.MLPRegulator(key=jr.key(0))
+        out["start_peak_gib"] = peak_gib()
+        jax.block_until_ready(eqx.filter_jit(obj.simulate)(reg, jr.key(1)))
+        return dict(out, forward_peak_gib=peak_gib())
     if kind == "stencil":
         side = int(round(spec["cells"] ** 0.5))
         sim = lambda rg, k: stencil_simulate(rg, side, side, r, steps, dt, 0.1, k)
@@ -127,6 +137,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--replicates", type=int, default=8)
     p.add_argument("--horizons", default="20,200,2000")
+    p.add_argument("--grid-max-cells", type=int, default=None)
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:
@@ -147,6 +158,9 @@ def main(argv=None):
     for n in (int(v) for v in args.sizes.split(",")):
         rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n, backward=True)))]
         for noise in ("grid", "counter"):
+            if noise == "grid" and args.grid_max_cells and n > args.grid_max_cells:
+                print(f"{'diffgrn square lattice':>22s} {n:8d} {'grid':>8s}  skipped (> max cells)")
+                continue
             rows.append(
                 (
                     "diffgrn square lattice",
@@ -166,29 +180,22 @@ def main(argv=None):
                 f"{r.get('gradient_ns_per_cell_step', float('nan')):8.2f} "
                 f"{r.get('gradient_peak_gib', float('nan')):8.2f} {ratio:13.2f}"
             )
-    print("\nhorizon: chain N = 7, R = 100, dt = 0.01, checkpoints = 20; peak GiB")
-    print(f"{'noise':>8s} {'T':>6s} {'forward':>8s} {'gradient':>9s} {'grad/fwd':>9s}")
+    print("\nhorizon: chain N = 7, R = 100, dt = 0.01; forward at Objective()'s defaults (MLP),")
+    print("gradient with checkpoints = 20 (tanh); peak GiB of a fresh process per cell")
+    print(f"{'noise':>8s} {'T':>6s} {'start':>6s} {'forward':>8s} {'/ first':>8s} {'gradient':>9s}")
     for path in ("grid", "counter"):
+        first = None
         for t in (float(v) for v in args.horizons.split(",")):
-            steps = int(round(t / 0.01))
-            spec = dict(
-                kind="chain",
-                cells=7,
-                replicates=100,
-                steps=steps,
-                noise=path,
-                checkpoints=20,
-                repeats=1,
-            )
-            f = run(dict(spec, forward=True))
-            g = run(dict(spec, forward=False, backward=True))
+            f = run(dict(kind="defaults", cells=7, replicates=100, steps=0, noise=path, t_final=t))
+            spec = dict(kind="chain", cells=7, replicates=100, steps=int(round(t / 0.01)))
+            g = run(dict(spec, noise=path, checkpoints=20, repeats=1, forward=False, backward=True))
             if "error" in f or "error" in g:
                 print(f"{path:>8s} {t:6g}  error: {f.get('error') or g.get('error')}")
                 continue
+            first = first or f["forward_peak_gib"]
             print(
-                f"{path:>8s} {t:6g} {f['forward_peak_gib']:8.2f} "
-                f"{g['gradient_peak_gib']:9.2f} "
-                f"{g['gradient_peak_gib'] / f['forward_peak_gib']:9.2f}"
+                f"{path:>8s} {t:6g} {f['start_peak_gib']:6.2f} {f['forward_peak_gib']:8.2f} "
+                f"{f['forward_peak_gib'] / first:8.2f} {g['gradient_peak_gib']:9.2f}"
             )
 
 
