@@ -6,6 +6,7 @@ reproduce them (seed, command line, package versions); and what the folders of
 
 import contextlib
 import importlib.metadata
+import json
 import math
 import os
 import shutil
@@ -420,6 +421,33 @@ RENAMED = {  # choices renamed in 0.5 (derived from class names), for older fold
     ("--noise", "tree"): "virtual-tree",
     ("--pattern-score", "hit"): "exact-hits",
 }
+
+
+def legacy_command(folder: Path) -> "list[str] | None":
+    """The `diffgrn …` command a folder written before diffgrn 0.5 records, or None
+    when its record holds a run description (`load_run` rebuilds it); ValueErrors
+    name the file."""
+    found = [folder / n for n in ("history.json", "compare.json", "explore.json")]
+    found = [p for p in found if p.is_file()]
+    if not found:
+        raise ValueError(f"rerun: {folder} holds no history.json, compare.json or explore.json")
+    try:
+        rec = json.loads(found[0].read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
+    described = rec.get("description") or rec.get("run")
+    if isinstance(described, dict) and "type" in described:
+        return None
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
+    recorded = config.get("run") or rec.get("run") or {}
+    command = recorded.get("command") if isinstance(recorded, dict) else None
+    if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
+        raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
+    if command[1:2] == ["compare"] and found[0].name == "history.json":
+        raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")
+    return command
 
 
 def replay(command: list[str], out: Path, overwrite: bool) -> list[str]:

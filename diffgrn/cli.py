@@ -5,14 +5,13 @@ own values (errors are reworded to name the flag), and the descriptions train, e
 and write their folders."""
 
 import argparse
-import json
 import re
 import sys
 import warnings
 from pathlib import Path
 
 from ._memory import LIMIT_VARIABLE
-from ._runs import Unfinished, replay, report, write_comparison
+from ._runs import Unfinished, legacy_command, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
 from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, HelpFormatter, add, describe
@@ -200,28 +199,10 @@ def collect(args, argv) -> int:
 def cmd_rerun(args, parser, argv) -> int:
     """Rerun a folder from its run description (or, for folders written before
     diffgrn 0.5, the command it records) into a new --out."""
-    folder = args.folder
-    found = [folder / n for n in ("history.json", "compare.json", "explore.json")]
-    found = [p for p in found if p.is_file()]
-    if not found:
-        raise ValueError(f"rerun: {folder} holds no history.json, compare.json or explore.json")
-    try:
-        rec = json.loads(found[0].read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"rerun: {found[0]} is not valid JSON (truncated?): {e}") from None
-    if not isinstance(rec, dict):
-        raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
-    described = rec.get("description") or rec.get("run")
-    if isinstance(described, dict) and "type" in described:
+    command = legacy_command(args.folder)  # None: it holds a run description
+    if command is None:
         args.no_progress = False
-        return execute(load_run(found[0], "rerun").replace(out=str(args.out)), argv, args)
-    config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-    recorded = config.get("run") or rec.get("run") or {}
-    command = recorded.get("command") if isinstance(recorded, dict) else None
-    if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
-        raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
-    if command[1:2] == ["compare"] and found[0].name == "history.json":
-        raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")
+        return execute(load_run(args.folder, "rerun").replace(out=str(args.out)), argv, args)
     kept = replay(command, args.out, args.overwrite)
     print("rerun: diffgrn " + " ".join(kept), file=sys.stderr)
     return main(kept)
