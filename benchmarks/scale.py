@@ -67,17 +67,16 @@ def stencil_simulate(reg, rows, cols, replicates, steps, dt, sigma, key):
 
 def one(spec: dict) -> dict:
     """Measure one configuration (run in a subprocess)."""
-    reg = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
-    key, steps, r = jr.key(0), spec["steps"], spec["replicates"]
-    dt = spec.get("dt", 0.01)
-    kind = spec["kind"]
-    out = dict(spec)
+    kind, out = spec["kind"], dict(spec)
     if kind == "defaults":  # Objective() at its defaults but T and the noise
         dyn = diffgrn.Dynamics(t_final=spec["t_final"], noise=NOISES[spec["noise"]]())
         obj, reg = diffgrn.Objective(dynamics=dyn), diffgrn.MLPRegulator(key=jr.key(0))
         out["start_peak_gib"] = peak_gib()
         jax.block_until_ready(eqx.filter_jit(obj.simulate)(reg, jr.key(1)))
         return dict(out, forward_peak_gib=peak_gib())
+    reg = diffgrn.TanhRegulator(1.0, 6.0, 0.4)
+    key, steps, r = jr.key(0), spec["steps"], spec["replicates"]
+    dt = spec.get("dt", 0.01)
     if kind == "stencil":
         side = int(round(spec["cells"] ** 0.5))
         sim = lambda rg, k: stencil_simulate(rg, side, side, r, steps, dt, 0.1, k)
@@ -137,7 +136,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--replicates", type=int, default=8)
     p.add_argument("--horizons", default="20,200,2000")
-    p.add_argument("--grid-max-cells", type=int, default=None)
+    p.add_argument("--grid-max-cells", type=int, default=None, help="skip the grid path above")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one is not None:
@@ -158,18 +157,16 @@ def main(argv=None):
     for n in (int(v) for v in args.sizes.split(",")):
         rows = [("stencil (4 rolls)", run(dict(base, kind="stencil", cells=n, backward=True)))]
         for noise in ("grid", "counter"):
-            if noise == "grid" and args.grid_max_cells and n > args.grid_max_cells:
-                print(f"{'diffgrn square lattice':>22s} {n:8d} {'grid':>8s}  skipped (> max cells)")
-                continue
-            rows.append(
-                (
-                    "diffgrn square lattice",
-                    run(dict(base, kind="lattice", cells=n, noise=noise, backward=True)),
-                )
-            )
+            skip = noise == "grid" and args.grid_max_cells and n > args.grid_max_cells
+            spec = dict(base, kind="lattice", cells=n, noise=noise, backward=True)
+            r = dict(spec, skipped="(--grid-max-cells)") if skip else run(spec)
+            rows.append(("diffgrn square lattice", r))
         rows.append(("diffgrn chain", run(dict(base, kind="chain", cells=n, noise="counter"))))
         ref = rows[0][1].get("forward_s")
         for name, r in rows:
+            if "skipped" in r:
+                print(f"{name:>22s} {n:8d} {r['noise']:>8s}  skipped {r['skipped']}")
+                continue
             if "error" in r:
                 print(f"{name:>22s} {n:8d} {r.get('noise', '-'):>8s}  error: {r['error']}")
                 continue
@@ -186,7 +183,7 @@ def main(argv=None):
     for path in ("grid", "counter"):
         first = None
         for t in (float(v) for v in args.horizons.split(",")):
-            f = run(dict(kind="defaults", cells=7, replicates=100, steps=0, noise=path, t_final=t))
+            f = run(dict(kind="defaults", noise=path, t_final=t))
             spec = dict(kind="chain", cells=7, replicates=100, steps=int(round(t / 0.01)))
             g = run(dict(spec, noise=path, checkpoints=20, repeats=1, forward=False, backward=True))
             if "error" in f or "error" in g:

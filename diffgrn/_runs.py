@@ -423,10 +423,10 @@ RENAMED = {  # choices renamed in 0.5 (derived from class names), for older fold
 }
 
 
-def legacy_command(folder: Path) -> "list[str] | None":
-    """The `diffgrn …` command a folder written before diffgrn 0.5 records, or None
-    when its record holds a run description (`load_run` rebuilds it); ValueErrors
-    name the file."""
+def recorded(folder: Path) -> "tuple[Path, list[str] | None]":
+    """A run folder's record (its history.json, compare.json or explore.json), and the
+    `diffgrn …` command it records if it was written before diffgrn 0.5 (None: the
+    record holds a run description, for `load_run`); ValueErrors name the file."""
     found = [folder / n for n in ("history.json", "compare.json", "explore.json")]
     found = [p for p in found if p.is_file()]
     if not found:
@@ -439,15 +439,15 @@ def legacy_command(folder: Path) -> "list[str] | None":
         raise ValueError(f"rerun: {found[0]} is not a run record (a JSON object)")
     described = rec.get("description") or rec.get("run")
     if isinstance(described, dict) and "type" in described:
-        return None
+        return found[0], None
     config = rec.get("config") if isinstance(rec.get("config"), dict) else {}
-    recorded = config.get("run") or rec.get("run") or {}
-    command = recorded.get("command") if isinstance(recorded, dict) else None
+    entry = config.get("run") or rec.get("run") or {}
+    command = entry.get("command") if isinstance(entry, dict) else None
     if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         raise ValueError(f"rerun: {folder} has no recorded command (written before diffgrn 0.3?)")
     if command[1:2] == ["compare"] and found[0].name == "history.json":
         raise ValueError(f"rerun: {folder} is one run of a compare; rerun its parent folder")
-    return command
+    return found[0], command
 
 
 def replay(command: list[str], out: Path, overwrite: bool) -> list[str]:

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from ._memory import LIMIT_VARIABLE
-from ._runs import Unfinished, legacy_command, replay, report, write_comparison
+from ._runs import Unfinished, recorded, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
 from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, HelpFormatter, add, describe
@@ -199,10 +199,10 @@ def collect(args, argv) -> int:
 def cmd_rerun(args, parser, argv) -> int:
     """Rerun a folder from its run description (or, for folders written before
     diffgrn 0.5, the command it records) into a new --out."""
-    command = legacy_command(args.folder)  # None: it holds a run description
+    record, command = recorded(args.folder)  # command None: the record describes the run
     if command is None:
         args.no_progress = False
-        return execute(load_run(args.folder, "rerun").replace(out=str(args.out)), argv, args)
+        return execute(load_run(record, "rerun:").replace(out=str(args.out)), argv, args)
     kept = replay(command, args.out, args.overwrite)
     print("rerun: diffgrn " + " ".join(kept), file=sys.stderr)
     return main(kept)

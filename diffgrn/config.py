@@ -10,6 +10,7 @@ configs are rebuilt first, and a constructor that needs a PRNG key gets a fixed 
 (array leaves are loaded separately, e.g. by `diffgrn.load`).
 """
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -200,29 +201,30 @@ def field_docs(cls: type) -> dict[str, str]:
     (the string right after it, as mkdocstrings shows it), else its entry
     ``- `field`: text`` in a class docstring's list, searched along the MRO (the
     command line's help comes from here)."""
+    docs: dict[str, str] = {}
+    for c in reversed(cls.__mro__):
+        docs |= _own_docs(c)
+    return docs
+
+
+@functools.cache
+def _own_docs(c: type) -> dict[str, str]:
     import ast
     import re
     import textwrap
 
     docs: dict[str, str] = {}
-    for c in reversed(cls.__mro__):
-        for names, text in re.findall(r"^\s*- ((?:`\w+`(?:, )?)+): (.*(?:\n(?!\s*-|\s*$).*)*)",
-                                      inspect.getdoc(c) or "", re.M):  # fmt: skip
-            docs |= dict.fromkeys(re.findall(r"`(\w+)`", names), " ".join(text.split()))
-        try:
-            body = ast.parse(textwrap.dedent(inspect.getsource(c))).body[0].body
-        except (OSError, TypeError, SyntaxError, IndexError, AttributeError):
-            continue
-        for a, b in zip(body, body[1:]):
-            doc = (
-                b.value.value
-                if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)
-                else None
-            )
-            if (
-                isinstance(a, ast.AnnAssign)
-                and isinstance(a.target, ast.Name)
-                and isinstance(doc, str)
-            ):
-                docs[a.target.id] = " ".join(doc.split())
+    for names, text in re.findall(r"^\s*- ((?:`\w+`(?:, )?)+): (.*(?:\n(?!\s*-|\s*$).*)*)",
+                                  c.__dict__.get("__doc__") or "", re.M):  # fmt: skip
+        docs |= dict.fromkeys(re.findall(r"`(\w+)`", names), " ".join(text.split()))
+    try:
+        body = ast.parse(textwrap.dedent(inspect.getsource(c))).body[0].body
+    except (OSError, TypeError, SyntaxError, IndexError, AttributeError):
+        return docs  # no source (a builtin, a compiled or interactive class)
+    for a, b in zip(body, body[1:]):
+        doc = (
+            b.value.value if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) else None
+        )
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(doc, str):
+            docs[a.target.id] = " ".join(doc.split())
     return docs

@@ -92,7 +92,7 @@ class Objective(Configurable):
     genes: int = eqx.field(static=True, default=1, converter=_as_int)
     """Genes per cell (the regulator's `genes` must match)."""
     fate_genes: tuple[int, ...] = eqx.field(static=True, default=(0,), converter=_as_tuple)
-    """Readout genes, e.g. (0, 1): each cell has one of K = 2^m fates."""
+    """Readout genes (e.g. 0 and 1): each cell has one of K = 2^m fates."""
     devices: int | tuple | None = eqx.field(static=True, default=None, converter=_as_devices)
     utility: AbstractUtility = eqx.field(default_factory=PatternInformation)
     max_stiffness: float | None = eqx.field(static=True, default=None)

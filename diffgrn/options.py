@@ -75,19 +75,21 @@ def ints(text: str) -> tuple:
 
 class Flag(NamedTuple):
     flag: str
-    fields: str  # the `Class.field`s it sets, space-separated ("": none; a bare `Class`:
-    help: str  # it applies when the run holds one); help "": the first field's docs
+    fields: str  # the `Class.field`s it sets, space-separated; a bare `Class`: applies
+    #   when the run holds one; "": sets none
+    help: str  # "": the first field's documentation (prefixed with `scope: `)
     quick: object  # not None: the value under --quick (the default is then None)
+    scope: str  # the methods it applies to, e.g. "es" (shown first in the help)
     kw: dict
 
 
-def flag(name: str, fields: str = "", help: str = "", quick=None, **kw) -> Flag:
-    return Flag(name, fields, help, quick, kw)
+def flag(name: str, fields: str = "", help: str = "", quick=None, scope="", **kw) -> Flag:
+    return Flag(name, fields, help, quick, scope, kw)
 
 
-def flags(table: str) -> list[Flag]:
-    """One flag per line, `--flag Class.field …`: help and default from the field."""
-    return [flag(n, " ".join(f)) for n, *f in map(str.split, table.strip().splitlines())]
+def flags(scope: str, *table: str, **kw) -> list[Flag]:
+    """Flags `--flag Class.field …` whose help is their field's documentation."""
+    return [flag(n, " ".join(f), scope=scope, **kw) for n, *f in map(str.split, table)]
 
 
 CHOICES = dict(
@@ -97,8 +99,8 @@ CHOICES = dict(
     estimator=classes(AbstractEstimator, **{"inverse-variance": InverseVariance}),
     pattern_score=classes(AbstractPatternScore),
 )
+EXPLORATIONS = classes(AbstractExploration)
 M = "es, cmaes, adam, openes, hybrid, pbt, random, evosax:NAME (any evosax strategy)"
-I = "steps (adam, openes, hybrid, pbt) or generations (es, cmaes, random, evosax)"
 # fmt: off
 MODEL = [
     flag("--tissue", "", "chain (model.md), or a square or hexagonal (odd-r offset) lattice",
@@ -109,7 +111,8 @@ MODEL = [
     flag("--boundary", "Chain.boundary Lattice.boundary", "tissue boundary",
          choices=("open", "pinned", "periodic")),
     flag("--cells", "Chain.n_cells", "chain length"),
-    flag("--genes", "Objective.genes MLPRegulator.genes TranscriptionalRegulator.genes"),
+    flag("--genes", "Objective.genes MLPRegulator.genes TranscriptionalRegulator.genes",
+         "genes per cell"),
     flag("--inputs", "MLPRegulator.inputs", "mlp: the neighbours' mean only, or the cell's own "
          "state too", choices=("neighbours", "both")),
     flag("--fate-genes", "Objective.fate_genes", type=ints, default=(0,)),
@@ -123,10 +126,8 @@ MODEL = [
          "each step, memory flat in T), grid (stored; diffgrn <= 0.4's numbers), virtual-tree, "
          "no (σ = 0)", default="counter"),
     flag("--replicates", "Objective.replicates", quick=32, type=int),
-    *flags("""
-        --max-stiffness Objective.max_stiffness
-        --temperature SoftReadout.temperature
-        --bandwidth Objective.bandwidth"""),
+    *flags("", "--max-stiffness Objective.max_stiffness", type=float),
+    *flags("", "--temperature SoftReadout.temperature", "--bandwidth Objective.bandwidth"),
     flag("--target-pattern", "TargetPattern.pattern", "optimise toward this pattern, not U: "
          "0/1 per cell, e.g. 1001001 (row-major on a lattice; one readout gene)", default=None),
     flag("--pattern-score", "TargetPattern.score", "with --target-pattern: per-cell agreement, "
@@ -140,20 +141,18 @@ METHODS = [
     flag("--steps", "Gradient", "adam, openes, hybrid, pbt steps", quick=25,
          default=200),
     flag("--population", "MuPlusLambdaES.population CMAES.population RandomSearch.population "
-         "Evosax.population"),
-    *flags("""
-        --parents MuPlusLambdaES.parents
-        --mutation MuPlusLambdaES.mutation
-        --cma-sigma CMAES.sigma Evosax.sigma
-        --lr ClippedAdam.learning_rate
-        --clip ClippedAdam.clip
-        --es-sigma AntitheticES.sigma
-        --es-pairs AntitheticES.pairs
-        --backprop-steps Pathwise.backprop_steps
-        --learners GradientPopulation.learners
-        --spread GradientPopulation.spread"""),
+         "Evosax.population", scope="es, cmaes, random, evosax"),
+    *flags("es", "--parents MuPlusLambdaES.parents", "--mutation MuPlusLambdaES.mutation"),
+    *flags("cmaes, hybrid, evosax", "--cma-sigma CMAES.sigma Evosax.sigma"),
+    *flags("adam, openes, hybrid, pbt", "--lr ClippedAdam.learning_rate"),
+    flag("--clip", "ClippedAdam.clip", "global-norm clip of the gradient",
+         scope="adam, openes, hybrid, pbt"),
+    *flags("openes and the antithetic-es, inverse-variance estimators",
+           "--es-sigma AntitheticES.sigma", "--es-pairs AntitheticES.pairs"),
+    *flags("adam, hybrid, pbt", "--backprop-steps Pathwise.backprop_steps", type=int),
+    *flags("pbt", "--learners GradientPopulation.learners", "--spread GradientPopulation.spread"),
     flag("--grad-replicates", "Pathwise.replicates", "replicates per pathwise estimate",
-         default=25),
+         scope="adam, hybrid, pbt", default=25),
     flag("--estimator", "Gradient.estimator", "adam, hybrid, pbt: pathwise ∇U_soft; "
          "likelihood-ratio ∇U_hard (path-space score); antithetic-es ∇U_hard; inverse-variance: "
          "pathwise and antithetic-es combined per parameter", default="pathwise"),
@@ -166,7 +165,8 @@ METHODS = [
 COMMANDS = dict(
     train=[
         flag("--method", "", f"one of {M}", default="es"),
-        flag("--checkpoint-every", "Run.checkpoint_every", type=int),
+        flag("--checkpoint-every", "Run.checkpoint_every", "checkpoint every K iterations (and "
+             "on Ctrl-C) in OUT.checkpoint/, to continue with --resume OUT", type=int),
         flag("--resume", "", "continue the interrupted run whose --out was this", type=Path),
     ],
     compare=[
@@ -174,9 +174,8 @@ COMMANDS = dict(
         flag("--seeds", "CompareRun.seeds", default="1"),
         flag("--target", "CompareRun.target", type=float),
         flag("--reassess", "CompareRun.reassess", default=20),
-        *flags("""
-            --reassess-repeats CompareRun.reassess_repeats
-            --baseline CompareRun.baseline"""),
+        *flags("", "--reassess-repeats CompareRun.reassess_repeats",
+               "--baseline CompareRun.baseline"),
         flag("--merge", "", "with --collect: add other compare folders of one method each "
              "under a label, LABEL=DIR,..."),
         flag("--collect", "", "train nothing: tabulate the METHOD-seedK runs in --out",
@@ -186,17 +185,15 @@ COMMANDS = dict(
         flag("--method", "", "imgep, random, or both comma-separated", default="imgep,random"),
         flag("--budget", "ExploreRun.budget", "simulations per method", quick=200,
              default=2000),
-        flag("--descriptors", "ExploreRun.descriptors", default="fraction,boundaries,dominant"),
-        *flags("""
-            --batch ExploreRun.batch
-            --bins ExploreRun.bins
-            --scale ExploreRun.scale
-            --mutation IMGEP.mutation"""),
+        flag("--descriptors", "ExploreRun.descriptors", "comma-separated: fraction, boundaries, "
+             "like, srep, dominant", default="fraction,boundaries,dominant"),
+        *flags("", "--batch ExploreRun.batch", "--bins ExploreRun.bins"),
+        *flags("", "--scale ExploreRun.scale"),
+        *flags("imgep", "--mutation IMGEP.mutation"),
     ],
 )
 COMMON = [
-    flag("--quick", "", "T=5, dt=0.02, R=32, 25 iterations (200 simulations for explore): a "
-         "smoke run, not a comparison", action="store_true"),
+    flag("--quick", "", "a smoke run, not a comparison: ", action="store_true"),
     flag("--config", "", "run what a run.json, history.json, compare.json or explore.json "
          "describes (--out, --overwrite, --no-progress, train's --checkpoint-every apply)",
          type=Path),
@@ -208,6 +205,8 @@ COMMON = [
 ]
 # fmt: on
 OPTIONS = MODEL + METHODS + COMMON + sum(COMMANDS.values(), [])
+QUICK = ", ".join(dict.fromkeys(f"{o.flag} {o.quick}" for o in OPTIONS if o.quick is not None))
+COMMON[0] = COMMON[0]._replace(help=COMMON[0].help + QUICK + " unless given")
 FIELDS: dict = {}
 """`Class.field` → the flags that set it (errors name the flag); a bare `Class`: the
 flag applies when the run holds one."""
@@ -231,10 +230,13 @@ def add(group, options) -> None:
     from the fields they set, choices of classes from `CHOICES`."""
     for o in options:
         kw, field, text = dict(o.kw), _field(o), o.help
-        if field and not text:  # the field's docs, and the classes it sets
-            text = field_docs(field[0]).get(field[1], "").rstrip(".").replace("`", "")
+        if field and not text:  # the field's docs; `name`s of fields with a flag: the flag
+            text = re.sub(r"\s*\(default[^)]*\)", "", field_docs(field[0]).get(field[1], ""))
+            owner = field[0].__name__
+            text = re.sub(r"`(\w+)`", lambda m, c=owner: FIELDS.get(f"{c}.{m[1]}", [m[1]])[0], text)
+            text = text.replace("`", "").rstrip(".")
             text = (text[:1].lower() if text[1:2].islower() else text[:1]) + text[1:]
-            text += f" [{', '.join(dict.fromkeys(f.split('.')[0] for f in o.fields.split()))}]"
+        text = f"{o.scope}: {text}" if o.scope else text
         if field and "default" not in kw and "action" not in kw:
             kw["default"] = inspect.signature(field[0]).parameters[field[1]].default
         if o.quick is not None:  # None, so that --quick can tell it was not given
@@ -295,8 +297,8 @@ def objective_from_options(args: argparse.Namespace) -> Objective:
     """The objective the model options name."""
     sigma = args.sigma if isinstance(args.sigma, tuple) else (args.sigma,)
     dynamics = make(Dynamics, args, sigma=sigma[0] if len(sigma) == 1 else sigma)
-    pattern = args.target_pattern
-    utility = PatternInformation() if pattern is None else make(TargetPattern, args)
+    given = args.target_pattern is not None
+    utility = make(TargetPattern, args) if given else PatternInformation()
     return make(Objective, args, tissue=tissue_from_options(args), dynamics=dynamics,
                 readout=make(SoftReadout, args), utility=utility)  # fmt: skip
 
@@ -355,11 +357,11 @@ def describe(command: str, args: argparse.Namespace):
     """The run description (`Run`, `CompareRun`, `ExploreRun`) the flags name."""
     objective, regulator = objective_from_options(args), regulator_from_options(args)
     if command == "explore":
-        strategies, known_ = {}, classes(AbstractExploration)
-        for m in names(args.method, "explore --method", ", ".join(known_)):
-            if m not in known_:
+        strategies = {}
+        for m in names(args.method, "explore --method", ", ".join(EXPLORATIONS)):
+            if m not in EXPLORATIONS:
                 raise ValueError(f"explore --method must be imgep, random or both; got {m!r}")
-            strategies[m] = make(IMGEP, args) if m == "imgep" else known_[m]()
+            strategies[m] = make(IMGEP, args) if m == "imgep" else EXPLORATIONS[m]()
         return make(ExploreRun, args, objective=objective, regulator=regulator,
                     strategies=strategies, budget=value(args, "budget"))  # fmt: skip
     flag_ = "compare --methods" if command == "compare" else "train --method"
@@ -384,7 +386,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Shows '(default: X)' except for flags, None defaults and helps that give it."""
 
     def _get_help_string(self, action):
-        d = action.default
-        if d is None or d is False or d == argparse.SUPPRESS or "default" in action.help:
-            return action.help
+        d, text = action.default, action.help or ""
+        if d is None or d is False or d == argparse.SUPPRESS or "(default" in text:
+            return text
         return super()._get_help_string(action)

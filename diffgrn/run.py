@@ -295,8 +295,9 @@ class CompareRun(Configurable):
     target: float | None = eqx.field(static=True)
     """Utility target for time-to-target and success rate (None: no target)."""
     reassess: int | None = eqx.field(static=True)
-    """Re-assess each candidate every this many iterations on `reassess_repeats` fresh draws: the
-    target is reached when the mean's lower 95% bound crosses it (0: judge single draws)."""
+    """Re-assess the candidate at about 1.5 × this many iterations, spread over the run
+    (`train(reassess=…)`), on `reassess_repeats` fresh draws each: the target is reached
+    when the mean's lower 95% bound crosses it (0: judge single draws)."""
     reassess_repeats: int = eqx.field(static=True)
     """Fresh draws per re-assessment (>= 2)."""
     baseline: str | None = eqx.field(static=True)

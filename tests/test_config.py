@@ -155,4 +155,30 @@ def test_field_docs_read_attribute_docstrings_and_docstring_lists():
     parser._actions = [a for a in parser._actions if a.dest != "help"]
     empty = [a.option_strings[0] for a in parser._actions if (a.help or " [").startswith(" [")]
     assert empty == []
-    assert "[MuPlusLambdaES]" in parser._option_string_actions["--parents"].help
+    assert parser._option_string_actions["--parents"].help.startswith("es: parents")
+
+
+def test_numeric_fields_get_numeric_flags():
+    """A flag that sets a number field parses its value as a number, also where the
+    field's default is None (so argparse cannot infer the type from it)."""
+    import argparse
+    import typing
+
+    from diffgrn.config import find_class
+    from diffgrn.options import OPTIONS, add
+
+    parser = argparse.ArgumentParser()
+    add(parser, [o for o in OPTIONS if o.flag not in ("--method", "--mutation")])
+    checked = []
+    for o in OPTIONS:
+        cls, _, name = (o.fields.split() or [""])[0].partition(".")
+        if not name or o.flag in ("--size", "--seeds"):  # text: N or RxC; a count or 0,3
+            continue
+        c = find_class({"type": cls})
+        hints = typing.get_type_hints(c) | typing.get_type_hints(c.__init__)
+        kinds = set(typing.get_args(hints[name]) or (hints[name],)) & {int, float}
+        action = parser._option_string_actions.get(o.flag)
+        if kinds and action is not None:
+            assert action.type in kinds, (o.flag, action.type, hints[name])
+            checked.append(o.flag)
+    assert {"--max-stiffness", "--backprop-steps", "--lr", "--t-final"} <= set(checked)
