@@ -98,5 +98,4 @@ for name, obj in (("agreement", blocks), ("exact hits", hits)):
 # (not S_pat and S_rep, which mean nothing there). `diffgrn explore --budget 2000`
 # writes both libraries and their figures; docs/discovery.md has the measured results.
 #
-# That is the series. The README and docs/ hold the command line, the measured
-# comparisons and the studies.
+# Next: notebook 8 (`08_behaviour.py`), behaviour over time: oscillators.
