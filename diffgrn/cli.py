@@ -14,7 +14,7 @@ from ._memory import LIMIT_VARIABLE
 from ._runs import Unfinished, recorded, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
-from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, HelpFormatter, add, describe
+from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, QUICK, HelpFormatter, add, describe
 from .run import CompareRun, ExploreRun, Run, interrupted, load_run, tissue_label
 
 DESCRIPTION = """\
@@ -41,8 +41,8 @@ HELPS = dict(
     explore="explore which patterns the tissue makes: IMGEP against random search",
 )
 QUICK_COMPARE_NOTE = (
-    "note: --quick runs a smaller model (T = 5, dt = 0.02, R = 32: utilities not comparable "
-    "with full-size ones) and gives every method 25 iterations, not equal cost: a generation of "
+    f"note: --quick runs a smaller model ({QUICK}: utilities not comparable with full-size "
+    "ones) and gives every method the same iterations, not equal cost: a generation of "
     "es/cmaes/random simulates about 25x the replicate-steps of an adam step, so this is a "
     "smoke test, not a comparison (compare.png's right panel shows the cost; see README)"
 )
