@@ -1,30 +1,44 @@
 """Where backpropagation wins: time-to-target against the regulator's parameter count
-for Adam, CMA-ES, two evosax strategies for high dimension and random search, at
-equal wall-time budgets (issue 22).
+(and the tissue's size) for Adam, CMA-ES, two evosax strategies for high dimension and
+random search, at equal wall-time budgets (issue 22).
 
-Two tasks whose optimum is known. `chain`: U on the open 7-cell chain (T = 2,
-dt = 0.02, R = 32: the studies' quick objective), target 0.9 × the best median final
-fresh U at the smallest size. `lattice`: teacher–student on a pinned 10 × 10 square
-sheet (100 cells; σ = 0.03, every cell starting at 0.5, so the border sets the
-pattern): a teacher MLP is drawn (first-layer kinks inside [0, 1]) until its
-consensus pattern is reproducible on fresh draws (interior agreement ≥ 0.95, ≥ 90 %
-of draws within 5 % of the cells) and not constant; students of each size are trained
-to make it (`TargetPattern`, mean per-cell agreement); target: the best constant
-pattern's agreement + 0.8 × (the teacher's − that).
+Tasks whose optimum is known. `chain`: U on the open 7-cell chain (T = 2, dt = 0.02,
+R = 32: the studies' quick objective), target 0.9 × the best median final fresh U at
+the smallest size. `lattice`: teacher–student on a pinned 10 × 10 square sheet (100
+cells; σ = 0.03, every cell starting at 0.5, so the border sets the pattern): a teacher
+MLP is drawn (first-layer kinks inside [0, 1]) until its consensus pattern is
+reproducible on fresh draws (interior agreement ≥ 0.95, ≥ 90 % of draws within 5 % of
+the cells) and not constant; students of each size are trained to make it
+(`TargetPattern`, mean per-cell agreement); target: the best constant pattern's
+agreement + 0.8 × (the teacher's − that). `sizes`: the lattice task at one width
+(`--size-width`, default 32: d = 1 153) on `--sizes` sides (default 5, 10, 20: N = 25,
+100, 400 cells), a teacher drawn, checked and a target set per side. `trajectory`:
+teacher–student fit of a trajectory on a chain of 7 cells whose ends are pinned at 1
+(σ = 0.03, T = 4, dt = 0.02, every cell starting at 0.5): a teacher `MLPRegulator((8,
+8))` (Equinox's initialisation) is drawn until its mean trajectory over 256 replicates
+(the 5 free cells, every 10th step: 20 × 5 values) stays inside [0.05, 0.95], moves
+(RMS about its time mean ≥ 0.05) and differs between cells (≥ 0.1 at the end);
+students minimise `TrajectoryFit(ReferenceTrajectory(that mean), …)` on R = 8 (the
+RMS distance of their replicate mean to it; lower is better); target: the teacher's
+own loss on R = 8 (its noise floor) + 0.1 × (the best constant trajectory's − that).
 
 Students are `MLPRegulator((w, w))` (s̄ only; `--widths`, default 8, 32, 128:
-d = 97, 1 153, 16 897; 256 gives 66 561). Methods: `adam` (`Gradient()`: pathwise,
-Adam with the width scaling of `ClippedAdam.reference_fan_in`), `cmaes` (full
-covariance up to 500 parameters, evosax's Sep_CMA_ES above), `snes` and `openes`
-(evosax SNES and Open_ES) and `random` (`RandomSearch`). Every run gets the same
-wall-time budget of compiled steps (`--budget`, default 3 s; `train(time_budget=…)`;
-compilation, monitoring and re-assessment excluded);
-a run reaches the target at its first re-assessment whose lower 95 % bound over
-fresh draws is ≥ the target (the fair rule, `diffgrn.compare.reached`). Seeds share
-the start regulator and keys across methods. Prints the table, the speed-up of Adam
-over the fastest ES per size, d* (the size from which Adam reaches the target sooner
-than every ES, bracketed by the grid), and the time per step and memory of the
-largest configuration. Results: docs/studies.md, "crossover".
+d = 97, 1 153, 16 897; 256 gives 66 561). Methods: `adam` (`Gradient()`, Adam with the
+width scaling of `ClippedAdam.reference_fan_in`, and the estimator a pilot picks per
+task: each candidate of `estimators` — pathwise on R, on R / 4, truncated to the last
+quarter of the steps, inverse-variance with an antithetic ES gradient — trained once
+at the smallest width, keys no study run uses, the best fresh score wins; or
+`--estimator`), `cmaes` (full covariance up to 500 parameters, evosax's Sep_CMA_ES
+above), `snes` and `openes` (evosax SNES and Open_ES) and `random` (`RandomSearch`).
+Every run gets the same wall-time budget of compiled steps (`--budget`, default 3 s;
+`train(time_budget=…)`; compilation, monitoring and re-assessment excluded); a run
+reaches the target at its first re-assessment whose 95 % bound over fresh draws is
+past it (the lower bound ≥ a utility's target, the upper bound ≤ a loss's: the fair
+rule, `diffgrn.compare.reached`). Seeds share the start regulator and keys across
+methods. Prints the table, the speed-up of Adam over the fastest ES per size, the
+crossover (the size from which Adam reaches the target sooner than every ES,
+bracketed by the grid), and the time per step and memory of the largest
+configuration. Results: docs/studies.md, "crossover".
 """
 
 import math
@@ -404,6 +418,9 @@ def figure(out, results: dict, budget: float, filename="crossover.png", along="d
         ax.legend(fontsize=8)
         if not isinstance(target, dict):
             axes[1, j].axhline(target, color="k", ls=":", lw=1)
+        else:  # one target per size
+            xs = sorted(target, key=float)
+            axes[1, j].plot([float(x) for x in xs], [target[x] for x in xs], "k_", ms=14)
         axes[1, j].set_xscale("log")
         axes[1, j].set_xlabel("regulator parameters d" if along == "d" else "cells N")
         axes[1, j].set_ylabel("median final fresh score")

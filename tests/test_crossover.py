@@ -192,3 +192,31 @@ def test_crossover_quick(tmp_path):
     for r in lattice["runs"]:
         assert 0.0 <= r["fresh"] <= 1.0 and r["wall_time"] >= 0.3  # the budget was spent
     assert res["largest"]["adam"]["step_bytes"] > 0
+
+
+@pytest.mark.slow  # < 45 s: CI runs it after the README suite
+def test_crossover_quick_trajectory_and_sizes(tmp_path):
+    out = tmp_path / "crossover"
+    argv = ["crossover", "--quick", "--tasks", "trajectory,sizes", "--sizes", "5",
+            "--methods", "adam,random", "--out", str(out)]  # fmt: skip
+    assert studies_main(argv) == 0
+    assert (out / "crossover.png").is_file() and (out / "crossover_sizes.png").is_file()
+    res = json.loads((out / "results.json").read_text())["results"]["results"]
+    traj = res["trajectory"]
+    ref = traj["reference"]
+    # A loss: the teacher's noise floor < the target < the best constant trajectory's.
+    assert traj["direction"] == -1
+    assert ref["teacher_loss"] < traj["target"] < ref["constant_loss"] < ref["untrained_loss"]
+    assert set(traj["pilot"]["scores"]) == {"pathwise", "few"}  # truncated: not with a trajectory
+    picked = traj["pilot"]["scores"][traj["estimator"]]["fresh"]
+    assert picked == min(s["fresh"] for s in traj["pilot"]["scores"].values())
+    assert {r["method"] for r in traj["table"]} == {f"adam ({traj['estimator']})", "random"}
+    for r in traj["runs"]:  # reached ⇔ some check's upper bound ≤ the target
+        hit = any(upper <= traj["target"] for _, _, upper in r["checks"])
+        assert hit == (r["time_to_target"] not in (None, "inf"))
+    sizes = res["sizes"]
+    assert [t["n_cells"] for t in sizes["table"]] == [25, 25]
+    assert sizes["crossover"]["along"] == "n_cells"
+    ref = sizes["reference"]["25"]
+    assert ref["teacher_hit_rate_95"] >= 0.9
+    assert ref["constant_agreement"] < sizes["target"]["25"] <= ref["teacher_agreement"]
