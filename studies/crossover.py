@@ -50,6 +50,7 @@ import equinox as eqx
 import jax
 import jax.random as jr
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 
 matplotlib.use("Agg")
@@ -422,6 +423,10 @@ def figure(out, results: dict, budget: float, filename="crossover.png", along="d
             xs = sorted(target, key=float)
             axes[1, j].plot([float(x) for x in xs], [target[x] for x in xs], "k_", ms=14)
         axes[1, j].set_xscale("log")
+        sizes = sorted({t[along] for t in results[name]["table"]})
+        for a in axes[:, j]:  # the measured sizes as plain tick labels
+            a.set_xticks(sizes, [f"{x:,}".replace(",", " ") for x in sizes])
+            a.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         axes[1, j].set_xlabel("regulator parameters d" if along == "d" else "cells N")
         axes[1, j].set_ylabel("median final fresh score")
         axes[1, j].grid(alpha=0.3)
