@@ -533,6 +533,8 @@ def main(argv=None):
 
     def estimator_for(task, width):
         """Adam's estimator for a task: `--estimator`, or the pilot's pick."""
+        if args.estimator is None and "adam" not in args.methods:  # nothing to pick for
+            return "pathwise", estimators(task, True)["pathwise"], None
         if args.estimator is not None:
             every = estimators(task, False)
             if args.estimator not in every:
