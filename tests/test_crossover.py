@@ -188,7 +188,12 @@ def test_crossover_quick(tmp_path):
     # The teacher's pattern is reproducible on fresh draws and not constant.
     assert ref["teacher_hit_rate_95"] >= 0.9 and ref["teacher_interior_agreement"] >= 0.95
     assert ref["constant_agreement"] < lattice["target"] <= ref["teacher_agreement"]
-    assert {r["method"] for r in lattice["table"]} == {"adam", "cmaes", "random"}
+    assert {r["method"] for r in lattice["table"]} == {
+        f"adam ({lattice['estimator']})",
+        "cmaes",
+        "random",
+    }  # Adam named with the estimator the pilot picked, among the quick candidates
+    assert set(lattice["pilot"]["scores"]) == {"pathwise", "few", "truncated"}
     for r in lattice["runs"]:
         assert 0.0 <= r["fresh"] <= 1.0 and r["wall_time"] >= 0.3  # the budget was spent
     assert res["largest"]["adam"]["step_bytes"] > 0
