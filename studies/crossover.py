@@ -48,6 +48,7 @@ import time
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.random as jr
 import matplotlib
 import matplotlib.ticker
@@ -140,6 +141,9 @@ def lattice_task(args, side: int = 10, draws: int = 200) -> dict:
     interior = ~np.asarray(tissue.pinned)
     simulate = eqx.filter_jit(lambda reg, key: probe.simulate(reg, key)[..., 0] >= 0.5)
     key = jr.fold_in(jr.key(args.seed), 22)
+    hard = getattr(args, "hard_teacher", False)
+    guesses = random_students(args, key) if hard else []
+    rejected = 0
     for i in range(draws):
         reg = teacher(jr.fold_in(key, i))
         z = np.asarray(simulate(reg, jr.fold_in(key, 10_000 + i)))
@@ -151,10 +155,23 @@ def lattice_task(args, side: int = 10, draws: int = 200) -> dict:
             continue
         fresh = np.asarray(simulate(reg, jr.fold_in(key, 20_000 + i)))  # the hit rate
         hit = float(((fresh == pattern).mean(1) >= 0.95).mean())
-        if hit >= 0.9:
-            break
+        if hit < 0.9:
+            continue
+        if hard:  # a pattern random search's draws do not already make
+            constant = max(pattern.mean(), 1 - pattern.mean())
+            goal = constant + 0.8 * ((fresh == pattern).mean() - constant)
+            k = jr.fold_in(key, 50_000 + i)
+            best = max(float((np.asarray(simulate(g, k)) == pattern).mean()) for g in guesses)
+            if best >= goal:
+                rejected += 1
+                continue
+        break
     else:
-        raise RuntimeError(f"crossover: no reproducible teacher in {draws} draws ({side}²)")
+        easy = f", {rejected} rejected as made by random search's draws" if hard else ""
+        raise RuntimeError(
+            f"crossover: no reproducible teacher in {draws} draws ({side}²{easy}); "
+            "try another --seed"
+        )
     text = "".join("1" if v else "0" for v in pattern)
     objective = diffgrn.Objective(
         tissue=tissue, dynamics=dynamics, replicates=8, utility=diffgrn.TargetPattern(text)
@@ -171,8 +188,23 @@ def lattice_task(args, side: int = 10, draws: int = 200) -> dict:
         constant_agreement=float(constant),
         pattern=[text[r * side : (r + 1) * side] for r in range(side)],
     )
+    if hard:
+        reference.update(hard_teacher=True, rejected_as_easy=rejected, random_students=len(guesses))
     # The agreement is a mean over replicates: 4 of them monitor it without bias.
     return dict(objective=objective, replicates=8, monitor=4, target=target, reference=reference)
+
+
+def random_students(args, key, n: int = 256, width: int = 8) -> list:
+    """`n` draws of `RandomSearch`'s distribution around the study's first start at
+    `width` (θ₀ + z, z ~ N(0, I)): what "a pattern random networks make" means for
+    `--hard-teacher`."""
+    start = diffgrn.MLPRegulator(
+        (width, width), key=jr.split(jr.fold_in(jr.key(args.seed), 0), 3)[0]
+    )
+    params, static = eqx.partition(start, eqx.is_inexact_array)
+    flat, unravel = jax.flatten_util.ravel_pytree(params)
+    z = jr.normal(jr.fold_in(key, 60_000), (n, flat.size))
+    return [eqx.combine(unravel(flat + z[j]), static) for j in range(n)]
 
 
 TRAJECTORY_CELLS = 7
@@ -477,6 +509,12 @@ def main(argv=None):
         "(default: the pilot's pick per task)",
     )
     parser.add_argument("--repeats", type=int, default=None, help="draws per check (default 5)")
+    parser.add_argument(
+        "--hard-teacher",
+        action="store_true",
+        help="lattice tasks: skip teachers whose pattern one of 256 random-search draws "
+        "(around the width-8 start) already makes to the target",
+    )
     args = parser.parse_args(argv)
     tasks_option = args.tasks or ("lattice" if args.quick else "chain,lattice,trajectory")
     names = [t.strip() for t in tasks_option.split(",") if t.strip()]
