@@ -225,3 +225,19 @@ def test_crossover_quick_trajectory_and_sizes(tmp_path):
     ref = sizes["reference"]["25"]
     assert ref["teacher_hit_rate_95"] >= 0.9
     assert ref["constant_agreement"] < sizes["target"]["25"] <= ref["teacher_agreement"]
+
+
+def test_hard_teacher_guesses_are_random_search_draws_around_the_start():
+    import argparse
+
+    from studies.crossover import random_students
+
+    args = argparse.Namespace(seed=0)
+    guesses = random_students(args, jr.key(1), n=3)
+    start = diffgrn.MLPRegulator((8, 8), key=jr.split(jr.fold_in(jr.key(0), 0), 3)[0])
+    flat = lambda r: jax.flatten_util.ravel_pytree(eqx.filter(r, eqx.is_inexact_array))[0]
+    steps = [flat(g) - flat(start) for g in guesses]
+    assert len(guesses) == 3 and all(s.shape == (97,) for s in steps)
+    for s in steps:  # θ₀ + z, z ~ N(0, I): unit-scale steps, a different one per draw
+        assert 0.6 < float(jnp.std(s)) < 1.4
+    assert not jnp.allclose(steps[0], steps[1])
