@@ -45,8 +45,9 @@ class Comparison:
 
     def table(self) -> list[dict]:
         """One row per method: final fresh-noise utility (median, min, max over seeds),
-        success rate (fresh mean ≥ target), and the median wall time and simulated
-        replicate-steps at which the run reached the target (over the seeds that did).
+        success rate (fresh mean past the target: ≥ for a utility, ≤ for a loss), and
+        the median wall time and simulated replicate-steps at which the run reached the
+        target (over the seeds that did).
 
         A run reaches the target at its first re-assessment (`history.checks`, from
         `train(reassess=…)`) whose lower 95 % bound is ≥ the target; runs without
@@ -65,8 +66,9 @@ class Comparison:
             if self.target is not None:
                 hits = [reached(r.history, self.target) for r in runs]
                 hits = [h for h in hits if h is not None]
+                sign = _direction(runs)
                 row.update(
-                    success_rate=sum(f >= self.target for f in finals) / len(finals),
+                    success_rate=sum(sign * (f - self.target) >= 0 for f in finals) / len(finals),
                     reached_target=len(hits),
                     median_wall_time_to_target=(
                         statistics.median(h[0] for h in hits) if hits else math.nan
@@ -312,17 +314,35 @@ def _finished(path: Path) -> dict:
     return summary
 
 
-def reached(history: History, target: float) -> tuple[float, float] | None:
+def _direction(runs) -> int:
+    """The direction the runs' re-assessments record (+1 where none do)."""
+    for r in runs:
+        if r.history.checks:
+            return int(r.history.checks[0].get("direction", 1))
+    return 1
+
+
+def reached(
+    history: History, target: float, direction: int | None = None
+) -> tuple[float, float] | None:
     """(wall time, replicate-steps) at which a run reached `target`, or None: the first
-    re-assessment whose lower 95 % bound is ≥ target where `history.checks` exist,
-    else the first monitored draw ≥ target."""
+    re-assessment whose 95 % bound on the far side is past the target — the lower
+    bound ≥ target for a utility (`direction` +1), the upper bound ≤ target for a loss
+    (−1, e.g. `TrajectoryFit`) — where `history.checks` exist, else the first
+    monitored draw past it. `direction` defaults to the one the checks record (+1 for
+    checks from before it was recorded, and without checks)."""
+    if direction is None:
+        direction = int(history.checks[0].get("direction", 1)) if history.checks else 1
+    if direction not in (1, -1):
+        raise ValueError(f"reached: direction must be 1 or -1; got {direction!r}")
     if history.checks:
         for c in history.checks:
-            if c["lower"] >= target:
+            bound = c["lower"] if direction == 1 else c.get("upper", math.nan)
+            if direction * (bound - target) >= 0:
                 return c["wall_time"], c["replicate_steps"]
         return None
     for u, t, n in zip(history.hard_utility, history.wall_time, history.replicate_steps):
-        if u >= target:
+        if direction * (u - target) >= 0:
             return t, n
     return None
 

@@ -12,7 +12,8 @@ embeddings and losses that read it.
   vector of declared size: `Spectrum` (the FFT goal embedding), `Oscillation`
   (offset, amplitude, frequency; zeros when not periodic) or your own.
 - **Losses** (`AbstractTrajectoryLoss`) map a recording to a scalar to minimise:
-  `TargetTrajectory` (distance to A cos 2πwt + b).
+  `TargetTrajectory` (distance to A cos 2πwt + b), `ReferenceTrajectory` (RMS
+  distance of the replicate mean to a recorded reference, e.g. a teacher's).
 - **Distances** (`AbstractDistance`) compare goal embeddings: `MeanAbsolute()`.
 """
 
@@ -343,3 +344,32 @@ class TargetTrajectory(AbstractTrajectoryLoss):
         y = _signal(recording, self.cell, self.gene)
         err = jnp.sum(jnp.square(y - self.target(recording.times)), axis=-1)
         return jnp.mean(jnp.sqrt(err))
+
+
+class ReferenceTrajectory(AbstractTrajectoryLoss):
+    """L = the RMS over times, cells and genes of (the replicate mean of the recording
+    − `reference`), a `(times, cells, genes)` array recorded by the same observable
+    (e.g. a teacher regulator's mean trajectory: a fit whose optimum is reachable).
+    The mean is taken first, so L falls to the noise floor of R replicates, not to 0."""
+
+    reference: Float[Array, "times cells genes"] = eqx.field(converter=jnp.asarray)
+
+    def __check_init__(self):
+        shape = np.shape(self.reference)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(
+                f"ReferenceTrajectory.reference must be a (times, cells, genes) array; "
+                f"got shape {shape}"
+            )
+        if not bool(np.all(np.isfinite(np.asarray(self.reference)))):
+            raise ValueError("ReferenceTrajectory.reference must be finite")
+
+    def __call__(self, recording):
+        mean = jnp.mean(recording.states, axis=0)
+        if mean.shape != self.reference.shape:
+            raise ValueError(
+                f"ReferenceTrajectory: the recording is {mean.shape} (times, cells, genes) "
+                f"but the reference is {self.reference.shape}: record it with the same "
+                "observable and dynamics"
+            )
+        return jnp.sqrt(jnp.mean(jnp.square(mean - self.reference)))

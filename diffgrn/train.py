@@ -56,8 +56,9 @@ class History:
       (compilation and the monitoring evaluation excluded).
     - `replicate_steps`: cumulative simulated replicate-steps used by the method.
     - `checks`: re-assessments of the candidate at chosen iterations (`train(reassess=…)`),
-      one dict each: iteration, mean, std, repeats, `lower` (the mean's lower 95 %
-      bound, Student t), wall_time, replicate_steps. What a fair time-to-target uses.
+      one dict each: iteration, mean, std, repeats, `lower` and `upper` (the mean's
+      95 % bounds, Student t), `direction` (the objective's: +1 higher is better, −1
+      a loss), wall_time, replicate_steps. What a fair time-to-target uses.
 
     An append-only record: `train`'s loop is the one place that grows it.
     """
@@ -518,6 +519,8 @@ def _check(ts: TrainState, run: _Run) -> dict:
         mean=mean,
         std=std,
         lower=lower,
+        upper=2 * mean - lower,  # the t interval is symmetric
+        direction=run.direction,
         repeats=run.check_repeats,
         wall_time=ts.wall_time,
         replicate_steps=ts.replicate_steps,

@@ -8,9 +8,13 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import pytest
 
 import diffgrn
+from diffgrn.compare import Comparison, reached
+from diffgrn.observe import Recording, ReferenceTrajectory, Trajectory
+from diffgrn.train import History
 from diffgrn.utility import Utility
 from studies.__main__ import main as studies_main
 
@@ -76,6 +80,75 @@ def test_train_stops_when_its_time_budget_is_spent():
         diffgrn.train(Sphere(), reg, es, time_budget=0.0, **kw)
 
 
+class LossSphere(diffgrn.Objective):
+    """A loss (`TrajectoryFit`, lower is better) = ‖θ − 1‖², no simulation."""
+
+    def __init__(self):
+        loss = ReferenceTrajectory(jnp.zeros((1, 3, 1)))
+        fit = diffgrn.TrajectoryFit(loss, Trajectory())
+        super().__init__(tissue=diffgrn.Chain(3), replicates=2, utility=fit)
+
+    def hard(self, regulator, key, *, replicates=None):
+        flat, _ = jax.flatten_util.ravel_pytree(eqx.filter(regulator, eqx.is_inexact_array))
+        v = jnp.sum((flat - 1.0) ** 2) + 0.01 * jr.normal(key)
+        return Utility(v, v, jnp.zeros(()))
+
+
+def test_a_loss_is_reached_when_its_upper_bound_is_below_the_target():
+    h = History(
+        iteration=list(range(3)),
+        hard_utility=[0.5, 0.2, 0.1],
+        wall_time=[1.0, 2.0, 3.0],
+        replicate_steps=[10, 20, 30],
+    )
+    assert reached(h, 0.25, direction=-1) == (2.0, 20)  # monitored draws, lower is better
+    assert reached(h, 0.6) is None and reached(h, 0.45) == (1.0, 10)  # as a utility
+    h.checks = [
+        dict(mean=0.2, lower=0.15, upper=0.3, direction=-1, wall_time=2.0, replicate_steps=20),
+        dict(mean=0.1, lower=0.08, upper=0.12, direction=-1, wall_time=3.0, replicate_steps=30),
+    ]
+    # The mean 0.2 is below 0.25 but its upper bound is not: the fair rule waits.
+    assert reached(h, 0.25) == (3.0, 30)  # the direction the checks record
+    assert reached(h, 0.1) is None
+    assert reached(h, 0.15, direction=1) == (2.0, 20)  # a utility: the lower bound ≥
+    with pytest.raises(ValueError, match="direction"):
+        reached(h, 0.1, direction=0)
+    # train records the bounds and the direction of a loss in its checks.
+    reg = diffgrn.TanhRegulator(0.0, 0.0, 0.0)
+    res = diffgrn.train(
+        LossSphere(), reg, diffgrn.RandomSearch(population=4), key=jr.key(0), iterations=6,
+        progress=False, select_top=1, reassess=3, reassess_repeats=4,
+    )  # fmt: skip
+    checks = res.history.checks
+    assert checks and all(c["direction"] == -1 for c in checks)
+    assert all(c["lower"] < c["mean"] < c["upper"] for c in checks)
+    best = min(c["upper"] for c in checks)
+    first = next(c for c in checks if c["upper"] <= best)
+    assert reached(res.history, best) == (first["wall_time"], first["replicate_steps"])
+    assert reached(res.history, best - 1e-6) is None
+    # Comparison's success rate counts a loss at or below the target.
+    comp = Comparison(runs={"random": [res]}, fresh={"random": [{"mean": 0.5}]}, target=0.6)
+    assert comp.table()[0]["success_rate"] == 1.0
+
+
+def test_reference_trajectory_is_zero_on_its_reference_and_checked():
+    ref = jnp.linspace(0.0, 1.0, 12).reshape(4, 3, 1)
+    loss = ReferenceTrajectory(ref)
+    same = Recording(jnp.stack([ref + 0.1, ref - 0.1]), 0.1, 0.1)  # mean = ref
+    assert float(loss(same)) == pytest.approx(0.0, abs=1e-6)
+    off = Recording(jnp.stack([ref + 0.2, ref + 0.2]), 0.1, 0.1)
+    assert float(loss(off)) == pytest.approx(0.2, rel=1e-5)  # RMS of the mean's error
+    with pytest.raises(ValueError, match="same observable"):
+        loss(Recording(jnp.zeros((2, 5, 3, 1)), 0.1, 0.1))
+    with pytest.raises(ValueError, match="reference"):
+        ReferenceTrajectory(jnp.zeros((4, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        ReferenceTrajectory(jnp.full((4, 3, 1), jnp.nan))
+    config = json.loads(json.dumps(diffgrn.TrajectoryFit(loss, Trajectory()).config()))
+    back = diffgrn.from_config(config)
+    assert np.allclose(np.asarray(back.loss.reference), np.asarray(ref))
+
+
 def _quick_chain():
     return diffgrn.Objective(
         tissue=diffgrn.Chain(7, "open"),
@@ -115,7 +188,56 @@ def test_crossover_quick(tmp_path):
     # The teacher's pattern is reproducible on fresh draws and not constant.
     assert ref["teacher_hit_rate_95"] >= 0.9 and ref["teacher_interior_agreement"] >= 0.95
     assert ref["constant_agreement"] < lattice["target"] <= ref["teacher_agreement"]
-    assert {r["method"] for r in lattice["table"]} == {"adam", "cmaes", "random"}
+    assert {r["method"] for r in lattice["table"]} == {
+        f"adam ({lattice['estimator']})",
+        "cmaes",
+        "random",
+    }  # Adam named with the estimator the pilot picked, among the quick candidates
+    assert set(lattice["pilot"]["scores"]) == {"pathwise", "few", "truncated"}
     for r in lattice["runs"]:
         assert 0.0 <= r["fresh"] <= 1.0 and r["wall_time"] >= 0.3  # the budget was spent
     assert res["largest"]["adam"]["step_bytes"] > 0
+
+
+@pytest.mark.slow  # < 45 s: CI runs it after the README suite
+def test_crossover_quick_trajectory_and_sizes(tmp_path):
+    out = tmp_path / "crossover"
+    argv = ["crossover", "--quick", "--tasks", "trajectory,sizes", "--sizes", "5",
+            "--methods", "adam,random", "--out", str(out)]  # fmt: skip
+    assert studies_main(argv) == 0
+    assert (out / "crossover.png").is_file() and (out / "crossover_sizes.png").is_file()
+    res = json.loads((out / "results.json").read_text())["results"]["results"]
+    traj = res["trajectory"]
+    ref = traj["reference"]
+    # A loss: the teacher's noise floor < the target < the best constant trajectory's.
+    assert traj["direction"] == -1
+    assert ref["teacher_loss"] < traj["target"] < ref["constant_loss"] < ref["untrained_loss"]
+    assert set(traj["pilot"]["scores"]) == {"pathwise", "few"}  # truncated: not with a trajectory
+    picked = traj["pilot"]["scores"][traj["estimator"]]["fresh"]
+    assert picked == min(s["fresh"] for s in traj["pilot"]["scores"].values())
+    assert {r["method"] for r in traj["table"]} == {f"adam ({traj['estimator']})", "random"}
+    for r in traj["runs"]:  # reached ⇔ some check's upper bound ≤ the target
+        hit = any(upper <= traj["target"] for _, _, upper in r["checks"])
+        assert hit == (r["time_to_target"] not in (None, "inf"))
+    sizes = res["sizes"]
+    assert [t["n_cells"] for t in sizes["table"]] == [25, 25]
+    assert sizes["crossover"]["along"] == "n_cells"
+    ref = sizes["reference"]["25"]
+    assert ref["teacher_hit_rate_95"] >= 0.9
+    assert ref["constant_agreement"] < sizes["target"]["25"] <= ref["teacher_agreement"]
+
+
+def test_hard_teacher_guesses_are_random_search_draws_around_the_start():
+    import argparse
+
+    from studies.crossover import random_students
+
+    args = argparse.Namespace(seed=0)
+    guesses = random_students(args, jr.key(1), n=3)
+    start = diffgrn.MLPRegulator((8, 8), key=jr.split(jr.fold_in(jr.key(0), 0), 3)[0])
+    flat = lambda r: jax.flatten_util.ravel_pytree(eqx.filter(r, eqx.is_inexact_array))[0]
+    steps = [flat(g) - flat(start) for g in guesses]
+    assert len(guesses) == 3 and all(s.shape == (97,) for s in steps)
+    for s in steps:  # θ₀ + z, z ~ N(0, I): unit-scale steps, a different one per draw
+        assert 0.6 < float(jnp.std(s)) < 1.4
+    assert not jnp.allclose(steps[0], steps[1])
