@@ -288,26 +288,30 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
         f"and each iteration's monitoring draw; the fresh-noise assessment, the dt/5 check "
         f"and the figures come after it); written to {out}"
     ]
-    target = isinstance(objective.utility, TargetPattern)
-    lines.append(
-        f"  toward {objective.utility.pattern}: mean per-cell agreement "
-        f"{fresh['agreement']:.4f}, exact hits {fresh['exact_hits']:.4f} of replicates "
-        f"(U = the {objective.utility.score})"
-        if target
-        else f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
-        f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
-    )
+    if isinstance(objective.utility, TargetPattern):
+        lines.append(
+            f"  toward {objective.utility.pattern}: mean per-cell agreement "
+            f"{fresh['agreement']:.4f}, exact hits {fresh['exact_hits']:.4f} of replicates "
+            f"(U = the {objective.utility.score})"
+        )
+    elif "s_pat" in fresh:
+        lines.append(
+            f"  S_pat = {fresh['s_pat']:.4f}, S_rep = {fresh['s_rep']:.4f} bits per cell "
+            f"(U = S_pat - S_rep <= log2 K = {math.log2(objective.n_fates):g})"
+        )
+    elif h.direction == -1:
+        lines.append(f"  {type(objective.utility).__name__}: a loss, lower is better")
     if len(h):
-        others = [f"best single draw in training {max(h.hard_utility):.4f} (progress best_draw)"]
+        best = (max if h.direction == 1 else min)(h.hard_utility)
+        others = [f"best single draw in training {best:.4f} (progress best_draw)"]
         if result.selection:
             others.append(
                 f"the selection's re-assessment {result.best_utility:.4f} (best_utility: "
                 f"{result.selection['repeats']} draws per candidate, the best mean of "
                 f"{len(result.selection['iterations'])})"
             )
-        lines.append(
-            "  not the result, and biased upward (maxima over noisy draws): " + "; ".join(others)
-        )
+        bias = "upward (maxima" if h.direction == 1 else "downward (minima"
+        lines.append(f"  not the result, and biased {bias} over noisy draws): " + "; ".join(others))
     res = fresh.get("resolution") or {}
     if "mean_fine" in res:
         lines.append(
@@ -317,7 +321,7 @@ def report(name: str, label: str, seed: int, out: Path, objective, result, fresh
             + ("  <- ARTEFACT of the time step" if res["artefact"] else " (resolved)")
         )
     note = bound_note(objective.replicates, objective.n_cells)
-    if note is not None and not target:
+    if note is not None and "s_pat" in fresh and not isinstance(objective.utility, TargetPattern):
         lines.append(f"  note: {note} (fate_map.png)")
     return "\n".join(lines)
 

@@ -50,8 +50,9 @@ class Comparison:
         target (over the seeds that did).
 
         A run reaches the target at its first re-assessment (`history.checks`, from
-        `train(reassess=…)`) whose lower 95 % bound is ≥ the target; runs without
-        re-assessments fall back to the first monitored draw ≥ the target (noisy: a
+        `train(reassess=…)`) whose 95 % bound is past it (`reached`: the lower bound ≥
+        the target for a utility, the upper bound ≤ it for a loss); runs without
+        re-assessments fall back to the first monitored draw past the target (noisy: a
         lucky draw of 100 replicates counts)."""
         rows = []
         for name, runs in self.runs.items():
@@ -66,7 +67,7 @@ class Comparison:
             if self.target is not None:
                 hits = [reached(r.history, self.target) for r in runs]
                 hits = [h for h in hits if h is not None]
-                sign = _direction(runs)
+                sign = runs[0].history.direction if runs else 1
                 row.update(
                     success_rate=sum(sign * (f - self.target) >= 0 for f in finals) / len(finals),
                     reached_target=len(hits),
@@ -232,12 +233,14 @@ class Comparison:
         """The table; with a target and a `baseline` method, also the per-seed
         speed-ups to the target against it."""
         text = _markdown(self.table())
+        loss = any(r.history.direction == -1 for runs in self.runs.values() for r in runs)
+        bound, past, what = ("upper", "≤", "L") if loss else ("lower", "≥", "U")
         if self.target is not None:
             text += (
                 "\n\nReached: the first re-assessment of the candidate on fresh draws whose "
-                "mean's lower 95 % bound is ≥ the target."
+                f"mean's {bound} 95 % bound is {past} the target."
                 if self._judged() == {True}
-                else "\n\nReached: the first monitored single draw ≥ the target "
+                else f"\n\nReached: the first monitored single draw {past} the target "
                 "(runs without re-assessments; noise can carry a draw across)."
             )
         if baseline is not None and self.target is not None and baseline in self.runs:
@@ -251,7 +254,7 @@ class Comparison:
             ]
             if rows:
                 text += (
-                    f"\n\nSpeed-up to U ≥ {self.target} against {baseline}, per "
+                    f"\n\nSpeed-up to {what} {past} {self.target} against {baseline}, per "
                     "seed (baseline's wall time or replicate-steps ÷ the method's):"
                     "\n\n" + _markdown(rows)
                 )
@@ -314,14 +317,6 @@ def _finished(path: Path) -> dict:
     return summary
 
 
-def _direction(runs) -> int:
-    """The direction the runs' re-assessments record (+1 where none do)."""
-    for r in runs:
-        if r.history.checks:
-            return int(r.history.checks[0].get("direction", 1))
-    return 1
-
-
 def reached(
     history: History, target: float, direction: int | None = None
 ) -> tuple[float, float] | None:
@@ -329,10 +324,8 @@ def reached(
     re-assessment whose 95 % bound on the far side is past the target — the lower
     bound ≥ target for a utility (`direction` +1), the upper bound ≤ target for a loss
     (−1, e.g. `TrajectoryFit`) — where `history.checks` exist, else the first
-    monitored draw past it. `direction` defaults to the one the checks record (+1 for
-    checks from before it was recorded, and without checks)."""
-    if direction is None:
-        direction = int(history.checks[0].get("direction", 1)) if history.checks else 1
+    monitored draw past it. `direction` defaults to the history's."""
+    direction = history.direction if direction is None else direction
     if direction not in (1, -1):
         raise ValueError(f"reached: direction must be 1 or -1; got {direction!r}")
     if history.checks:
@@ -348,8 +341,8 @@ def reached(
 
 
 def check_target(target: float | None, objective: Objective) -> None:
-    """A utility target must be finite and reachable: 0 < target ≤ the utility's
-    largest value (log₂ K bits per cell for U)."""
+    """A target must be reachable: 0 < target ≤ the utility's largest value (log₂ K
+    bits per cell for U; a loss's is inf, and the target must be finite)."""
     if target is None:
         return
     check_range("compare", "target", target, gt=0.0, le=objective.utility.upper(objective.n_fates))

@@ -305,7 +305,10 @@ def plot_comparison(comparison: Comparison, x: str = "wall_time", ax: Axes | Non
         ax.plot(xs, ys, color=color, lw=2, label=f"{name} (median of {len(runs)})")
     if comparison.target is not None:
         ax.axhline(comparison.target, color="k", ls=":", lw=1, label="target")
-    return _finish(ax, x, "hard U on fresh noise (bits per cell)")
+    loss = any(r.history.direction == -1 for runs in comparison.runs.values() for r in runs)
+    return _finish(
+        ax, x, "loss on fresh noise" if loss else "hard U on fresh noise (bits per cell)"
+    )
 
 
 def plot_coverage(libraries: Mapping, ax: Axes | None = None) -> Axes:

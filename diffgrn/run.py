@@ -293,11 +293,13 @@ class CompareRun(Configurable):
     """Seeds per method: a count, or a list such as 0,3 (the same start per seed)."""
     seed: int = eqx.field(static=True)
     target: float | None = eqx.field(static=True)
-    """Utility target for time-to-target and success rate (None: no target)."""
+    """Target score for time-to-target and success rate (a utility to reach, or a loss
+    to get under; None: no target)."""
     reassess: int | None = eqx.field(static=True)
     """Re-assess the candidate at about 1.5 × this many iterations, spread over the run
     (`train(reassess=…)`), on `reassess_repeats` fresh draws each: the target is reached
-    when the mean's lower 95% bound crosses it (0: judge single draws)."""
+    when the mean's 95% bound crosses it (the lower bound; a loss's upper; 0: judge single
+    draws)."""
     reassess_repeats: int = eqx.field(static=True)
     """Fresh draws per re-assessment (>= 2)."""
     baseline: str | None = eqx.field(static=True)
@@ -339,7 +341,7 @@ class CompareRun(Configurable):
             raise ValueError(
                 f"CompareRun.target must be a number in (0, "
                 f"{objective.utility.upper(objective.n_fates):g}] (the utility's largest "
-                f"value; log2 K bits per cell for U); got {target}"
+                f"value: log2 K bits per cell for U, inf for a loss); got {target}"
             ) from None
         if reassess is not None:  # 0: off, as None
             check_range("CompareRun", "reassess", reassess, ge=0, integer=True)

@@ -59,6 +59,8 @@ class History:
       one dict each: iteration, mean, std, repeats, `lower` and `upper` (the mean's
       95 % bounds, Student t), `direction` (the objective's: +1 higher is better, −1
       a loss), wall_time, replicate_steps. What a fair time-to-target uses.
+    - `direction`: +1 when a higher `hard_utility` is better, −1 for a loss (the
+      objective's `direction`, e.g. a `TrajectoryFit`).
 
     An append-only record: `train`'s loop is the one place that grows it.
     """
@@ -72,6 +74,7 @@ class History:
     wall_time: list = dataclasses.field(default_factory=list)
     replicate_steps: list = dataclasses.field(default_factory=list)
     checks: list = dataclasses.field(default_factory=list)
+    direction: int = 1
 
     def __len__(self):
         return len(self.iteration)
@@ -80,7 +83,7 @@ class History:
         finite = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
         d = {k: [finite(v) for v in getattr(self, k)] for k in HISTORY_FIELDS}
         d["checks"] = [{k: finite(v) for k, v in c.items()} for c in self.checks]
-        return d
+        return d | dict(direction=self.direction)
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
@@ -88,10 +91,13 @@ class History:
         if missing:
             raise ValueError(f"history is missing fields {missing}")
         nan = lambda v: math.nan if v is None else v
-        return cls(
-            **{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS},
-            checks=[{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])],
-        )
+        checks = [{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])]
+        # older records: the direction their checks carry, else a utility's
+        direction = d.get("direction", checks[0].get("direction", 1) if checks else 1)
+        if direction not in (1, -1):
+            raise ValueError(f"history's direction must be 1 or -1; got {direction!r}")
+        return cls(**{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS}, checks=checks,
+                   direction=direction)  # fmt: skip
 
     def append(self, row: dict) -> None:
         """Record one iteration (a value for each of `HISTORY_FIELDS`)."""
@@ -101,7 +107,8 @@ class History:
     def first(self, n: int) -> "History":
         """The record of the first `n` iterations (their checks included)."""
         fields = {k: getattr(self, k)[:n] for k in HISTORY_FIELDS}
-        return History(**fields, checks=[c for c in self.checks if c["iteration"] < n])
+        checks = [c for c in self.checks if c["iteration"] < n]
+        return History(**fields, checks=checks, direction=self.direction)
 
 
 @dataclasses.dataclass
@@ -235,9 +242,9 @@ def train(
     `reassess=K` re-assesses the current candidate at about 1.5 K iterations
     (`check_points`: K spaced geometrically from the first, K // 2 evenly), each on
     `reassess_repeats` fresh draws (keys no training step uses), into
-    `history.checks` with the mean's lower 95 % bound: a target counts as reached when
-    that bound crosses it, not at the first lucky draw (`Comparison`). Not counted in
-    wall time or replicate-steps.
+    `history.checks` with the mean's 95 % bounds: a target counts as reached when the
+    lower bound crosses it (for a loss: the upper bound falls below it), not at the first
+    lucky draw (`Comparison`). Not counted in wall time or replicate-steps.
 
     `space` (a `diffgrn.space.SearchSpace`) bounds every method: gradient steps
     are clipped to its box, population candidates drawn and clipped in it, frozen
@@ -330,7 +337,7 @@ def train(
         ts = TrainState(
             trainer.init(k_init),
             key,
-            History(),
+            History(direction=run.direction),
             regulator,
             regulator,
             best_utility=-run.direction * math.inf,

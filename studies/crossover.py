@@ -291,6 +291,10 @@ def one_run(task: dict, start, method, k_train, k_assess, budget: float, args):
     return res, fresh
 
 
+TIE = 1e-3
+"""Pilot scores closer than this are reported as a tie."""
+
+
 def pilot(task: dict, width: int, budget: float, args) -> dict:
     """Adam with each candidate estimator (`estimators`) at `width`, one seed (keys no
     study run uses), at the study's budget: the one of best fresh score is Adam's for
@@ -305,8 +309,12 @@ def pilot(task: dict, width: int, budget: float, args) -> dict:
                              budget, args)  # fmt: skip
         scores[label] = dict(fresh=fresh["mean"], steps=len(res.history))
         print(f"  pilot {label:16s} {len(res.history):4d} steps, fresh {fresh['mean']:.4g}")
-    best = max(scores, key=lambda k: sign * scores[k]["fresh"])
-    return dict(chosen=best, width=width, scores=scores)
+    value = lambda k: -math.inf if math.isnan(scores[k]["fresh"]) else sign * scores[k]["fresh"]
+    best = max(scores, key=value)
+    tied = [k for k in scores if k != best and value(best) - value(k) <= TIE]
+    if tied:  # one seed cannot tell these apart: the pick is the first maximum, not a finding
+        print(f"  pilot: {best} ties with {', '.join(tied)} (within {TIE:g})")
+    return dict(chosen=best, width=width, scores=scores, tied=tied)
 
 
 def run_task(
@@ -500,7 +508,10 @@ def main(argv=None):
         "--budget", type=float, default=None, help="seconds of steps per run (default 3; quick 0.3)"
     )
     parser.add_argument(
-        "--target", type=float, default=None, help="every task's target (default: its rule)"
+        "--target",
+        type=float,
+        default=None,
+        help="every task's target, every side's for sizes (default: its rule)",
     )
     parser.add_argument(
         "--estimator",
@@ -546,6 +557,8 @@ def main(argv=None):
     for field, value, least in (
         ("--seeds", seeds, 1), ("--repeats", args.repeats, 2), ("--size-width", size_width, 1)
     ):  # fmt: skip
+        if field == "--seeds" and value > 777:  # the pilot's keys are seed 777's
+            parser.error(f"--seeds must be at most 777 (the estimator pilot's keys); got {value}")
         if value < least:
             parser.error(f"{field} must be >= {least}; got {value}")
     if budget <= 0:
@@ -659,9 +672,10 @@ def sizes_sweep(args, sides, width: int, seeds: int, budget: float, estimator_fo
             est_name, est, pilot_record = estimator_for(task, width)
         task["estimator"] = est
         part = run_task(f"lattice {side}x{side}", task, [width], seeds, budget, args, None, est)
-        judge(part, task["target"], 1)
+        target = args.target if args.target is not None else task["target"]
+        judge(part, target, task["objective"].direction)
         n = side * side
-        targets[n], references[n] = task["target"], task["reference"]
+        targets[n], references[n] = target, task["reference"]
         rows += part
     table = summarise(rows, est_name)
     for t in table:

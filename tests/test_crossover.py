@@ -108,7 +108,8 @@ def test_a_loss_is_reached_when_its_upper_bound_is_below_the_target():
         dict(mean=0.1, lower=0.08, upper=0.12, direction=-1, wall_time=3.0, replicate_steps=30),
     ]
     # The mean 0.2 is below 0.25 but its upper bound is not: the fair rule waits.
-    assert reached(h, 0.25) == (3.0, 30)  # the direction the checks record
+    h.direction = -1
+    assert reached(h, 0.25) == (3.0, 30)  # the history's direction
     assert reached(h, 0.1) is None
     assert reached(h, 0.15, direction=1) == (2.0, 20)  # a utility: the lower bound ≥
     with pytest.raises(ValueError, match="direction"):
@@ -129,6 +130,22 @@ def test_a_loss_is_reached_when_its_upper_bound_is_below_the_target():
     # Comparison's success rate counts a loss at or below the target.
     comp = Comparison(runs={"random": [res]}, fresh={"random": [{"mean": 0.5}]}, target=0.6)
     assert comp.table()[0]["success_rate"] == 1.0
+    assert "upper 95 % bound is ≤ the target" in comp.to_markdown()
+    # Without re-assessments the history still knows it holds a loss, and says so in
+    # its record (older records: the direction their checks carry).
+    plain = diffgrn.train(
+        LossSphere(), reg, diffgrn.RandomSearch(population=4), key=jr.key(0), iterations=6,
+        progress=False, select_top=1,
+    )  # fmt: skip
+    h2 = plain.history
+    assert h2.direction == -1 and not h2.checks
+    first = next(i for i, u in enumerate(h2.hard_utility) if u <= max(h2.hard_utility))
+    assert reached(h2, max(h2.hard_utility)) == (h2.wall_time[first], h2.replicate_steps[first])
+    assert reached(h2, min(h2.hard_utility) - 1e-6) is None
+    assert History.from_dict(h2.to_dict()).direction == -1
+    old = {k: v for k, v in res.history.to_dict().items() if k != "direction"}
+    assert History.from_dict(old).direction == -1  # from its checks
+    assert History.from_dict({**old, "checks": []}).direction == 1  # an old utility record
 
 
 def test_reference_trajectory_is_zero_on_its_reference_and_checked():

@@ -36,7 +36,8 @@ def adam_result(small_objective, mlp):
 def test_history_has_same_fields_for_every_method(es_result, adam_result):
     for res, n in ((es_result, 25), (adam_result, 20)):
         d = res.history.to_dict()
-        assert set(d) == {*HISTORY_FIELDS, "checks"} and d["checks"] == []
+        assert set(d) == {*HISTORY_FIELDS, "checks", "direction"} and d["checks"] == []
+        assert d["direction"] == 1  # a utility: higher is better
         assert all(len(d[k]) == n for k in HISTORY_FIELDS)
         assert np.all(np.diff(res.history.wall_time) >= 0)
         assert np.all(np.diff(res.history.replicate_steps) > 0)
