@@ -248,7 +248,11 @@ def _cli(*argv):
 @pytest.mark.slow  # a real interrupt and resume through the CLI: ~90 s
 def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_path):
     out, full = tmp_path / "run", tmp_path / "full"
-    argv = ["train", "--quick", "--generations", "400", "--checkpoint-every", "5"]
+    # population 60: each generation ~3x the default's, so the run outlasts the Ctrl-C
+    # sent a second after its first log line even on a loaded machine (at the default
+    # 20 the remaining 360 generations took 6.6 s once, and the run ended first)
+    argv = ["train", "--quick", "--generations", "400", "--population", "60"]
+    argv += ["--checkpoint-every", "5"]
     code, stderr, seconds = _interrupt_after([*argv, "--out", str(out)], "es: 40/400")
     assert code == 130, stderr
     assert "interrupted at iteration" in stderr and seconds < 60
