@@ -214,7 +214,7 @@ def test_a_new_population_trainer_is_one_small_class(small_objective, mlp, tmp_p
     res = diffgrn.train(small_objective, mlp, OnePlusOne(), key=jr.key(0), iterations=3,
                         progress=False, select_top=1)  # fmt: skip
     d = res.history.to_dict()
-    assert res.error is None and set(d) == {*HISTORY_FIELDS, "checks"}
+    assert res.error is None and set(d) == {*HISTORY_FIELDS, "checks", "direction"}
     assert all(len(d[k]) == 3 for k in HISTORY_FIELDS)
     assert res.history.replicate_steps[0] == 2 * small_objective.replicate_steps
     assert all(g is None for g in d["grad_norm"])  # NaN: no gradient
