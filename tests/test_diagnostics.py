@@ -106,6 +106,7 @@ def smooth_objective():
     )
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_stage_gradients_agree_with_direct_gradient(smooth_objective):
     reg = diffgrn.TanhRegulator(1.0, 4.0, 0.45)
     st = dg.stage_gradients(smooth_objective, reg, jr.key(0))

@@ -85,6 +85,7 @@ def test_truncated_pathwise_is_gradient_of_truncated_dynamics(small_objective, m
     assert Pathwise(backprop_steps=k).config()["backprop_steps"] == k
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_mixture_endpoints_are_normalised_components(small_objective, mlp):
     key = jr.key(1)
     ka, _ = jr.split(key)
@@ -98,6 +99,7 @@ def test_mixture_endpoints_are_normalised_components(small_objective, mlp):
     )
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_openes_improves_hard_utility(small_objective, mlp, jitted):
     res = diffgrn.train(
         small_objective, mlp, "openes", key=jr.key(0), iterations=25, progress=False

@@ -315,6 +315,7 @@ def test_gradient_population_trains_through_train(small_objective, mlp):
     assert len(res.history) == 3 and res.error is None
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_gradient_population_restarts_fresh_learners(small_objective, mlp):
     method = diffgrn.GradientPopulation(learners=4, replace=1, fresh=1, every=5)
     trainer = method.build(small_objective, mlp)

@@ -22,6 +22,7 @@ fates_strategy = st.tuples(  # a few shapes (each compiles once), any values
 SETTINGS = settings(max_examples=20, deadline=None, derandomize=True)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 @SETTINGS
 @given(fates_strategy)
 def test_hard_utility_bounds(fates):
@@ -33,6 +34,7 @@ def test_hard_utility_bounds(fates):
     assert s_rep <= math.log2(fates.shape[0]) / fates.shape[1] + 1e-5  # ≤ log2(R) / N
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 @SETTINGS
 @given(fates_strategy, st.integers(0, 2**32 - 1))
 def test_hard_utility_invariant_to_replicate_order_and_fate_labels(fates, seed):

@@ -320,6 +320,7 @@ def test_cli_train_command(tmp_path, monkeypatch, capsys):
     assert saved.config["method"]["temperature"] is None
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_compare_same_start_per_seed_and_table(small_objective):
     seen = []
     comp = diffgrn.compare(
