@@ -16,6 +16,11 @@ from pathlib import Path
 from ._version import __version__
 
 PACKAGES = ("diffgrn", "jax", "jaxlib", "equinox", "diffrax", "optax")
+MAX_SEED = 2**30 - 1
+"""The largest seed of a run: its fresh-noise key, `2**31 - 1 - seed`, is then never
+the key of another allowed seed (and fits an int32)."""
+RECORDS = ("history.json", "run.json", "compare.json", "explore.json")
+"""Files that mark a folder as diffgrn's: only such a folder is replaced by --overwrite."""
 
 
 def versions() -> dict:
@@ -30,10 +35,11 @@ def versions() -> dict:
     return out
 
 
-def check_out(target: Path, overwrite: bool, flag: str = "--out") -> None:
+def check_out(target: Path, overwrite: bool, flag: str = "--out", own: bool = True) -> None:
     """Raise ValueError unless `target` can become a run folder: not a file, no file
     above it, in a writable place, and (unless `overwrite`) not an existing non-empty
-    folder."""
+    folder; with `overwrite` (and `own`: the folder is replaced whole), a non-empty
+    folder only if diffgrn wrote it (it holds one of `RECORDS`)."""
     if str(target) in ("", "."):
         raise ValueError(f"{flag} must name a folder for the run; got {str(target)!r}")
     if target.exists() and not target.is_dir():
@@ -50,6 +56,13 @@ def check_out(target: Path, overwrite: bool, flag: str = "--out") -> None:
             f"{flag} {target} already holds files (an earlier run?); choose another "
             "folder or pass --overwrite to replace it"
         )
+    if overwrite and own and target.is_dir() and any(target.iterdir()):
+        if not any((target / name).is_file() for name in RECORDS):
+            raise ValueError(
+                f"{flag} {target} holds files diffgrn did not write (none of "
+                f"{', '.join(RECORDS)}): --overwrite replaces only a diffgrn folder; "
+                "choose another folder"
+            )
 
 
 class RunFolder(contextlib.AbstractContextManager):
@@ -91,13 +104,19 @@ class RunFolder(contextlib.AbstractContextManager):
                 f.write(str(os.getpid()))
             self.locked = True
             return
+        raise ValueError(f"{self.flag} {self.target}: could not take the lock {self.lock}")
 
     def commit(self) -> Path:
         old = None
         if self.target.exists():
             old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
             os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
+        try:
+            os.replace(self.tmp, self.target)
+        except BaseException:
+            if old is not None:  # put the old folder back: never leave neither
+                os.replace(old, self.target)
+            raise
         self.committed = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
@@ -215,8 +234,10 @@ def write_run(
     (out / "history.json").write_text(dumps(summary))
     try:
         _figures(out, objective, result, fresh, seed, name)
-    except KeyboardInterrupt:
-        raise Unfinished("interrupted while drawing the figures", True) from None
+    except (KeyboardInterrupt, Exception) as e:  # the result is written: keep it
+        if isinstance(e, KeyboardInterrupt):
+            raise Unfinished("interrupted while drawing the figures", True) from None
+        raise Unfinished(f"drawing the figures failed ({type(e).__name__}: {e})") from e
     return fresh
 
 

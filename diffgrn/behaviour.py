@@ -294,7 +294,8 @@ def discover(
         jnp.zeros((capacity, 2), jnp.uint32),
         jnp.asarray(0, jnp.int32),
     )
-    n_init = strategy.random_draws(budget, batch)
+    # Random rounds are whole rounds: the count drawn (and recorded) is rounded up to them.
+    n_init = min(budget, -(-strategy.random_draws(budget, batch) // batch) * batch)
     uniform = UniformSearch()
     bar = progress_bar(budget, f"discover ({type(strategy).__name__})", progress)
     done = 0

@@ -653,7 +653,8 @@ def explore(
                 f"{len(objective.fate_genes) - 1} (an index into Objective.fate_genes)"
             )
     batch = min(batch, budget)
-    n_init = strategy.random_draws(budget, batch)
+    # Random rounds are whole rounds: the count drawn (and recorded) is rounded up to them.
+    n_init = min(budget, -(-strategy.random_draws(budget, batch) // batch) * batch)
 
     params, static = eqx.partition(regulator, eqx.is_inexact_array)
     theta0, unravel = ravel_pytree(params)

@@ -24,6 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._validate import check_choice, check_range
@@ -176,6 +177,12 @@ class TanhRegulator(AbstractRegulator):
             check_range("TanhRegulator", name, v)
         self.a, self.b, self.c = (jnp.asarray(v, jnp.float32) for v in (a, b, c))
         self.genes = 1
+
+    def arguments(self) -> dict:
+        """a, b and c as numbers: its three parameters are its constructor arguments, so
+        its config rebuilds it (a `Run` starts from them)."""
+        short = lambda v: float(str(np.float32(v)))  # 0.3, not 0.30000001192092896
+        return dict(a=short(self.a), b=short(self.b), c=short(self.c))
 
     def __call__(
         self, s: Float[Array, "*batch genes"], sbar: Float[Array, "*batch genes"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import equinox as eqx
 import jax.random as jr
 
-from ._runs import RunFolder, Unfinished, check_out, record, write_run
+from ._runs import MAX_SEED, RunFolder, Unfinished, check_out, record, write_run
 from ._validate import check_range
 from .config import Configurable, decode, find_class, from_config
 from .methods import AbstractMethod
@@ -81,7 +81,7 @@ class Run(Configurable):
             raise ValueError(f"Run.regulator must be a diffgrn regulator; got {regulator!r}")
         if not isinstance(method, AbstractMethod):
             raise ValueError(f"Run.method must be a diffgrn method object; got {method!r}")
-        check_range("Run", "seed", seed, ge=0, integer=True)
+        check_range("Run", "seed", seed, ge=0, le=MAX_SEED, integer=True)
         for name, value, least in (
             ("iterations", iterations, 1),
             ("reassess", reassess, 1),
@@ -165,10 +165,11 @@ class Run(Configurable):
         the assessment after training is interrupted or fails, the trained result is
         kept in the folder and `diffgrn._runs.Unfinished` says so."""
         out, ckpt = self.folder, self.checkpoint_folder
+        description = self.config()  # before any compute: a run that cannot be saved fails now
         with RunFolder(out, overwrite or resume) as folder:
             if self.checkpoint_every is not None and not resume:
                 ckpt.mkdir(parents=True, exist_ok=True)
-                (ckpt / "run.json").write_text(json.dumps(self.config(), indent=1))
+                (ckpt / "run.json").write_text(json.dumps(description, indent=1))
             result = self.train(progress=progress, resume=resume)
             result.config["run"] = record(self.seed, command)
             try:
@@ -178,7 +179,7 @@ class Run(Configurable):
                     result,
                     self.seed,
                     self.method.name,
-                    run=self.config(),
+                    run=description,
                 )
             except Unfinished as e:  # keep the trained result: training is the costly part
                 folder.commit()
@@ -322,18 +323,26 @@ class CompareRun(Configurable):
     ):
         from .compare import check_target
 
+        if not isinstance(objective, Objective):
+            raise ValueError(f"CompareRun.objective must be a diffgrn.Objective; got {objective!r}")
         if not isinstance(methods, dict) or not methods:
             raise ValueError(f"CompareRun.methods must name some methods; got {methods!r}")
         for name, method in methods.items():
             if not isinstance(method, AbstractMethod):
                 raise ValueError(f"CompareRun.methods[{name!r}] is not a method: {method!r}")
-        check_range("CompareRun", "seed", seed, ge=0, integer=True)
-        if isinstance(seeds, int):
-            check_range("CompareRun", "seeds", seeds, ge=1, integer=True)
+        check_range("CompareRun", "seed", seed, ge=0, le=MAX_SEED, integer=True)
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            check_range("CompareRun", "seeds", seeds, ge=1, le=MAX_SEED + 1, integer=True)
         else:
-            seeds = tuple(seeds)
-            if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
-                raise ValueError(f"CompareRun.seeds must be integers >= 0; got {seeds!r}")
+            seeds = tuple(seeds) if isinstance(seeds, (list, tuple, range)) else (seeds,)
+            if not seeds or any(
+                not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED
+                for s in seeds
+            ):
+                raise ValueError(
+                    f"CompareRun.seeds must be a count >= 1 or a list of seeds in [0, "
+                    f"{MAX_SEED}]; got {seeds!r}"
+                )
             _repeats("CompareRun", "seeds", seeds, "seed")
         try:
             check_target(target, objective)
@@ -374,7 +383,14 @@ class CompareRun(Configurable):
         from ._runs import write_comparison
 
         out = self.folder
-        check_out(out, overwrite=True)  # a shared folder: run folders are checked one by one
+        check_out(out, overwrite=True, own=False)  # shared: run folders are checked one by one
+        held = [n for n in ("compare.json", "compare.md") if (out / n).exists()]
+        if held and not overwrite:
+            raise ValueError(
+                f"--out {out} already holds a comparison ({held[0]}); choose another folder, "
+                "pass --overwrite to replace it, or tabulate its runs with --collect"
+            )
+        description = self.config()  # before any compute: a run that cannot be saved fails now
         seeds = range(self.seeds) if isinstance(self.seeds, int) else self.seeds
         errors = []
         with contextlib.ExitStack() as stack:
@@ -391,7 +407,7 @@ class CompareRun(Configurable):
                     write_run(folder.tmp, self.objective, res, seed, name, fresh, assess=False)
                 except Unfinished as e:
                     folder.commit()
-                    if fresh is None:
+                    if fresh is None or not e.interrupted:
                         what = f"trained, saved in {folder.target}; {e}"
                         print(f"{name} seed {seed}: {what}", file=sys.stderr)
                         return
@@ -414,7 +430,7 @@ class CompareRun(Configurable):
                     interrupted=True,
                 ) from None
         table = write_comparison(
-            out, comparison, self.objective, self.target, self.baseline, command, self.config()
+            out, comparison, self.objective, self.target, self.baseline, command, description
         )
         return comparison, table, errors
 
@@ -431,7 +447,7 @@ class CompareRun(Configurable):
             progress=progress,
             on_run=on_run,
             make_regulator=lambda k: _drawn(self.regulator, k),
-            reassess=self.reassess if self.target is not None else None,
+            reassess=self.reassess if self.target is not None and self.reassess else None,
             reassess_repeats=self.reassess_repeats,
         )
 
@@ -475,6 +491,8 @@ class ExploreRun(Configurable):
     ):
         from .discovery import AbstractExploration, default_descriptors, get_descriptors
 
+        if not isinstance(objective, Objective):
+            raise ValueError(f"ExploreRun.objective must be a diffgrn.Objective; got {objective!r}")
         if not isinstance(strategies, dict) or not strategies:
             raise ValueError(f"ExploreRun.strategies must name some; got {strategies!r}")
         for name, s in strategies.items():
@@ -484,7 +502,9 @@ class ExploreRun(Configurable):
         check_range("ExploreRun", "batch", batch, ge=1, integer=True)
         check_range("ExploreRun", "scale", scale, gt=0.0)
         check_range("ExploreRun", "bins", bins, ge=1, integer=True)
-        check_range("ExploreRun", "seed", seed, ge=0, integer=True)
+        check_range("ExploreRun", "seed", seed, ge=0, le=MAX_SEED, integer=True)
+        for s in strategies.values():  # e.g. IMGEP.initial <= budget, before any strategy runs
+            s.random_draws(budget, min(batch, budget))
         self.descriptors = tuple(
             default_descriptors() if descriptors is None else get_descriptors(descriptors)
         )
@@ -520,21 +540,23 @@ class ExploreRun(Configurable):
                     libraries[m] = lib
                     log(f"explore: {m} done ({self.budget} simulations, "
                         f"{lib.coverage[-1][1]} bins)")  # fmt: skip
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Exception) as e:  # keep the libraries that finished
                 rest = [m for m in self.strategies if m not in libraries]
+                stop = isinstance(e, KeyboardInterrupt)
+                why = "interrupted" if stop else f"failed ({type(e).__name__}: {str(e)[:300]})"
                 if not libraries:
-                    what = "nothing finished, nothing written"
-                    raise Unfinished(
-                        f"explore interrupted during {rest[0]}: {what}", True
-                    ) from None
+                    if not stop:
+                        raise
+                    what = f"explore interrupted during {rest[0]}: nothing written"
+                    raise Unfinished(what, True) from None
                 write_exploration(folder.tmp, libraries, *args, unfinished=rest)
                 folder.commit()
                 kept = f"{', '.join(libraries)} librar{'y' if len(libraries) == 1 else 'ies'}"
                 raise Unfinished(
-                    f"explore interrupted during {rest[0]}: kept the finished {kept} in "
+                    f"explore {why} during {rest[0]}: kept the finished {kept} in "
                     f"{self.folder} (explore.json lists {', '.join(rest)} as unfinished)",
-                    interrupted=True,
-                ) from None
+                    interrupted=stop,
+                ) from (None if stop else e)
             summary = write_exploration(folder.tmp, libraries, *args)
             folder.commit()
         return summary

@@ -3,6 +3,7 @@
 import json
 
 import equinox as eqx
+import jax.numpy as jnp
 import jax.random as jr
 import pytest
 
@@ -11,6 +12,21 @@ from diffgrn.cli import main as cli_main
 
 SMALL = ["--quick", "--t-final", "1", "--dt", "0.05", "--replicates", "8", "--cells", "5",
          "--no-progress"]  # fmt: skip
+
+
+ONE = jnp.asarray(1.0)
+
+
+class Gain(diffgrn.AbstractRegulator):
+    """f = g (s̄ − ½) with a trainable array `g` whose default its config does not hold."""
+
+    g: jnp.ndarray
+
+    def __init__(self, g=ONE):
+        self.g, self.genes = jnp.asarray(g), 1
+
+    def __call__(self, s, sbar):
+        return self.g * (sbar - 0.5)
 
 
 def test_a_run_round_trips_through_its_config(small_objective):
@@ -27,7 +43,8 @@ def test_a_run_round_trips_through_its_config(small_objective):
         run.regulator, run.replace(regulator=diffgrn.MLPRegulator(key=jr.key(1))).regulator
     )
     with pytest.raises(TypeError, match="Run.regulator"):  # parameters no config holds
-        diffgrn.Run(small_objective, diffgrn.TanhRegulator(2.0), method).config()
+        diffgrn.Run(small_objective, Gain(jnp.asarray(2.0)), method).config()
+    diffgrn.Run(small_objective, diffgrn.TanhRegulator(2.0), method).config()  # a, b, c held
     with pytest.raises(ValueError, match="Run.seed"):
         diffgrn.Run(small_objective, diffgrn.TanhRegulator(), method, seed=-1)
 
