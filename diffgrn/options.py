@@ -199,8 +199,8 @@ COMMON = [
          type=Path),
     flag("--seed", "Run.seed CompareRun.seed ExploreRun.seed"),
     flag("--out", "Run.out CompareRun.out ExploreRun.out", type=Path),
-    flag("--overwrite", "", "replace an existing --out folder (whole: no stale files)",
-         action="store_true"),
+    flag("--overwrite", "", "replace an existing --out folder that diffgrn wrote (whole: no "
+         "stale files)", action="store_true"),
     flag("--no-progress", "", "no progress bar or log lines", action="store_true"),
 ]
 # fmt: on
