@@ -51,12 +51,13 @@ def check_out(target: Path, overwrite: bool, flag: str = "--out", own: bool = Tr
         raise ValueError(f"{flag} {target}: {parent} is a file, so no folder can go below it")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{flag} {target}: {parent} is not writable")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
+    held = set(target.iterdir()) - set(leftovers(target)) if target.is_dir() else set()
+    if held and not overwrite:
         raise ValueError(
             f"{flag} {target} already holds files (an earlier run?); choose another "
             "folder or pass --overwrite to replace it"
         )
-    if overwrite and own and target.is_dir() and any(target.iterdir()):
+    if overwrite and own and held:
         if not any((target / name).is_file() for name in RECORDS):
             raise ValueError(
                 f"{flag} {target} holds files diffgrn did not write (none of "
@@ -83,6 +84,9 @@ class RunFolder(contextlib.AbstractContextManager):
     def __enter__(self):
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self._acquire()
+        for debris in leftovers(self.target.parent, self.target.name):  # a killed run's
+            if debris != self.lock:
+                shutil.rmtree(debris, ignore_errors=True)
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir()
@@ -130,12 +134,8 @@ class RunFolder(contextlib.AbstractContextManager):
         return False
 
 
-def _stale(lock: Path) -> bool:
-    """A lock whose process is gone (killed without cleaning up)."""
-    try:
-        pid = int(lock.read_text().strip() or "0")
-    except (OSError, ValueError):
-        return False
+def _gone(pid: int) -> bool:
+    """No process `pid` runs (one killed without cleaning up)."""
     if pid <= 0:
         return False
     try:
@@ -145,6 +145,30 @@ def _stale(lock: Path) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def _stale(lock: Path) -> bool:
+    """A lock whose process is gone."""
+    try:
+        return _gone(int(lock.read_text().strip() or "0"))
+    except (OSError, ValueError):
+        return False
+
+
+def leftovers(folder: Path, name: str | None = None) -> list[Path]:
+    """What killed diffgrn runs left in `folder` (for the run folder `name`, or any): lock
+    files (`.NAME.lock`) and temporary folders (`.NAME.tmp-PID`) whose process is gone."""
+    found = []
+    for p in folder.iterdir() if folder.is_dir() else ():
+        stem, tmp, pid = p.name[1:].rpartition(".tmp-")
+        if not p.name.startswith("."):
+            continue
+        if p.name.endswith(".lock"):
+            if name in (None, p.name[1 : -len(".lock")]) and _stale(p):
+                found.append(p)
+        elif tmp and pid.isdigit() and name in (None, stem) and p.is_dir() and _gone(int(pid)):
+            found.append(p)
+    return found
 
 
 def record(seed: int, command: list[str] | None) -> dict:

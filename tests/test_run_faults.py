@@ -3,6 +3,7 @@ the trained run (the review of 2026-12-01: each test failed before its fix)."""
 
 import json
 import os
+import subprocess
 import sys
 
 import jax.random as jr
@@ -164,3 +165,21 @@ def test_the_random_draws_recorded_are_those_drawn(tiny):
         key=jr.key(0), budget=12, batch=3, progress=False,
     )  # fmt: skip
     assert lib.config["initial"] == 6  # two whole rounds of 3
+
+
+def test_what_a_killed_run_left_does_not_block_its_folder(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a process id that no longer runs
+    out = tmp_path / "C"
+    out.mkdir()
+    (out / ".es-seed0.lock").write_text(str(gone.pid))
+    (out / f".es-seed0.tmp-{gone.pid}").mkdir()
+    check_out(out, overwrite=False)  # only debris: as good as empty
+    with RunFolder(out / "es-seed0") as folder:
+        (folder.tmp / "history.json").write_text("{}")
+        folder.commit()
+    assert sorted(p.name for p in out.iterdir()) == ["es-seed0"]
+    live = tmp_path / "D"
+    (live / f".x.tmp-{os.getpid()}").mkdir(parents=True)  # a running process's: not debris
+    with pytest.raises(ValueError, match="already holds files"):
+        check_out(live, overwrite=False)
