@@ -10,11 +10,26 @@ import sys
 import warnings
 from pathlib import Path
 
+import jax
+
 from ._memory import LIMIT_VARIABLE
 from ._runs import Unfinished, recorded, replay, report, write_comparison
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
-from .options import COMMANDS, COMMON, FIELDS, METHODS, MODEL, QUICK, HelpFormatter, add, describe
+from .estimators import AbstractEstimator
+from .options import (
+    COMMANDS,
+    COMMON,
+    FIELDS,
+    METHODS,
+    MODEL,
+    QUICK,
+    RELAXATION,
+    HelpFormatter,
+    add,
+    describe,
+    value,
+)
 from .run import CompareRun, ExploreRun, Run, interrupted, load_run, tissue_label
 
 DESCRIPTION = """\
@@ -81,29 +96,41 @@ def _types(config) -> set:
 
 
 def check_unused(command: str, args, parser) -> None:
-    """An option no chosen object uses is an error: none of the classes it sets is in
-    the run description, and setting it back to its default leaves the description
-    the same."""
-    described = describe(command, args).config()
+    """An option no chosen object uses is an error: it changes nothing in the run
+    description (set back to its default, the description is the same), sets only the
+    soft relaxation (`RELAXATION`) where no estimator is `relaxed`, or names `--cells`
+    with `--size`. A flag that sets a field of a class the run holds is used."""
+    run = describe(command, args)
+    described = run.config()
     present, unused = _types(described), []
+    estimators = jax.tree_util.tree_leaves(run, is_leaf=lambda x: isinstance(x, AbstractEstimator))
+    relaxed = any(e.relaxed for e in estimators if isinstance(e, AbstractEstimator))
     for dest, default in given(args, parser).items():
-        if dest in UNDESCRIBED:
-            continue
         flag = "--" + dest.replace("_", "-")
-        if any(f.partition(".")[0] in present for f, fl in FIELDS.items() if flag in fl):
+        fields = {f for f, flags in FIELDS.items() if flag in flags}
+        reset = argparse.Namespace(**{**vars(args), dest: default})
+        if dest in UNDESCRIBED or value(args, dest) == value(reset, dest):
+            continue  # not described, or as good as not given (--quick's own value)
+        if fields and fields <= RELAXATION and not relaxed:
+            unused.append(flag)
+            continue
+        if any("." in f and f.partition(".")[0] in present for f in fields):
             continue
         try:
-            reset = argparse.Namespace(**{**vars(args), dest: default})
             again = describe(command, reset)
         except ValueError:  # the flag matters: without it, the objects do not even build
             continue
         if again.config() == described:
             unused.append(flag)
+    if args.size is not None and "cells" in given(args, parser):
+        unused.append("--cells")  # --size sets the chain's length
     if unused:
+        unused = sorted(set(unused))
         what = args.method if command != "compare" else args.methods
         one = len(unused) == 1
         raise ValueError(f"{', '.join(sorted(unused))} {'does' if one else 'do'} not apply to "
-                         f"{what}: drop {'it' if one else 'them'}")  # fmt: skip
+                         f"this run ({what}, {args.tissue}, {args.regulator}): drop "
+                         f"{'it' if one else 'them'}")  # fmt: skip
 
 
 def cmd_run(args, parser, argv) -> int:

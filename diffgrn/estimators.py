@@ -10,6 +10,7 @@ What an estimator differentiates is an object too: `utility=HardUtility()` or
 """
 
 import abc
+import dataclasses
 from typing import ClassVar
 
 import equinox as eqx
@@ -19,7 +20,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree, Scalar
 from . import diagnostics
 from ._validate import check_instance, check_range
 from .config import Configurable
-from .objective import AbstractEvaluation, HardUtility, Objective
+from .objective import AbstractEvaluation, HardUtility, Objective, SoftUtility
 from .regulator import AbstractRegulator
 
 
@@ -32,6 +33,13 @@ class AbstractEstimator(Configurable):
 
     @abc.abstractmethod
     def cost(self, objective: Objective) -> int: ...
+
+    @property
+    def relaxed(self) -> bool:
+        """Whether it evaluates the soft relaxation (so the readout's temperature and the
+        bandwidth matter to it): it holds a `SoftUtility`, or a part that is relaxed."""
+        parts = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return any(isinstance(p, SoftUtility) or getattr(p, "relaxed", False) for p in parts)
 
     def memory_bytes(self, objective: Objective) -> int:
         """About how many bytes one estimate holds (default: one forward solve);
@@ -51,6 +59,7 @@ class Pathwise(AbstractEstimator):
     replicates: int | None = eqx.field(static=True, default=None)
     """Replicates per estimate (None: the objective's)."""
     backprop_steps: int | None = eqx.field(static=True, default=None)
+    relaxed: ClassVar[bool] = True  # it backpropagates U_soft
     """Backpropagate through the last K steps only (truncated BPTT; None: all)."""
 
     def __check_init__(self):

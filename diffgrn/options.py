@@ -215,6 +215,10 @@ for o in OPTIONS:
         FIELDS.setdefault(f, []).append(o.flag)
 
 
+RELAXATION = {"Objective.bandwidth", "SoftReadout.temperature"}
+"""Fields only the soft relaxation reads: they apply when an estimator is `relaxed`."""
+
+
 def _dest(o: Flag) -> str:
     return o.flag[2:].replace("-", "_")
 

@@ -366,7 +366,7 @@ def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
     err = error_of(
         ["train", *TINY, "--pattern-score", "exact-hits", "--out", tmp_path / "a"], capsys
     )
-    assert "--pattern-score does not apply to es: drop it" in err
+    assert "--pattern-score does not apply to this run (es, chain, mlp): drop it" in err
     (tmp_path / "b.checkpoint").mkdir()
     (tmp_path / "b.checkpoint" / "run.json").write_text("{}")
     err = error_of(

@@ -183,3 +183,30 @@ def test_what_a_killed_run_left_does_not_block_its_folder(tmp_path):
     (live / f".x.tmp-{os.getpid()}").mkdir(parents=True)  # a running process's: not debris
     with pytest.raises(ValueError, match="already holds files"):
         check_out(live, overwrite=False)
+
+
+@pytest.mark.parametrize(
+    "argv, unused",
+    [
+        ("train --method es --bandwidth 0.2", "--bandwidth"),  # ES reads hard fates only
+        ("train --method cmaes --temperature 5", "--temperature"),
+        ("train --method adam --estimator likelihood-ratio --bandwidth 0.3", "--bandwidth"),
+        ("explore --temperature 5", "--temperature"),
+        ("train --method hybrid --generations 5", "--generations"),  # hybrid: --switch
+        ("train --cells 5 --size 9", "--cells"),
+        ("train --method adam --bandwidth 0.2 --temperature 5", None),
+        ("compare --methods es,adam --bandwidth 0.2", None),  # adam reads it
+        ("train --method adam --estimator inverse-variance --bandwidth 0.3", None),
+        ("train --quick --generations 25", None),  # --quick's own value: as good as not given
+    ],
+)
+def test_options_that_change_nothing_the_run_reads_are_refused(argv, unused):
+    from diffgrn import cli
+
+    parser, sub = cli._parser()
+    args = parser.parse_args(argv.split())
+    if unused is None:
+        cli.check_unused(args.command, args, sub.choices[args.command])
+    else:
+        with pytest.raises(ValueError, match=f"^{unused} does not apply to this run"):
+            cli.check_unused(args.command, args, sub.choices[args.command])

@@ -113,7 +113,7 @@ def test_a_solve_too_big_for_memory_is_refused_with_what_to_lower(capsys, tmp_pa
     [
         (["train", "--lr", "-0.03", "--method", "adam"], "--lr must be a finite number > 0"),
         (["train", "--clip", "0", "--method", "adam"], "--clip must be a finite number > 0"),
-        (["train", "--lr", "0.1"], "--lr does not apply to es"),
+        (["train", "--lr", "0.1"], "--lr does not apply to this run (es,"),
         (["train", "--method", "adam", "--population", "8"], "--population does not apply"),
         (["compare", "--methods", "es,adam", "--switch", "3"], "--switch does not apply"),
         (["compare", "--target", "2.0"], "--target must be a number in (0, 1]"),
