@@ -476,6 +476,8 @@ def recorded(folder: Path) -> "tuple[Path, list[str] | None]":
     """A run folder's record (its history.json, compare.json or explore.json), and the
     `diffgrn …` command it records if it was written before diffgrn 0.5 (None: the
     record holds a run description, for `load_run`); ValueErrors name the file."""
+    if not folder.is_dir():
+        raise ValueError(f"rerun: {folder} is not a folder (no such folder, or a file)")
     found = [folder / n for n in ("history.json", "compare.json", "explore.json")]
     found = [p for p in found if p.is_file()]
     if not found:

@@ -46,7 +46,7 @@ commands (each writes into --out, default runs/...):
              diffgrn compare --methods es,adam,random --seeds 3 --target 0.6
   explore  which patterns can the tissue make? curiosity-driven search
            (imgep) against random search at equal simulations; writes one
-           library per method, coverage.png, descriptors.png, gallery.png
+           library per method (with its descriptors.png, gallery.png), coverage.png
              diffgrn explore --budget 2000 --method imgep,random
   rerun    rerun a folder from its run description into a new --out
 """
@@ -138,7 +138,7 @@ def cmd_run(args, parser, argv) -> int:
     `--resume OUT` describe, executed."""
     command, resume = args.command, getattr(args, "resume", None)
     if command == "compare" and (args.collect or args.merge is not None):
-        return collect(args, argv)
+        return collect(args, argv, parser)
     if resume is None and args.config is None:
         check_unused(command, args, parser)
         return execute(describe(command, args), argv, args)
@@ -154,9 +154,7 @@ def cmd_run(args, parser, argv) -> int:
     kind = dict(train=Run, compare=CompareRun, explore=ExploreRun)[command]
     if not isinstance(run, kind):
         what = f"{type(run).__name__}, not the {kind.__name__} that {command} runs"
-        raise ValueError(
-            f"{'--config' if resume is None else '--resume'} {path} describes a {what}"
-        )
+        raise ValueError(f"{'--config' if resume is None else '--resume'} {path} describes: {what}")
     run = run.replace(out=str(args.out or resume or run.folder))
     if getattr(args, "checkpoint_every", None) is not None:
         run = run.replace(checkpoint_every=args.checkpoint_every)
@@ -201,12 +199,19 @@ def explored(run, summary, args) -> int:
     return 0
 
 
-def collect(args, argv) -> int:
-    """`compare --collect [--merge LABEL=DIR,...]`: tabulate finished runs."""
+def collect(args, argv, parser) -> int:
+    """`compare --collect [--merge LABEL=DIR,...]`: tabulate finished runs. A folder a
+    compare wrote keeps its description (so `rerun` still reruns it) and its target
+    unless --target is given."""
     from .compare import collect_merged
 
     if not args.collect:
         raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
+    training = {o.flag[2:].replace("-", "_") for o in METHODS} | {"methods", "seeds", "reassess"}
+    extra = sorted(d for d in given(args, parser) if d in training | {"reassess_repeats"})
+    if extra:
+        drop = ", ".join("--" + d.replace("_", "-") for d in extra)
+        raise ValueError(f"compare --collect trains nothing (it tabulates the runs): drop {drop}")
     run = describe("compare", argparse.Namespace(**{**vars(args), "baseline": None}))
     out = Path(args.out or run.folder)
     merge = [item.partition("=") for item in filter(None, (args.merge or "").split(","))]
@@ -216,10 +221,19 @@ def collect(args, argv) -> int:
     labels = [a.strip() for a, _, _ in merge]
     if len(set(labels)) < len(labels):
         raise ValueError(f"compare --merge lists a label twice: {','.join(labels)}")
-    comparison = collect_merged(out, args.target, {a.strip(): Path(c.strip()) for a, _, c in merge})
+    description, target, objective = None, args.target, run.objective
+    if (out / "compare.json").is_file() and not merge:  # a compare's own folder
+        try:
+            earlier = load_run(out / "compare.json", "compare --collect:")
+        except ValueError as e:  # written before descriptions, or broken: replaced
+            print(f"compare --collect: not kept: {e}", file=sys.stderr)
+        else:
+            description, objective = earlier.config(), earlier.objective
+            target = earlier.target if target is None else target
+    comparison = collect_merged(out, target, {a.strip(): Path(c.strip()) for a, _, c in merge})
     for name, why in comparison.skipped.items():
         print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
-    print(write_comparison(out, comparison, run.objective, args.target, args.baseline, argv))
+    print(write_comparison(out, comparison, objective, target, args.baseline, argv, description))
     return 0
 
 
@@ -228,9 +242,8 @@ def cmd_rerun(args, parser, argv) -> int:
     diffgrn 0.5, the command it records) into a new --out."""
     record, command = recorded(args.folder)  # command None: the record describes the run
     if command is None:
-        args.no_progress = False
         return execute(load_run(record, "rerun:").replace(out=str(args.out)), argv, args)
-    kept = replay(command, args.out, args.overwrite)
+    kept = replay(command, args.out, args.overwrite) + ["--no-progress"] * args.no_progress
     print("rerun: diffgrn " + " ".join(kept), file=sys.stderr)
     return main(kept)
 
@@ -245,6 +258,7 @@ def _parser():
     rerun.add_argument("folder", type=Path, help="a folder written by diffgrn")
     rerun.add_argument("--out", type=Path, required=True, help="the new output folder")
     rerun.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    rerun.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     for name, text in HELPS.items():
         p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         add(p, COMMANDS[name])
@@ -268,7 +282,9 @@ def main(argv=None) -> int:
             warnings.simplefilter("ignore", ReproducibilityBoundWarning)
             return commands[args.command](args, sub.choices[args.command], argv)
     except ValueError as e:
-        parser.error(flag_errors(str(e), argv))
+        p = sub.choices[args.command]  # its usage in short: the error is what matters
+        p.exit(2, f"usage: {p.prog} [options] ({p.prog} -h lists them)\n"
+                  f"{p.prog}: error: {flag_errors(str(e), argv)}\n")  # fmt: skip
     except KeyboardInterrupt:
         print("interrupted: nothing (more) written", file=sys.stderr)
         return 130

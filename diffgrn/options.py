@@ -197,7 +197,8 @@ COMMON = [
     flag("--config", "", "run what a run.json, history.json, compare.json or explore.json "
          "describes (--out, --overwrite, --no-progress, train's --checkpoint-every apply)",
          type=Path),
-    flag("--seed", "Run.seed CompareRun.seed ExploreRun.seed"),
+    flag("--seed", "Run.seed CompareRun.seed ExploreRun.seed", "seed of the start, of the "
+         "training or exploration and of its noise"),
     flag("--out", "Run.out CompareRun.out ExploreRun.out", type=Path),
     flag("--overwrite", "", "replace an existing --out folder that diffgrn wrote (whole: no "
          "stale files)", action="store_true"),

@@ -210,3 +210,22 @@ def test_options_that_change_nothing_the_run_reads_are_refused(argv, unused):
     else:
         with pytest.raises(ValueError, match=f"^{unused} does not apply to this run"):
             cli.check_unused(args.command, args, sub.choices[args.command])
+
+
+@pytest.mark.slow
+def test_collect_keeps_a_compare_folders_description_and_target(tmp_path, capsys):
+    from diffgrn.cli import main
+
+    out = tmp_path / "C"
+    small = ["--quick", "--methods", "random", "--generations", "2", "--replicates", "4",
+             "--t-final", "1", "--dt", "0.1", "--no-progress"]  # fmt: skip
+    assert main(["compare", *small, "--target", "0.3", "--out", str(out)]) == 0
+    before = json.loads((out / "compare.json").read_text())
+    assert main(["compare", "--collect", "--out", str(out)]) == 0
+    after = json.loads((out / "compare.json").read_text())
+    assert after["target"] == 0.3 and after["description"] == before["description"]
+    assert after["table"] == before["table"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["compare", "--collect", "--out", str(out), "--lr", "0.1"])
+    assert "trains nothing" in capsys.readouterr().err
