@@ -19,15 +19,15 @@ from .assessment import ReproducibilityBoundWarning
 from .estimators import AbstractEstimator
 from .options import (
     COMMANDS,
-    COMMON,
     FIELDS,
     METHODS,
     MODEL,
-    QUICK,
     RELAXATION,
     HelpFormatter,
     add,
+    common,
     describe,
+    quick,
     value,
 )
 from .run import CompareRun, ExploreRun, Run, interrupted, load_run, tissue_label
@@ -56,8 +56,8 @@ HELPS = dict(
     explore="explore which patterns the tissue makes: IMGEP against random search",
 )
 QUICK_COMPARE_NOTE = (
-    f"note: --quick runs a smaller model ({QUICK}: utilities not comparable with full-size "
-    "ones) and gives every method the same iterations, not equal cost: a generation of "
+    f"note: --quick runs a smaller model ({quick('compare')}: utilities not comparable with "
+    "full-size ones) and gives every method the same iterations, not equal cost: a generation of "
     "es/cmaes/random simulates about 25x the replicate-steps of an adam step, so this is a "
     "smoke test, not a comparison (compare.png's right panel shows the cost; see README)"
 )
@@ -263,7 +263,7 @@ def _parser():
         p = sub.add_parser(name, help=text, description=text, formatter_class=HelpFormatter)
         add(p, COMMANDS[name])
         add(p.add_argument_group("model"), MODEL)
-        add(p, COMMON)
+        add(p, common(name))
         if name != "explore":
             add(p.add_argument_group("methods"), METHODS)
     return parser, sub

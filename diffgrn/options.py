@@ -206,8 +206,19 @@ COMMON = [
 ]
 # fmt: on
 OPTIONS = MODEL + METHODS + COMMON + sum(COMMANDS.values(), [])
-QUICK = ", ".join(dict.fromkeys(f"{o.flag} {o.quick}" for o in OPTIONS if o.quick is not None))
-COMMON[0] = COMMON[0]._replace(help=COMMON[0].help + QUICK + " unless given")
+
+
+def quick(command: str) -> str:
+    """`--t-final 5.0, --dt 0.02, …`: the values `--quick` gives a command's flags."""
+    options = COMMANDS[command] + MODEL + (METHODS if command != "explore" else [])
+    return ", ".join(dict.fromkeys(f"{o.flag} {o.quick}" for o in options if o.quick is not None))
+
+
+def common(command: str) -> list[Flag]:
+    """The flags every command takes, `--quick`'s help naming that command's values."""
+    return [COMMON[0]._replace(help=f"{COMMON[0].help}{quick(command)} unless given"), *COMMON[1:]]
+
+
 FIELDS: dict = {}
 """`Class.field` → the flags that set it (errors name the flag); a bare `Class`: the
 flag applies when the run holds one."""
