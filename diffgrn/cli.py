@@ -70,12 +70,13 @@ UNDESCRIBED = {"quick", "config", "resume", "merge", "collect", "overwrite", "no
 
 def flag_errors(message: str, argv=()) -> str:
     """`ClippedAdam.learning_rate must be …` → `--lr must be … (ClippedAdam.learning_rate)`
-    (of the flags that set a field, the one typed)."""
-    for field in re.findall(r"\b[A-Za-z_]+\.[a-z_]+\b", message):
-        if field in FIELDS:
-            typed = [f for f in FIELDS[field] if any(a.split("=")[0] == f for a in argv)]
-            return message.replace(field, (typed or FIELDS[field])[0], 1) + f" ({field})"
-    return message
+    (each field a flag sets: of its flags, the one typed)."""
+    found = dict.fromkeys(re.findall(r"\b[A-Za-z_]+\.[a-z_]+\b", message))
+    named = [f for f in found if f in FIELDS]
+    for field in named:
+        typed = [f for f in FIELDS[field] if any(a.split("=")[0] == f for a in argv)]
+        message = message.replace(field, (typed or FIELDS[field])[0])
+    return message + (f" ({', '.join(named)})" if named else "")
 
 
 def given(args, parser) -> dict:

@@ -117,7 +117,12 @@ class Objective(Configurable):
                 f"Objective.fate_genes must list 1 to 8 readout genes; got {self.fate_genes!r}"
             )
         for g in self.fate_genes:
-            check_range("Objective", "fate_genes", g, ge=0, le=self.genes - 1, integer=True)
+            check_range("Objective", "fate_genes", g, ge=0, integer=True)
+            if g >= self.genes:
+                raise ValueError(
+                    f"Objective.fate_genes lists gene {g}, but a cell has Objective.genes = "
+                    f"{self.genes} (genes 0 to {self.genes - 1}); got {self.fate_genes!r}"
+                )
         if len(set(self.fate_genes)) != len(self.fate_genes):
             raise ValueError(
                 f"Objective.fate_genes must not repeat a gene; got {self.fate_genes!r}"

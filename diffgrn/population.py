@@ -131,7 +131,12 @@ class MuPlusLambdaES(AbstractPopulationMethod):
 
     def __check_init__(self):
         check_range("MuPlusLambdaES", "parents", self.parents, ge=1, integer=True)
-        check_range("MuPlusLambdaES", "population", self.population, gt=self.parents, integer=True)
+        check_range("MuPlusLambdaES", "population", self.population, ge=2, integer=True)
+        if not self.population > self.parents:
+            raise ValueError(
+                f"MuPlusLambdaES.population must be > MuPlusLambdaES.parents = {self.parents} "
+                f"(children are drawn besides the parents); got {self.population}"
+            )
         check_range("MuPlusLambdaES", "mutation", self.mutation, gt=0.0)
 
     def init(self, key: PRNGKeyArray, x0: Float[Array, " dim"]) -> PyTree:

@@ -410,7 +410,7 @@ def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path
     (out / "es-seed3" / "history.json").write_text(json.dumps({"config": {}}))
     interrupted = json.loads(good) | {"error": "interrupted at iteration 0; best kept"}
     (out / "es-seed4" / "history.json").write_text(json.dumps(interrupted))
-    proc = cli("compare", "--collect", *TINY, "--methods", "es", "--out", out, cwd=tmp_path)
+    proc = cli("compare", "--collect", *TINY, "--out", out, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     table = (out / "compare.md").read_text()
     assert "| es | 2 |" in table  # seeds 0 and 1 only
@@ -427,7 +427,7 @@ def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path
 
 def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, capsys):
     shutil.copytree(finished_run, tmp_path / "C" / "es-seed0")
-    argv = ["compare", "--collect", *TINY, "--methods", "es", "--out", tmp_path / "C"]
+    argv = ["compare", "--collect", *TINY, "--out", tmp_path / "C"]
     err = error_of([*argv, "--merge", f"X={tmp_path / 'C'}"], capsys)
     assert "that folder is the --out folder already tabulated" in err
 
@@ -470,8 +470,7 @@ def test_interrupted_compare_run_is_not_tabulated(tmp_path):
     rc, err = interrupt_when(args, tmp_path, cmaes_started)
     assert rc == 130 and "tabulate them with --collect" in err, err
     assert (tmp_path / "C" / "es-seed0" / "history.json").is_file()
-    proc = cli("compare", "--collect", *TINY, *POP, "--methods", "es,cmaes", "--reassess", "0",
-               "--out", tmp_path / "C", cwd=tmp_path)  # fmt: skip
+    proc = cli("compare", "--collect", *TINY, "--out", tmp_path / "C", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     table = (tmp_path / "C" / "compare.md").read_text()
     assert "| es | 1 |" in table and "| cmaes |" not in table
