@@ -314,6 +314,7 @@ def train(
         if checkpoint_every is not None:
             check_range("train", "checkpoint_every", checkpoint_every, ge=1, integer=True)
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
+        ckpt.check_folder(resume)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
     run = _Run(
@@ -574,9 +575,46 @@ class Checkpoint:
     leaves of the method state, the best and final regulators and the pool) and
     `checkpoint.json` (the rest: phase, history, best, the config, the leaves' SHA-256)."""
 
+    FILES = frozenset({"checkpoint.json", "state.eqx", "run.json"})
+    """What a checkpoint folder holds (`run.json`: the `Run` it belongs to, kept across saves)."""
+
     def __init__(self, folder: Path, every: int | None, config: dict):
         self.folder, self.every, self.config = folder, every, config
         self.last: TrainState | None = None
+
+    def check_folder(self, resume: bool) -> None:
+        """Refuse, before any compute, a folder that a save (which replaces the whole
+        folder) would destroy: a file, a folder holding anything but a checkpoint's
+        files, or (a new run) a `checkpoint.json` that is not a diffgrn checkpoint. A
+        folder holding only `run.json` (the `Run` that is starting) is a new checkpoint;
+        a resume's `checkpoint.json` is checked by `load`."""
+        f = self.folder
+        if f.exists() and not f.is_dir():
+            raise ValueError(f"train.checkpoint: {f} is an existing file, not a folder")
+        if not f.is_dir():
+            return
+        names = {p.name for p in f.iterdir()}
+        foreign = sorted(names - self.FILES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise ValueError(
+                f"train.checkpoint: {f} holds files that are not a diffgrn checkpoint "
+                f"({shown}); a checkpoint replaces its whole folder: choose a new or empty one"
+            )
+        if resume or names <= {"run.json"}:
+            return
+        fmt = None
+        try:
+            meta = json.loads((f / "checkpoint.json").read_text())
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+        except (OSError, ValueError):
+            pass
+        if not (isinstance(fmt, str) and fmt.startswith("diffgrn-checkpoint-")):
+            raise ValueError(
+                f"train.checkpoint: {f} is not a diffgrn checkpoint (no checkpoint.json of "
+                f"format {CHECKPOINT_FORMAT}); a checkpoint replaces its whole folder: "
+                "choose a new or empty one"
+            )
 
     def record(self, ts: TrainState) -> None:
         """Note the state after an iteration; save it every `every` iterations."""

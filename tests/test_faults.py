@@ -24,7 +24,7 @@ import pytest
 import diffgrn
 from diffgrn.cli import main
 from diffgrn.discovery import Descriptor, RandomExploration, explore, load_library
-from diffgrn.train import Checkpoint
+from diffgrn.train import CHECKPOINT_FORMAT, Checkpoint
 
 # The subprocesses' preexec_fn only sets signal handlers and limits before exec.
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
@@ -509,3 +509,55 @@ def test_disk_full_during_overwrite_keeps_the_old_run(finished_run, tmp_path):
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("stderr")) == ["run"]
+
+
+# Confirmed faults of the review (brief faults-a): each checked before any compute,
+# naming the argument or the file.
+
+
+@pytest.fixture
+def no_compute(monkeypatch):
+    """`train` fails loudly if it gets as far as building its compiled steps."""
+    import importlib
+
+    def boom(*args, **kwargs):
+        raise AssertionError("train built its trainer: the check came after compute")
+
+    monkeypatch.setattr(importlib.import_module("diffgrn.train"), "build_trainer", boom)
+
+
+def test_train_checkpoint_never_replaces_a_folder_it_did_not_write(
+    without_type_checks, small_objective, mlp, tmp_path, no_compute
+):
+    mine = tmp_path / "myresults"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "checkpoint.json").write_text('{"format": "my-own-format"}')
+    kw = dict(key=jr.key(0), iterations=1, progress=False, checkpoint_every=1)
+    for folder, resume, message in [
+        (mine, False, r"holds files that are not a diffgrn checkpoint \(notes.txt\)"),
+        (mine, True, r"holds files that are not a diffgrn checkpoint \(notes.txt\)"),
+        (afile, False, "is an existing file, not a folder"),
+        (afile, True, "is an existing file, not a folder"),
+        (other, False, "is not a diffgrn checkpoint"),
+    ]:
+        with pytest.raises(ValueError, match=f"train.checkpoint: {folder} {message}"):
+            diffgrn.train(small_objective, mlp, "random", checkpoint=folder, resume=resume, **kw)
+    assert (mine / "notes.txt").read_text() == "x" and afile.read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "myresults", "other"]
+
+
+def test_checkpoint_folder_a_save_may_replace(tmp_path):
+
+    new, started, saved = tmp_path / "new", tmp_path / "started", tmp_path / "saved"
+    started.mkdir()
+    (started / "run.json").write_text("{}")  # what Run.execute writes before training
+    saved.mkdir()
+    (saved / "state.eqx").write_bytes(b"")
+    (saved / "checkpoint.json").write_text(json.dumps(dict(format=CHECKPOINT_FORMAT)))
+    for folder in (new, started, saved):
+        Checkpoint(folder, 1, {}).check_folder(resume=False)
