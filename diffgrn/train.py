@@ -44,6 +44,20 @@ HISTORY_FIELDS = (
     "replicate_steps",
 )
 
+CHECK_FIELDS = ("iteration", "mean", "lower", "wall_time", "replicate_steps")
+"""What every re-assessment in `History.checks` holds (`reached` reads them)."""
+
+
+def _number(v) -> bool:
+    """A number of a JSON record (None: a NaN or inf written as null)."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _is_check(c) -> bool:
+    return (
+        isinstance(c, dict) and all(k in c for k in CHECK_FIELDS) and all(map(_number, c.values()))
+    )
+
 
 @dataclasses.dataclass
 class History:
@@ -87,14 +101,32 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The history `to_dict` wrote; a ValueError naming the field for anything else
+        (the caller names the file)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a history must be a mapping; got {repr(d)[:80]}")
         missing = [k for k in HISTORY_FIELDS if k not in d]
         if missing:
             raise ValueError(f"history is missing fields {missing}")
+        for k in HISTORY_FIELDS:
+            if not isinstance(d[k], list) or not all(map(_number, d[k])):
+                raise ValueError(
+                    f"history's '{k}' must be a list of numbers; got {repr(d[k])[:80]}"
+                )
+        lengths = {k: len(d[k]) for k in HISTORY_FIELDS}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"history's fields differ in length ({lengths})")
+        raw = d.get("checks", [])
+        if not isinstance(raw, list) or not all(_is_check(c) for c in raw):
+            raise ValueError(
+                "history's 'checks' must be a list of re-assessments (mappings of numbers "
+                f"with {', '.join(CHECK_FIELDS)}); got {repr(raw)[:80]}"
+            )
         nan = lambda v: math.nan if v is None else v
-        checks = [{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])]
+        checks = [{k: nan(v) for k, v in c.items()} for c in raw]
         # older records: the direction their checks carry, else a utility's
         direction = d.get("direction", checks[0].get("direction", 1) if checks else 1)
-        if direction not in (1, -1):
+        if direction not in (1, -1) or isinstance(direction, bool):
             raise ValueError(f"history's direction must be 1 or -1; got {direction!r}")
         return cls(**{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS}, checks=checks,
                    direction=direction)  # fmt: skip
@@ -689,6 +721,7 @@ class Checkpoint:
             )
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
+        history = _check_checkpoint(meta, meta_file, self.config.get("iterations"))
         if hashlib.sha256(leaves_file.read_bytes()).hexdigest() != meta.get("sha256"):
             raise ValueError(f"train.resume: {leaves_file} does not match {meta_file}")
         if json.loads(json.dumps(self.config, default=str)) != meta["config"]:
@@ -696,7 +729,6 @@ class Checkpoint:
                 f"train.resume: the checkpoint in {self.folder} is of another run (its "
                 "objective, method, regulator or iterations differ from this call's)"
             )
-        _check_checkpoint(meta, meta_file)
         like_state = trainer.init(_stage_keys(key, 0)[0])  # the structure of the saved phase
         for p in range(1, meta["phase"] + 1):
             like_state = trainer.next_phase(like_state, _stage_keys(key, p)[0])
@@ -708,7 +740,6 @@ class Checkpoint:
         )
         try:
             saved = eqx.tree_deserialise_leaves(leaves_file, like)
-            history = History.from_dict(meta["history"])
         except Exception as e:  # equinox raises several types for a file that does not fit
             raise ValueError(
                 f"train.resume: cannot read the checkpoint in {self.folder} "
@@ -732,9 +763,10 @@ class Checkpoint:
         )
 
 
-def _check_checkpoint(meta: dict, meta_file: Path) -> None:
+def _check_checkpoint(meta: dict, meta_file: Path, iterations: int | None) -> History:
     """The fields of a `checkpoint.json` a resume reads: a ValueError naming the file and
-    the field (the SHA-256 covers only `state.eqx`)."""
+    the field (the SHA-256 covers only `state.eqx`); the saved history, which cannot be
+    longer than the run (`iterations`)."""
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
     number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
     checks = dict(
@@ -745,6 +777,7 @@ def _check_checkpoint(meta: dict, meta_file: Path) -> None:
         best_utility=(number, "a number"),
         wall_time=(number, "a number"),
         compile_time=(number, "a number"),
+        config=(lambda v: isinstance(v, dict), "the run's config (a mapping)"),
         history=(lambda v: isinstance(v, dict), "a history (a mapping)"),
         pool=(
             lambda v: isinstance(v, list) and all(isinstance(c, list) and len(c) == 2 for c in v),
@@ -755,6 +788,16 @@ def _check_checkpoint(meta: dict, meta_file: Path) -> None:
         if field not in meta or not ok(meta[field]):
             got = repr(meta.get(field, "(missing)"))[:100]
             raise ValueError(f"train.resume: {meta_file}: '{field}' must be {expected}; got {got}")
+    try:
+        history = History.from_dict(meta["history"])
+    except ValueError as e:
+        raise ValueError(f"train.resume: {meta_file}: 'history' is malformed ({e})") from None
+    if iterations is not None and len(history) > iterations:
+        raise ValueError(
+            f"train.resume: {meta_file}: its history holds {len(history)} iterations, "
+            f"more than the run's {iterations}"
+        )
+    return history
 
 
 def assess(

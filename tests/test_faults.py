@@ -561,3 +561,68 @@ def test_checkpoint_folder_a_save_may_replace(tmp_path):
     (saved / "checkpoint.json").write_text(json.dumps(dict(format=CHECKPOINT_FORMAT)))
     for folder in (new, started, saved):
         Checkpoint(folder, 1, {}).check_folder(resume=False)
+
+
+def _checkpoint_meta(history: dict) -> dict:
+    """A checkpoint.json's fields, every one well-formed."""
+    return dict(
+        format=CHECKPOINT_FORMAT, phase=0, phase_iteration=len(history["iteration"]),
+        history=history, best_utility=0.1, best_iteration=0, pool=[], wall_time=0.0,
+        replicate_steps=1, compile_time=0.0, config=dict(iterations=2), sha256="",
+    )  # fmt: skip
+
+
+def _history(n: int) -> dict:
+    h = diffgrn.History()
+    for i in range(n):
+        row = dict(iteration=i, hard_utility=0.1, hard_s_pat=0.1, hard_s_rep=0.0)
+        h.append(dict(row, soft_utility=0.0, grad_norm=0.0, wall_time=0.1, replicate_steps=i))
+    return h.to_dict()
+
+
+def test_checkpoint_without_config_or_with_too_long_a_history_names_the_file(
+    without_type_checks, tmp_path
+):
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    (folder / "state.eqx").write_bytes(b"")
+    meta_file = folder / "checkpoint.json"
+    no_config = {k: v for k, v in _checkpoint_meta(_history(1)).items() if k != "config"}
+    for meta, message in [
+        (no_config, r"'config' must be the run's config \(a mapping\); got '\(missing\)'"),
+        (dict(_checkpoint_meta(_history(1)), config=[1]), "'config' must be the run's config"),
+        (_checkpoint_meta(_history(3)), "its history holds 3 iterations, more than the run's 2"),
+        (_checkpoint_meta(dict(_history(1), wall_time=3)), "'history' is malformed"),
+    ]:
+        meta_file.write_text(json.dumps(meta))
+        with pytest.raises(ValueError, match=f"train.resume: {meta_file}: {message}"):
+            Checkpoint(folder, None, dict(iterations=2)).load(None, None, jr.key(0))
+
+
+def test_load_refuses_a_malformed_record_naming_the_file(without_type_checks, tmp_path):
+    reg = diffgrn.MLPRegulator((3,), key=jr.key(0))
+    good = tmp_path / "good"
+    diffgrn.save(good, reg, {"a": 1}, diffgrn.History.from_dict(_history(2)))
+    meta = json.loads((good / "meta.json").read_text())
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    meta_file = broken / "meta.json"
+    history = meta["history"]
+    no_wall_time = {k: v for k, v in history.items() if k != "wall_time"}
+    for change, message in [
+        (dict(history=no_wall_time), r"'history' is malformed \(history is missing fields"),
+        (dict(history=dict(history, wall_time=3)), "'history' .* 'wall_time' must be a list"),
+        (dict(history=dict(history, checks=[1])), "'history' .* 'checks' must be a list"),
+        (dict(history=dict(history, iteration=[0])), "'history' .* differ in length"),
+        (dict(history=dict(history, direction=0)), "'history' .* direction must be 1 or -1"),
+        (dict(history=[1, 2]), "'history' is malformed .*must be a mapping"),
+        (dict(config=[1]), "'config' must be a mapping"),
+        (dict(shapes=None), "'shapes' must be the list"),
+    ]:
+        meta_file.write_text(json.dumps(dict(meta, **change)))
+        with pytest.raises(ValueError, match=f"diffgrn.load: {meta_file}: {message}"):
+            diffgrn.load(broken)
+    meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "shapes"}))
+    with pytest.raises(ValueError, match=rf"{meta_file}: 'shapes' .*got \(missing\)"):
+        diffgrn.load(broken)
+    assert diffgrn.load(good).history.wall_time == [0.1, 0.1]
