@@ -23,7 +23,7 @@ import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from ._memory import map_batched
-from ._validate import check_range
+from ._validate import check_key, check_range
 from .assessment import Assessment, warn_bound
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
@@ -298,6 +298,12 @@ def train(
     """
     if key is None:
         raise ValueError("train.key (a PRNG key) is needed (or describe a diffgrn.Run)")
+    check_key("train", "key", key)
+    if callback is not None and not callable(callback):
+        raise ValueError(
+            "train.callback must be a function callback(iteration, partial_result) or None; "
+            f"got {callback!r}"[:200]
+        )
     if not isinstance(objective, Objective):
         raise ValueError(
             f"train.objective must be a diffgrn.Objective; got {type(objective).__name__}"
@@ -810,8 +816,9 @@ def assess(
 ) -> Assessment:
     """Hard utility of `regulator` on `repeats` independent noise draws.
 
-    Use a key never used in training: this is the unbiased figure to report (the
-    best utility seen during training is a maximum over noisy evaluations, biased
+    `repeats` is at least 2 (one draw has no standard deviation). Use a key never
+    used in training: this is the unbiased figure to report (the best utility seen
+    during training is a maximum over noisy evaluations, biased
     upward). Returns an `Assessment` (a dict with attributes and a readable repr):
     mean, standard deviation, the per-draw values and the utility's two parts under
     their names (`s_pat`, `s_rep` for U; `agreement`, `exact_hits` for a
@@ -826,13 +833,24 @@ def assess(
     than 3 standard errors, `resolution["artefact"]` is True and a RuntimeWarning
     says so: the utility belongs to the time step, not to the SDE. `None` skips it.
     """
-    check_range("assess", "repeats", repeats, ge=1, integer=True)
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"assess.objective must be a diffgrn.Objective; got {type(objective).__name__}"
+        )
+    if not isinstance(regulator, AbstractRegulator):
+        raise ValueError(
+            f"assess.regulator must be a diffgrn regulator; got {type(regulator).__name__}"
+        )
+    objective.check_regulator(regulator)
+    check_key("assess", "key", key)
+    # one draw has no spread: its "± 0" would claim a precision it does not have
+    check_range("assess", "repeats", repeats, ge=2, integer=True)
     if refine is not None:
         check_range("assess", "refine", refine, ge=2, integer=True)
     util = _hard_many(objective, regulator, jr.split(key, repeats))
     values = [float(v) for v in util.value]
     mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
     parts = objective.utility.parts
     out = Assessment(
         mean=mean,

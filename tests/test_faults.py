@@ -523,7 +523,9 @@ def no_compute(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("train built its trainer: the check came after compute")
 
-    monkeypatch.setattr(importlib.import_module("diffgrn.train"), "build_trainer", boom)
+    module = importlib.import_module("diffgrn.train")
+    monkeypatch.setattr(module, "build_trainer", boom)
+    monkeypatch.setattr(module, "_hard_many", boom)  # assess's evaluations
 
 
 def test_train_checkpoint_never_replaces_a_folder_it_did_not_write(
@@ -626,3 +628,26 @@ def test_load_refuses_a_malformed_record_naming_the_file(without_type_checks, tm
     with pytest.raises(ValueError, match=rf"{meta_file}: 'shapes' .*got \(missing\)"):
         diffgrn.load(broken)
     assert diffgrn.load(good).history.wall_time == [0.1, 0.1]
+
+
+def test_misused_arguments_refused_before_any_compute(
+    without_type_checks, small_objective, mlp, tmp_path, no_compute
+):
+    train = lambda **kw: diffgrn.train(small_objective, mlp, "random", iterations=1, **kw)
+    assess = diffgrn.assess
+    for call, message in [
+        (lambda: train(key=0), r"train.key must be a JAX PRNG key .*; got 0$"),
+        (lambda: train(key=jr.split(jr.key(0))), r"train.key .*; got an array key<fry>\[2\]"),
+        (lambda: train(key=jr.key(0), callback=3), "train.callback must be a function"),
+        (lambda: assess(small_objective, mlp, key=None), "assess.key must be a JAX PRNG key"),
+        (lambda: assess(None, mlp, key=jr.key(0)), "assess.objective must be a diffgrn.Objective"),
+        (lambda: assess(small_objective, None, key=jr.key(0)), "assess.regulator must be a"),
+        (lambda: assess(small_objective, mlp, key=jr.key(0), repeats=1),
+         "assess.repeats must be an integer >= 2; got 1"),
+        (lambda: diffgrn.save(tmp_path / "s", None), "diffgrn.save.regulator must be a diffgrn"),
+        (lambda: diffgrn.save(tmp_path / "s", mlp, [1]), "diffgrn.save.config must be a mapping"),
+        (lambda: diffgrn.load(tmp_path / "s", expect=3), "diffgrn.load.expect must be a regulator"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert not (tmp_path / "s").exists()
