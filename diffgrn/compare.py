@@ -7,6 +7,7 @@ results are judged on fresh noise (`assess`) with keys no run used.
 import dataclasses
 import json
 import math
+import numbers
 import os
 import re
 import statistics
@@ -16,7 +17,7 @@ from pathlib import Path
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
-from ._validate import check_range
+from ._validate import check_key, check_range
 from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator, MLPRegulator
@@ -375,18 +376,8 @@ def compare(
     `reassess`/`reassess_repeats` go to `train`: the re-assessments on which
     reaching the target is judged (`Comparison.table`); `None` judges on single draws.
     """
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seed_list or any(not isinstance(s, int) or s < 0 for s in seed_list):
-        raise ValueError(
-            "compare.seeds must be an integer >= 1 or a non-empty list of "
-            f"integers >= 0; got {seeds!r}"
-        )
-    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
-    if repeated:
-        raise ValueError(
-            f"compare.seeds repeats seed {repeated[0]}: each seed is one run per method; "
-            f"list each once (got {list(seed_list)})"
-        )
+    check_key("compare", "key", key)
+    seed_list = _seed_list(seeds)
     if not isinstance(objective, Objective):
         raise ValueError(
             f"compare.objective must be a diffgrn.Objective; got {type(objective).__name__}"
@@ -397,8 +388,17 @@ def compare(
             f"{{'es': 'es', 'adam': 'adam'}}; got {methods!r}"
         )
     check_target(target, objective)
+    # every setting of every method checked here, before the first method trains
+    resolved = {name: _method(name, m) for name, m in methods.items()}
+    n_iter = _iterations(iterations, resolved)
+    check_range("compare", "assess_repeats", assess_repeats, ge=2, integer=True)
+    if reassess is not None:
+        check_range("compare", "reassess", reassess, ge=1, integer=True)
+        check_range("compare", "reassess_repeats", reassess_repeats, ge=2, integer=True)
+    for field, f in (("make_regulator", make_regulator), ("on_run", on_run)):
+        if f is not None and not callable(f):
+            raise ValueError(f"compare.{field} must be a function or None; got {f!r}"[:200])
     make = make_regulator or (lambda k: MLPRegulator(key=k))
-    resolved = {name: get_method(m) for name, m in methods.items()}
     runs = {name: [] for name in resolved}
     fresh = {name: [] for name in resolved}
     for seed in seed_list:
@@ -406,13 +406,12 @@ def compare(
         k_init, k_train, k_assess = jr.split(k_seed, 3)
         regulator = make(k_init)
         for name, method in resolved.items():
-            n = iterations.get(name) if isinstance(iterations, Mapping) else iterations
             res = train(
                 objective,
                 regulator,
                 method,
                 key=k_train,
-                iterations=n,
+                iterations=n_iter[name],
                 progress=progress,
                 reassess=reassess,
                 reassess_repeats=reassess_repeats,
@@ -431,6 +430,65 @@ def compare(
                 on_run(name, seed, res, f)
     seeds_by_method = {name: list(seed_list) for name in resolved}
     return Comparison(runs, fresh, target, seeds_by_method, objective.config())
+
+
+def _seed_list(seeds) -> list[int]:
+    """The seeds `compare.seeds` names: a count n (0…n−1) or a list of distinct indices."""
+    integer = lambda s: isinstance(s, numbers.Integral) and not isinstance(s, bool)
+    if integer(seeds):
+        seed_list = list(range(int(seeds)))
+    elif isinstance(seeds, Sequence) and not isinstance(seeds, str):
+        seed_list = [int(s) if integer(s) else s for s in seeds]
+    else:
+        seed_list = None
+    if not seed_list or any(not integer(s) or s < 0 for s in seed_list):
+        raise ValueError(
+            "compare.seeds must be an integer >= 1 or a non-empty list of "
+            f"integers >= 0; got {seeds!r}"
+        )
+    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
+    if repeated:
+        raise ValueError(
+            f"compare.seeds repeats seed {repeated[0]}: each seed is one run per method; "
+            f"list each once (got {list(seed_list)})"
+        )
+    return seed_list
+
+
+def _method(name: str, method) -> AbstractMethod:
+    """`get_method(method)`, its error naming the entry of `compare.methods`."""
+    try:
+        return get_method(method)
+    except ValueError as e:
+        text = str(e)
+        if text.startswith("train.method "):
+            text = text.removeprefix("train.method ")
+        raise ValueError(f"compare.methods[{name!r}]: {text}") from None
+
+
+def _iterations(iterations, methods: dict[str, AbstractMethod]) -> dict[str, int]:
+    """Each method's iterations (`compare.iterations`: one number, a mapping by method
+    name, or None: each method's default), checked."""
+    if isinstance(iterations, Mapping):
+        unknown = [k for k in iterations if k not in methods]
+        if unknown:
+            raise ValueError(
+                f"compare.iterations names {', '.join(map(repr, unknown))}, not a compared "
+                f"method; expected names among {', '.join(map(repr, methods))}"
+            )
+        given = {name: (iterations.get(name), f"iterations[{name!r}]") for name in methods}
+    else:
+        given = {name: (iterations, "iterations") for name in methods}
+    out = {}
+    for name, (n, field) in given.items():
+        n = methods[name].default_iterations if n is None else n
+        check_range("compare", field, n, ge=1, integer=True)
+        try:
+            methods[name].check_iterations(n)
+        except ValueError as e:
+            raise ValueError(f"compare.{field} ({name}): {e}") from None
+        out[name] = n
+    return out
 
 
 def collect_merged(

@@ -651,3 +651,34 @@ def test_misused_arguments_refused_before_any_compute(
         with pytest.raises(ValueError, match=message):
             call()
     assert not (tmp_path / "s").exists()
+
+
+def test_compare_checks_every_method_setting_before_the_first_trains(
+    without_type_checks, small_objective, no_compute
+):
+    two = {"es": "es", "random": "random"}
+    hybrid = diffgrn.Hybrid(diffgrn.CMAES(population=6), diffgrn.Gradient(), switch=2)
+    for kwargs, message in [
+        (dict(iterations={"es": 1, "random": 0}),
+         r"compare.iterations\['random'\] must be an integer >= 1; got 0"),
+        (dict(iterations={"ES": 0}),
+         "compare.iterations names 'ES', not a compared method; expected .* 'es', 'random'"),
+        (dict(iterations=1.5), "compare.iterations must be an integer >= 1; got 1.5"),
+        (dict(methods={"h": hybrid}, iterations={"h": 2}),
+         r"compare.iterations\['h'\] \(h\): train.iterations must be > Hybrid.switch"),
+        (dict(assess_repeats=0), "compare.assess_repeats must be an integer >= 2; got 0"),
+        (dict(assess_repeats=1), "compare.assess_repeats must be an integer >= 2; got 1"),
+        (dict(reassess=0), "compare.reassess must be an integer >= 1; got 0"),
+        (dict(reassess_repeats=1), "compare.reassess_repeats must be an integer >= 2; got 1"),
+        (dict(seeds=2.0), "compare.seeds must be an integer >= 1 or a non-empty list .*; got 2.0"),
+        (dict(seeds=True), "compare.seeds must be .*; got True"),
+        (dict(seeds=[0, True]), "compare.seeds must be .*; got \\[0, True\\]"),
+        (dict(seeds="01"), "compare.seeds must be .*; got '01'"),
+        (dict(methods={"es": "nope"}),
+         r"compare.methods\['es'\]: must be one of 'es', .*; got 'nope'"),
+        (dict(key=0), "compare.key must be a JAX PRNG key"),
+        (dict(on_run=3), "compare.on_run must be a function"),
+    ]:  # fmt: skip
+        kw = dict(methods=two, key=jr.key(0), seeds=1, iterations=1, progress=False) | kwargs
+        with pytest.raises(ValueError, match=message):
+            diffgrn.compare(small_objective, **kw)
