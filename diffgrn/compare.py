@@ -21,7 +21,7 @@ from ._validate import check_key, check_range
 from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator, MLPRegulator
-from .train import History, TrainResult, assess, train
+from .train import History, TrainResult, assess, bounds_95, train
 
 
 @dataclasses.dataclass
@@ -46,9 +46,14 @@ class Comparison:
 
     def table(self) -> list[dict]:
         """One row per method: final fresh-noise utility (median, min, max over seeds),
-        success rate (fresh mean past the target: ≥ for a utility, ≤ for a loss), and
-        the median wall time and simulated replicate-steps at which the run reached the
-        target (over the seeds that did).
+        success rate, and the median wall time and simulated replicate-steps at which
+        the run reached the target (over the seeds that did).
+
+        A seed succeeds when its fresh-noise assessment is past the target with 95 %
+        confidence: the lower 95 % bound of the mean over its fresh draws ≥ the target
+        for a utility, the upper bound ≤ it for a loss (the rule of `reached`; the raw
+        fresh mean counted a seed whose mean only grazed the target). The assessments
+        need their per-draw `values` (at least 2; `assess` records them).
 
         A run reaches the target at its first re-assessment (`history.checks`, from
         `train(reassess=…)`) whose 95 % bound is past it (`reached`: the lower bound ≥
@@ -69,8 +74,12 @@ class Comparison:
                 hits = [reached(r.history, self.target) for r in runs]
                 hits = [h for h in hits if h is not None]
                 sign = runs[0].history.direction if runs else 1
+                bounds = [
+                    fresh_bound(f, sign, f"Comparison.table: {name} seed {seed}")
+                    for f, seed in zip(self.fresh[name], self.seed_list(name))
+                ]
                 row.update(
-                    success_rate=sum(sign * (f - self.target) >= 0 for f in finals) / len(finals),
+                    success_rate=sum(sign * (b - self.target) >= 0 for b in bounds) / len(bounds),
                     reached_target=len(hits),
                     median_wall_time_to_target=(
                         statistics.median(h[0] for h in hits) if hits else math.nan
@@ -289,6 +298,23 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def fresh_bound(fresh: Mapping, direction: int, what: str = "fresh_bound") -> float:
+    """The 95 % bound on the far side of a fresh-noise assessment's mean (the lower for
+    a utility, `direction` +1; the upper for a loss, −1), from its per-draw `values`
+    (`train.bounds_95`, as the re-assessments); NaN when a draw is not finite."""
+    values = fresh.get("values") if isinstance(fresh, Mapping) else None
+    if not isinstance(values, (list, tuple)) or len(values) < 2:
+        raise ValueError(
+            f"{what}: the fresh-noise assessment holds no per-draw 'values' (at least 2; "
+            "the success rate bounds their mean)"
+        )
+    values = [math.nan if v is None else v for v in values]  # JSON writes NaN as null
+    if not all(math.isfinite(v) for v in values):
+        return math.nan
+    _, _, lower, upper = bounds_95(values)
+    return lower if direction == 1 else upper
+
+
 SUMMARY_FIELDS = ("history", "best_utility", "best_iteration", "config", "compile_time", "error")
 
 
@@ -309,6 +335,18 @@ def _finished(path: Path) -> dict:
     fresh = summary.get("fresh_noise")
     if not isinstance(fresh, dict) or not isinstance(fresh.get("mean"), (int, float)):
         raise ValueError(f"{path.name} has no fresh-noise assessment ({error or 'none recorded'})")
+    values = fresh.get("values")
+    if (
+        not isinstance(values, list)
+        or len(values) < 2
+        or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+        )
+    ):
+        raise ValueError(
+            f"{path.name}: its fresh-noise assessment lacks the per-draw 'values' (a list "
+            "of at least 2 numbers)"
+        )
     if not isinstance(summary["config"], dict):
         raise ValueError(f"{path.name}: 'config' is not a mapping")
     try:

@@ -559,13 +559,13 @@ def _check(ts: TrainState, run: _Run) -> dict:
     keys = jr.split(jr.fold_in(jr.fold_in(ts.key, 2**21), i), run.check_repeats)
     util = _hard_many(run.monitor, ts.final_regulator, keys, "train.reassess")
     values = [float(u) for u in util.value]
-    mean, std, lower = lower_bound_95(values)
+    mean, std, lower, upper = bounds_95(values)
     return dict(
         iteration=i,
         mean=mean,
         std=std,
         lower=lower,
-        upper=2 * mean - lower,  # the t interval is symmetric
+        upper=upper,
         direction=run.direction,
         repeats=run.check_repeats,
         wall_time=ts.wall_time,
@@ -591,6 +591,12 @@ def lower_bound_95(values) -> tuple[float, float, float]:
     n = len(v)
     mean, std = float(v.mean()), float(v.std(ddof=1))
     return mean, std, mean - _t975(n - 1) * std / math.sqrt(n)
+
+
+def bounds_95(values) -> tuple[float, float, float, float]:
+    """(mean, sample std, lower, upper): the mean's 95 % interval (Student t, symmetric)."""
+    mean, std, lower = lower_bound_95(values)
+    return mean, std, lower, 2 * mean - lower
 
 
 def _t975(dof: int) -> float:
