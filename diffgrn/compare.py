@@ -252,6 +252,9 @@ class Comparison:
                 if self._judged() == {True}
                 else f"\n\nReached: the first monitored single draw {past} the target "
                 "(runs without re-assessments; noise can carry a draw across)."
+            ) + (
+                f" Success: a seed whose fresh-noise assessment's {bound} 95 % bound is "
+                f"{past} the target."
             )
         if baseline is not None and self.target is not None and baseline in self.runs:
             rows = [

@@ -195,6 +195,8 @@ def test_success_is_the_fresh_lower_bound_past_the_target_not_the_mean():
     runs = {"es": [_result([0, 1]), _result([0, 1])]}
     (row,) = Comparison(runs, {"es": fresh}, 0.9).table()
     assert row["success_rate"] == 0.5 and row["fresh_median"] == 1.0
+    text = Comparison(runs, {"es": fresh}, 0.9).to_markdown()
+    assert "Success: a seed whose fresh-noise assessment's lower 95 % bound is ≥ the target" in text
     nan_draw = dict(mean=1.0, values=[1.0, None, 1.0])  # a NaN draw (JSON: null) fails
     (row,) = Comparison(runs, {"es": [fresh[0], nan_draw]}, 0.9).table()
     assert row["success_rate"] == 0.5
