@@ -78,3 +78,28 @@ def check_instance(owner: str, field: str, value: object, base: type) -> None:
             f"{owner}.{field} must be a diffgrn {base.__name__} "
             f"({', '.join(subclass_names(base))}); got {value!r}"
         )
+
+
+def check_key(owner: str, field: str, key: object) -> None:
+    """Raise ValueError unless `key` is one JAX PRNG key: a typed key (`jax.random.key`)
+    or a raw `uint32[2]` one (`jax.random.PRNGKey`). Caught here, before any compile,
+    not deep inside a traced solve."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    ok = False
+    if isinstance(key, (jax.Array, np.ndarray)):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            ok = key.shape == ()
+        else:
+            ok = key.dtype == np.uint32 and key.shape in ((2,), (4,))
+    if not ok:
+        got = (
+            f"an array {key.dtype}{list(key.shape)}"
+            if isinstance(key, (jax.Array, np.ndarray))
+            else repr(key)[:80]
+        )
+        raise ValueError(
+            f"{owner}.{field} must be a JAX PRNG key (one key: jax.random.key(seed)); got {got}"
+        )

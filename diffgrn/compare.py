@@ -7,6 +7,7 @@ results are judged on fresh noise (`assess`) with keys no run used.
 import dataclasses
 import json
 import math
+import numbers
 import os
 import re
 import statistics
@@ -16,11 +17,11 @@ from pathlib import Path
 import jax.random as jr
 from jaxtyping import PRNGKeyArray
 
-from ._validate import check_range
+from ._validate import check_key, check_range
 from .methods import AbstractMethod, get_method
 from .objective import Objective
 from .regulator import AbstractRegulator, MLPRegulator
-from .train import History, TrainResult, assess, train
+from .train import History, TrainResult, assess, bounds_95, train
 
 
 @dataclasses.dataclass
@@ -45,9 +46,14 @@ class Comparison:
 
     def table(self) -> list[dict]:
         """One row per method: final fresh-noise utility (median, min, max over seeds),
-        success rate (fresh mean past the target: ≥ for a utility, ≤ for a loss), and
-        the median wall time and simulated replicate-steps at which the run reached the
-        target (over the seeds that did).
+        success rate, and the median wall time and simulated replicate-steps at which
+        the run reached the target (over the seeds that did).
+
+        A seed succeeds when its fresh-noise assessment is past the target with 95 %
+        confidence: the lower 95 % bound of the mean over its fresh draws ≥ the target
+        for a utility, the upper bound ≤ it for a loss (the rule of `reached`; the raw
+        fresh mean counted a seed whose mean only grazed the target). The assessments
+        need their per-draw `values` (at least 2; `assess` records them).
 
         A run reaches the target at its first re-assessment (`history.checks`, from
         `train(reassess=…)`) whose 95 % bound is past it (`reached`: the lower bound ≥
@@ -68,8 +74,12 @@ class Comparison:
                 hits = [reached(r.history, self.target) for r in runs]
                 hits = [h for h in hits if h is not None]
                 sign = runs[0].history.direction if runs else 1
+                bounds = [
+                    fresh_bound(f, sign, f"Comparison.table: {name} seed {seed}")
+                    for f, seed in zip(self.fresh[name], self.seed_list(name))
+                ]
                 row.update(
-                    success_rate=sum(sign * (f - self.target) >= 0 for f in finals) / len(finals),
+                    success_rate=sum(sign * (b - self.target) >= 0 for b in bounds) / len(bounds),
                     reached_target=len(hits),
                     median_wall_time_to_target=(
                         statistics.median(h[0] for h in hits) if hits else math.nan
@@ -242,6 +252,9 @@ class Comparison:
                 if self._judged() == {True}
                 else f"\n\nReached: the first monitored single draw {past} the target "
                 "(runs without re-assessments; noise can carry a draw across)."
+            ) + (
+                f" Success: a seed whose fresh-noise assessment's {bound} 95 % bound is "
+                f"{past} the target."
             )
         if baseline is not None and self.target is not None and baseline in self.runs:
             rows = [
@@ -288,6 +301,23 @@ def _markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def fresh_bound(fresh: Mapping, direction: int, what: str = "fresh_bound") -> float:
+    """The 95 % bound on the far side of a fresh-noise assessment's mean (the lower for
+    a utility, `direction` +1; the upper for a loss, −1), from its per-draw `values`
+    (`train.bounds_95`, as the re-assessments); NaN when a draw is not finite."""
+    values = fresh.get("values") if isinstance(fresh, Mapping) else None
+    if not isinstance(values, (list, tuple)) or len(values) < 2:
+        raise ValueError(
+            f"{what}: the fresh-noise assessment holds no per-draw 'values' (at least 2; "
+            "the success rate bounds their mean)"
+        )
+    values = [math.nan if v is None else v for v in values]  # JSON writes NaN as null
+    if not all(math.isfinite(v) for v in values):
+        return math.nan
+    _, _, lower, upper = bounds_95(values)
+    return lower if direction == 1 else upper
+
+
 SUMMARY_FIELDS = ("history", "best_utility", "best_iteration", "config", "compile_time", "error")
 
 
@@ -308,6 +338,18 @@ def _finished(path: Path) -> dict:
     fresh = summary.get("fresh_noise")
     if not isinstance(fresh, dict) or not isinstance(fresh.get("mean"), (int, float)):
         raise ValueError(f"{path.name} has no fresh-noise assessment ({error or 'none recorded'})")
+    values = fresh.get("values")
+    if (
+        not isinstance(values, list)
+        or len(values) < 2
+        or not all(
+            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values
+        )
+    ):
+        raise ValueError(
+            f"{path.name}: its fresh-noise assessment lacks the per-draw 'values' (a list "
+            "of at least 2 numbers)"
+        )
     if not isinstance(summary["config"], dict):
         raise ValueError(f"{path.name}: 'config' is not a mapping")
     try:
@@ -375,18 +417,8 @@ def compare(
     `reassess`/`reassess_repeats` go to `train`: the re-assessments on which
     reaching the target is judged (`Comparison.table`); `None` judges on single draws.
     """
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seed_list or any(not isinstance(s, int) or s < 0 for s in seed_list):
-        raise ValueError(
-            "compare.seeds must be an integer >= 1 or a non-empty list of "
-            f"integers >= 0; got {seeds!r}"
-        )
-    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
-    if repeated:
-        raise ValueError(
-            f"compare.seeds repeats seed {repeated[0]}: each seed is one run per method; "
-            f"list each once (got {list(seed_list)})"
-        )
+    check_key("compare", "key", key)
+    seed_list = _seed_list(seeds)
     if not isinstance(objective, Objective):
         raise ValueError(
             f"compare.objective must be a diffgrn.Objective; got {type(objective).__name__}"
@@ -397,8 +429,17 @@ def compare(
             f"{{'es': 'es', 'adam': 'adam'}}; got {methods!r}"
         )
     check_target(target, objective)
+    # every setting of every method checked here, before the first method trains
+    resolved = {name: _method(name, m) for name, m in methods.items()}
+    n_iter = _iterations(iterations, resolved)
+    check_range("compare", "assess_repeats", assess_repeats, ge=2, integer=True)
+    if reassess is not None:
+        check_range("compare", "reassess", reassess, ge=1, integer=True)
+        check_range("compare", "reassess_repeats", reassess_repeats, ge=2, integer=True)
+    for field, f in (("make_regulator", make_regulator), ("on_run", on_run)):
+        if f is not None and not callable(f):
+            raise ValueError(f"compare.{field} must be a function or None; got {f!r}"[:200])
     make = make_regulator or (lambda k: MLPRegulator(key=k))
-    resolved = {name: get_method(m) for name, m in methods.items()}
     runs = {name: [] for name in resolved}
     fresh = {name: [] for name in resolved}
     for seed in seed_list:
@@ -406,13 +447,12 @@ def compare(
         k_init, k_train, k_assess = jr.split(k_seed, 3)
         regulator = make(k_init)
         for name, method in resolved.items():
-            n = iterations.get(name) if isinstance(iterations, Mapping) else iterations
             res = train(
                 objective,
                 regulator,
                 method,
                 key=k_train,
-                iterations=n,
+                iterations=n_iter[name],
                 progress=progress,
                 reassess=reassess,
                 reassess_repeats=reassess_repeats,
@@ -431,6 +471,65 @@ def compare(
                 on_run(name, seed, res, f)
     seeds_by_method = {name: list(seed_list) for name in resolved}
     return Comparison(runs, fresh, target, seeds_by_method, objective.config())
+
+
+def _seed_list(seeds) -> list[int]:
+    """The seeds `compare.seeds` names: a count n (0…n−1) or a list of distinct indices."""
+    integer = lambda s: isinstance(s, numbers.Integral) and not isinstance(s, bool)
+    if integer(seeds):
+        seed_list = list(range(int(seeds)))
+    elif isinstance(seeds, Sequence) and not isinstance(seeds, str):
+        seed_list = [int(s) if integer(s) else s for s in seeds]
+    else:
+        seed_list = None
+    if not seed_list or any(not integer(s) or s < 0 for s in seed_list):
+        raise ValueError(
+            "compare.seeds must be an integer >= 1 or a non-empty list of "
+            f"integers >= 0; got {seeds!r}"
+        )
+    repeated = sorted({s for s in seed_list if seed_list.count(s) > 1})
+    if repeated:
+        raise ValueError(
+            f"compare.seeds repeats seed {repeated[0]}: each seed is one run per method; "
+            f"list each once (got {list(seed_list)})"
+        )
+    return seed_list
+
+
+def _method(name: str, method) -> AbstractMethod:
+    """`get_method(method)`, its error naming the entry of `compare.methods`."""
+    try:
+        return get_method(method)
+    except ValueError as e:
+        text = str(e)
+        if text.startswith("train.method "):
+            text = text.removeprefix("train.method ")
+        raise ValueError(f"compare.methods[{name!r}]: {text}") from None
+
+
+def _iterations(iterations, methods: dict[str, AbstractMethod]) -> dict[str, int]:
+    """Each method's iterations (`compare.iterations`: one number, a mapping by method
+    name, or None: each method's default), checked."""
+    if isinstance(iterations, Mapping):
+        unknown = [k for k in iterations if k not in methods]
+        if unknown:
+            raise ValueError(
+                f"compare.iterations names {', '.join(map(repr, unknown))}, not a compared "
+                f"method; expected names among {', '.join(map(repr, methods))}"
+            )
+        given = {name: (iterations.get(name), f"iterations[{name!r}]") for name in methods}
+    else:
+        given = {name: (iterations, "iterations") for name in methods}
+    out = {}
+    for name, (n, field) in given.items():
+        n = methods[name].default_iterations if n is None else n
+        check_range("compare", field, n, ge=1, integer=True)
+        try:
+            methods[name].check_iterations(n)
+        except ValueError as e:
+            raise ValueError(f"compare.{field} ({name}): {e}") from None
+        out[name] = n
+    return out
 
 
 def collect_merged(

@@ -98,6 +98,16 @@ def save(
 ) -> Path:
     """Write `regulator` (and optional config/history) to the folder `path`, whole
     (`write_folder`: it replaces only an earlier save)."""
+    if not isinstance(regulator, AbstractRegulator):
+        raise ValueError(
+            f"diffgrn.save.regulator must be a diffgrn regulator; got {type(regulator).__name__}"
+        )
+    if config is not None and not isinstance(config, dict):
+        raise ValueError(f"diffgrn.save.config must be a mapping or None; got {config!r}"[:200])
+    if history is not None and not isinstance(history, History):
+        raise ValueError(
+            f"diffgrn.save.history must be a diffgrn History or None; got {type(history).__name__}"
+        )
 
     def write(tmp: Path) -> None:
         leaves_file = tmp / "regulator.eqx"
@@ -137,6 +147,13 @@ def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
     """Read a folder written by `save`; raises ValueError/FileNotFoundError with the
     reason when a file is missing, truncated or does not match. With `expect` (a
     regulator class, e.g. `MLPRegulator`), a regulator of another type is an error."""
+    if expect is not None and not (
+        isinstance(expect, type) and issubclass(expect, AbstractRegulator)
+    ):
+        raise ValueError(
+            "diffgrn.load.expect must be a regulator class (e.g. diffgrn.MLPRegulator) "
+            f"or None; got {expect!r}"
+        )
     path = Path(path)
     meta_file, leaves_file = path / "meta.json", path / "regulator.eqx"
     for f in (meta_file, leaves_file):
@@ -150,6 +167,23 @@ def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
         raise ValueError(f"diffgrn.load: {meta_file} is not valid JSON (truncated?): {e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"diffgrn.load: {meta_file} is not a {FORMAT} file")
+    shapes = meta.get("shapes")
+    if not isinstance(shapes, list):
+        raise ValueError(
+            f"diffgrn.load: {meta_file}: 'shapes' must be the list of the saved parameter "
+            f"shapes; got {repr(shapes)[:80] if 'shapes' in meta else '(missing)'}"
+        )
+    if not isinstance(meta.get("config", {}), dict):
+        raise ValueError(
+            f"diffgrn.load: {meta_file}: 'config' must be a mapping; "
+            f"got {repr(meta['config'])[:80]}"
+        )
+    history = None
+    if meta.get("history") is not None:
+        try:
+            history = History.from_dict(meta["history"])
+        except ValueError as e:
+            raise ValueError(f"diffgrn.load: {meta_file}: 'history' is malformed ({e})") from None
     digest = hashlib.sha256(leaves_file.read_bytes()).hexdigest()
     if digest != meta.get("sha256"):
         raise ValueError(
@@ -168,14 +202,13 @@ def load(path: str | os.PathLike, expect: type | None = None) -> Saved:
             f"diffgrn.load: {path} holds a {type(skeleton).__name__}, not the expected "
             f"{expect.__name__}"
         )
-    if _shapes(skeleton) != meta.get("shapes"):
+    if _shapes(skeleton) != shapes:
         raise ValueError(
-            f"diffgrn.load: regulator config {meta['regulator']} does not "
-            f"match the saved parameter shapes {meta.get('shapes')}"
+            f"diffgrn.load: {meta_file}: regulator config {meta['regulator']} does not "
+            f"match the saved parameter shapes {shapes}"
         )
     try:
         regulator = eqx.tree_deserialise_leaves(leaves_file, skeleton)
     except Exception as e:  # equinox raises several types for bad files
         raise ValueError(f"diffgrn.load: cannot read {leaves_file}: {e}") from None
-    history = None if meta.get("history") is None else History.from_dict(meta["history"])
     return Saved(regulator, meta.get("config", {}), history)

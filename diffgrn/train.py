@@ -23,7 +23,7 @@ import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
 from ._memory import map_batched
-from ._validate import check_range
+from ._validate import check_key, check_range
 from .assessment import Assessment, warn_bound
 from .config import Configurable, type_name
 from .methods import AbstractMethod, ClippedAdam, Trainer, get_method
@@ -43,6 +43,20 @@ HISTORY_FIELDS = (
     "wall_time",
     "replicate_steps",
 )
+
+CHECK_FIELDS = ("iteration", "mean", "lower", "wall_time", "replicate_steps")
+"""What every re-assessment in `History.checks` holds (`reached` reads them)."""
+
+
+def _number(v) -> bool:
+    """A number of a JSON record (None: a NaN or inf written as null)."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _is_check(c) -> bool:
+    return (
+        isinstance(c, dict) and all(k in c for k in CHECK_FIELDS) and all(map(_number, c.values()))
+    )
 
 
 @dataclasses.dataclass
@@ -87,14 +101,32 @@ class History:
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
+        """The history `to_dict` wrote; a ValueError naming the field for anything else
+        (the caller names the file)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a history must be a mapping; got {repr(d)[:80]}")
         missing = [k for k in HISTORY_FIELDS if k not in d]
         if missing:
             raise ValueError(f"history is missing fields {missing}")
+        for k in HISTORY_FIELDS:
+            if not isinstance(d[k], list) or not all(map(_number, d[k])):
+                raise ValueError(
+                    f"history's '{k}' must be a list of numbers; got {repr(d[k])[:80]}"
+                )
+        lengths = {k: len(d[k]) for k in HISTORY_FIELDS}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"history's fields differ in length ({lengths})")
+        raw = d.get("checks", [])
+        if not isinstance(raw, list) or not all(_is_check(c) for c in raw):
+            raise ValueError(
+                "history's 'checks' must be a list of re-assessments (mappings of numbers "
+                f"with {', '.join(CHECK_FIELDS)}); got {repr(raw)[:80]}"
+            )
         nan = lambda v: math.nan if v is None else v
-        checks = [{k: nan(v) for k, v in c.items()} for c in d.get("checks", [])]
+        checks = [{k: nan(v) for k, v in c.items()} for c in raw]
         # older records: the direction their checks carry, else a utility's
         direction = d.get("direction", checks[0].get("direction", 1) if checks else 1)
-        if direction not in (1, -1):
+        if direction not in (1, -1) or isinstance(direction, bool):
             raise ValueError(f"history's direction must be 1 or -1; got {direction!r}")
         return cls(**{k: [nan(v) for v in d[k]] for k in HISTORY_FIELDS}, checks=checks,
                    direction=direction)  # fmt: skip
@@ -266,6 +298,12 @@ def train(
     """
     if key is None:
         raise ValueError("train.key (a PRNG key) is needed (or describe a diffgrn.Run)")
+    check_key("train", "key", key)
+    if callback is not None and not callable(callback):
+        raise ValueError(
+            "train.callback must be a function callback(iteration, partial_result) or None; "
+            f"got {callback!r}"[:200]
+        )
     if not isinstance(objective, Objective):
         raise ValueError(
             f"train.objective must be a diffgrn.Objective; got {type(objective).__name__}"
@@ -314,6 +352,7 @@ def train(
         if checkpoint_every is not None:
             check_range("train", "checkpoint_every", checkpoint_every, ge=1, integer=True)
         ckpt = Checkpoint(Path(checkpoint), checkpoint_every, config)
+        ckpt.check_folder(resume)
     elif resume or checkpoint_every is not None:
         raise ValueError("train.checkpoint (a folder) is needed for checkpoint_every/resume")
     run = _Run(
@@ -520,13 +559,13 @@ def _check(ts: TrainState, run: _Run) -> dict:
     keys = jr.split(jr.fold_in(jr.fold_in(ts.key, 2**21), i), run.check_repeats)
     util = _hard_many(run.monitor, ts.final_regulator, keys, "train.reassess")
     values = [float(u) for u in util.value]
-    mean, std, lower = lower_bound_95(values)
+    mean, std, lower, upper = bounds_95(values)
     return dict(
         iteration=i,
         mean=mean,
         std=std,
         lower=lower,
-        upper=2 * mean - lower,  # the t interval is symmetric
+        upper=upper,
         direction=run.direction,
         repeats=run.check_repeats,
         wall_time=ts.wall_time,
@@ -554,6 +593,12 @@ def lower_bound_95(values) -> tuple[float, float, float]:
     return mean, std, mean - _t975(n - 1) * std / math.sqrt(n)
 
 
+def bounds_95(values) -> tuple[float, float, float, float]:
+    """(mean, sample std, lower, upper): the mean's 95 % interval (Student t, symmetric)."""
+    mean, std, lower = lower_bound_95(values)
+    return mean, std, lower, 2 * mean - lower
+
+
 def _t975(dof: int) -> float:
     """Student t's 97.5 % quantile (SciPy's `stdtrit`, float64; SciPy comes with JAX)."""
     from scipy.special import stdtrit
@@ -574,9 +619,46 @@ class Checkpoint:
     leaves of the method state, the best and final regulators and the pool) and
     `checkpoint.json` (the rest: phase, history, best, the config, the leaves' SHA-256)."""
 
+    FILES = frozenset({"checkpoint.json", "state.eqx", "run.json"})
+    """What a checkpoint folder holds (`run.json`: the `Run` it belongs to, kept across saves)."""
+
     def __init__(self, folder: Path, every: int | None, config: dict):
         self.folder, self.every, self.config = folder, every, config
         self.last: TrainState | None = None
+
+    def check_folder(self, resume: bool) -> None:
+        """Refuse, before any compute, a folder that a save (which replaces the whole
+        folder) would destroy: a file, a folder holding anything but a checkpoint's
+        files, or (a new run) a `checkpoint.json` that is not a diffgrn checkpoint. A
+        folder holding only `run.json` (the `Run` that is starting) is a new checkpoint;
+        a resume's `checkpoint.json` is checked by `load`."""
+        f = self.folder
+        if f.exists() and not f.is_dir():
+            raise ValueError(f"train.checkpoint: {f} is an existing file, not a folder")
+        if not f.is_dir():
+            return
+        names = {p.name for p in f.iterdir()}
+        foreign = sorted(names - self.FILES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise ValueError(
+                f"train.checkpoint: {f} holds files that are not a diffgrn checkpoint "
+                f"({shown}); a checkpoint replaces its whole folder: choose a new or empty one"
+            )
+        if resume or names <= {"run.json"}:
+            return
+        fmt = None
+        try:
+            meta = json.loads((f / "checkpoint.json").read_text())
+            fmt = meta.get("format") if isinstance(meta, dict) else None
+        except (OSError, ValueError):
+            pass
+        if not (isinstance(fmt, str) and fmt.startswith("diffgrn-checkpoint-")):
+            raise ValueError(
+                f"train.checkpoint: {f} is not a diffgrn checkpoint (no checkpoint.json of "
+                f"format {CHECKPOINT_FORMAT}); a checkpoint replaces its whole folder: "
+                "choose a new or empty one"
+            )
 
     def record(self, ts: TrainState) -> None:
         """Note the state after an iteration; save it every `every` iterations."""
@@ -651,6 +733,7 @@ class Checkpoint:
             )
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"train.resume: {meta_file} is not a diffgrn checkpoint")
+        history = _check_checkpoint(meta, meta_file, self.config.get("iterations"))
         if hashlib.sha256(leaves_file.read_bytes()).hexdigest() != meta.get("sha256"):
             raise ValueError(f"train.resume: {leaves_file} does not match {meta_file}")
         if json.loads(json.dumps(self.config, default=str)) != meta["config"]:
@@ -658,7 +741,6 @@ class Checkpoint:
                 f"train.resume: the checkpoint in {self.folder} is of another run (its "
                 "objective, method, regulator or iterations differ from this call's)"
             )
-        _check_checkpoint(meta, meta_file)
         like_state = trainer.init(_stage_keys(key, 0)[0])  # the structure of the saved phase
         for p in range(1, meta["phase"] + 1):
             like_state = trainer.next_phase(like_state, _stage_keys(key, p)[0])
@@ -670,7 +752,6 @@ class Checkpoint:
         )
         try:
             saved = eqx.tree_deserialise_leaves(leaves_file, like)
-            history = History.from_dict(meta["history"])
         except Exception as e:  # equinox raises several types for a file that does not fit
             raise ValueError(
                 f"train.resume: cannot read the checkpoint in {self.folder} "
@@ -694,9 +775,10 @@ class Checkpoint:
         )
 
 
-def _check_checkpoint(meta: dict, meta_file: Path) -> None:
+def _check_checkpoint(meta: dict, meta_file: Path, iterations: int | None) -> History:
     """The fields of a `checkpoint.json` a resume reads: a ValueError naming the file and
-    the field (the SHA-256 covers only `state.eqx`)."""
+    the field (the SHA-256 covers only `state.eqx`); the saved history, which cannot be
+    longer than the run (`iterations`)."""
     whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
     number = lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
     checks = dict(
@@ -707,6 +789,7 @@ def _check_checkpoint(meta: dict, meta_file: Path) -> None:
         best_utility=(number, "a number"),
         wall_time=(number, "a number"),
         compile_time=(number, "a number"),
+        config=(lambda v: isinstance(v, dict), "the run's config (a mapping)"),
         history=(lambda v: isinstance(v, dict), "a history (a mapping)"),
         pool=(
             lambda v: isinstance(v, list) and all(isinstance(c, list) and len(c) == 2 for c in v),
@@ -717,6 +800,16 @@ def _check_checkpoint(meta: dict, meta_file: Path) -> None:
         if field not in meta or not ok(meta[field]):
             got = repr(meta.get(field, "(missing)"))[:100]
             raise ValueError(f"train.resume: {meta_file}: '{field}' must be {expected}; got {got}")
+    try:
+        history = History.from_dict(meta["history"])
+    except ValueError as e:
+        raise ValueError(f"train.resume: {meta_file}: 'history' is malformed ({e})") from None
+    if iterations is not None and len(history) > iterations:
+        raise ValueError(
+            f"train.resume: {meta_file}: its history holds {len(history)} iterations, "
+            f"more than the run's {iterations}"
+        )
+    return history
 
 
 def assess(
@@ -729,8 +822,9 @@ def assess(
 ) -> Assessment:
     """Hard utility of `regulator` on `repeats` independent noise draws.
 
-    Use a key never used in training: this is the unbiased figure to report (the
-    best utility seen during training is a maximum over noisy evaluations, biased
+    `repeats` is at least 2 (one draw has no standard deviation). Use a key never
+    used in training: this is the unbiased figure to report (the best utility seen
+    during training is a maximum over noisy evaluations, biased
     upward). Returns an `Assessment` (a dict with attributes and a readable repr):
     mean, standard deviation, the per-draw values and the utility's two parts under
     their names (`s_pat`, `s_rep` for U; `agreement`, `exact_hits` for a
@@ -745,13 +839,24 @@ def assess(
     than 3 standard errors, `resolution["artefact"]` is True and a RuntimeWarning
     says so: the utility belongs to the time step, not to the SDE. `None` skips it.
     """
-    check_range("assess", "repeats", repeats, ge=1, integer=True)
+    if not isinstance(objective, Objective):
+        raise ValueError(
+            f"assess.objective must be a diffgrn.Objective; got {type(objective).__name__}"
+        )
+    if not isinstance(regulator, AbstractRegulator):
+        raise ValueError(
+            f"assess.regulator must be a diffgrn regulator; got {type(regulator).__name__}"
+        )
+    objective.check_regulator(regulator)
+    check_key("assess", "key", key)
+    # one draw has no spread: its "± 0" would claim a precision it does not have
+    check_range("assess", "repeats", repeats, ge=2, integer=True)
     if refine is not None:
         check_range("assess", "refine", refine, ge=2, integer=True)
     util = _hard_many(objective, regulator, jr.split(key, repeats))
     values = [float(v) for v in util.value]
     mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
     parts = objective.utility.parts
     out = Assessment(
         mean=mean,

@@ -127,9 +127,13 @@ def test_a_loss_is_reached_when_its_upper_bound_is_below_the_target():
     first = next(c for c in checks if c["upper"] <= best)
     assert reached(res.history, best) == (first["wall_time"], first["replicate_steps"])
     assert reached(res.history, best - 1e-6) is None
-    # Comparison's success rate counts a loss at or below the target.
-    comp = Comparison(runs={"random": [res]}, fresh={"random": [{"mean": 0.5}]}, target=0.6)
+    # Comparison's success rate counts a loss whose fresh upper 95 % bound is at or
+    # below the target (0.5 + t₀.₉₇₅,₂ · 0.02 / √3 = 0.55 here; 0.997 for the second).
+    tight, wide = dict(mean=0.5, values=[0.5, 0.52, 0.48]), dict(mean=0.5, values=[0.3, 0.7, 0.5])
+    comp = Comparison(runs={"random": [res]}, fresh={"random": [tight]}, target=0.6)
     assert comp.table()[0]["success_rate"] == 1.0
+    comp = Comparison(runs={"random": [res]}, fresh={"random": [wide]}, target=0.6)
+    assert comp.table()[0]["success_rate"] == 0.0
     assert "upper 95 % bound is ≤ the target" in comp.to_markdown()
     # Without re-assessments the history still knows it holds a loss, and says so in
     # its record (older records: the direction their checks carry).

@@ -188,6 +188,22 @@ def test_speedups_pair_runs_by_seed_not_by_position():
     assert row["seeds"] == [1] and row["wall_time_ratio"] == [1.0]  # not es seed 0 (3.0)
 
 
+def test_success_is_the_fresh_lower_bound_past_the_target_not_the_mean():
+    # Both fresh means are 1.0 ≥ 0.9; the lower 95 % bounds (t₀.₉₇₅,₂ = 4.30) are
+    # 1.0 − 4.30 · 0.02 / √3 = 0.95 (a success) and 1.0 − 4.30 · 0.5 / √3 = −0.24 (not).
+    fresh = [dict(mean=1.0, values=[1.0, 1.02, 0.98]), dict(mean=1.0, values=[0.5, 1.5, 1.0])]
+    runs = {"es": [_result([0, 1]), _result([0, 1])]}
+    (row,) = Comparison(runs, {"es": fresh}, 0.9).table()
+    assert row["success_rate"] == 0.5 and row["fresh_median"] == 1.0
+    text = Comparison(runs, {"es": fresh}, 0.9).to_markdown()
+    assert "Success: a seed whose fresh-noise assessment's lower 95 % bound is ≥ the target" in text
+    nan_draw = dict(mean=1.0, values=[1.0, None, 1.0])  # a NaN draw (JSON: null) fails
+    (row,) = Comparison(runs, {"es": [fresh[0], nan_draw]}, 0.9).table()
+    assert row["success_rate"] == 0.5
+    with pytest.raises(ValueError, match="es seed 1: the fresh-noise assessment holds no per-draw"):
+        Comparison(runs, {"es": [fresh[0], dict(mean=1.0)]}, 0.9).table()
+
+
 def test_merge_needs_the_same_hard_objective():
     base = dict(tissue=dict(n_cells=7), readout=dict(temperature=20.0), bandwidth=0.5)
     a = Comparison({"cmaes": [_result([0, 0, 1])]}, {"cmaes": [dict(mean=1.0)]}, 0.5, None, base)
@@ -210,7 +226,7 @@ def test_collect_refuses_runs_of_different_setups(tmp_path):
         (tmp_path / name).mkdir()
         summary = dict(
             best_utility=0.5, best_iteration=0, compile_time=0.0, error=None,
-            fresh_noise=dict(mean=0.5), history=History().to_dict(),
+            fresh_noise=dict(mean=0.5, values=[0.5, 0.5]), history=History().to_dict(),
             config=dict(objective=dict(dynamics=dict(t_final=t_final))),
         )  # fmt: skip
         (tmp_path / name / "history.json").write_text(json.dumps(summary))
