@@ -139,6 +139,7 @@ def test_search_space_boxes_frozen_leaves_and_errors():
             make()
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_discover_records_and_replays_exactly(tmp_path):
     obj, reg, space = circuit()
     window = Trajectory(start=0.5, genes=(0,))

@@ -66,6 +66,7 @@ def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
         diffgrn.train(small_objective, mlp, method, key=jr.key(0), iterations=2)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
     dyn = small_objective.dynamics.replace(constraint=diffgrn.Reflect(), noise=diffgrn.GridNoise())
     obj = small_objective.replace(dynamics=dyn)
@@ -108,6 +109,7 @@ def test_truncated_bptt_equals_gradient_of_the_last_steps(small_objective):
         obj.dynamics.solve(reg, obj.tissue, s0, path, backprop_steps=0)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_schedules_set_temperature_and_bandwidth(small_objective, mlp):
     target = small_objective.replace(readout=diffgrn.SoftReadout(3.0), bandwidth=0.4)
     method = diffgrn.Gradient(
@@ -275,6 +277,7 @@ def test_a_method_that_cannot_be_described_says_which_field():
     assert record["name"] == "adam" and "Gradient.optimiser" in record["not_loadable"]
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_gradient_population_selects_copies_of_the_best_and_counts_its_cost(small_objective, mlp):
     method = diffgrn.GradientPopulation(
         learners=4, replace=2, fresh=0, every=3, spread=1.0, perturb=0.01

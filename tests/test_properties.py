@@ -48,6 +48,7 @@ def test_hard_utility_invariant_to_replicate_order_and_fate_labels(fates, seed):
             assert float(a) == pytest.approx(float(b), abs=1e-5)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 @SETTINGS
 @given(fates_strategy, st.floats(0.05, 2.0))
 def test_soft_utility_is_finite_and_bounded(fates, bandwidth):

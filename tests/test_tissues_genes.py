@@ -146,6 +146,7 @@ def test_every_tissue_round_trips_through_its_config(tissue):
     assert back.config() == obj.config()
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_two_genes_with_own_state_and_noise_per_gene():
     obj = diffgrn.Objective(
         tissue=diffgrn.Lattice(4, 3, "hex", "periodic"),

@@ -474,6 +474,7 @@ def test_cli_version_and_help(capsys):
     assert "(default: 20)" in flat and "(default: 0.03)" in flat and "(default: es)" in flat
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_train_counts_its_start_among_the_candidates(small_objective):
     """A start no step improves on is what train returns (iteration −1), whichever
     selection is used: fine-tuning never hands back something worse than its start."""
