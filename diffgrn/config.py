@@ -8,6 +8,10 @@ class is found by `type` (diffgrn's own by their short name, anyone else's by
 `module:QualName`, with the defining file recorded for a script's `__main__`), nested
 configs are rebuilt first, and a constructor that needs a PRNG key gets a fixed one
 (array leaves are loaded separately, e.g. by `diffgrn.load`).
+
+A config naming a script's file runs that file to find its class (as importing a
+module does): load configs, run folders and saved regulators only from sources you
+trust, as with any code.
 """
 
 import functools
@@ -156,7 +160,14 @@ def _from_file(file: str, name: str):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[stem] = mod
     _FILES[stem] = str(Path(file).resolve())
-    spec.loader.exec_module(mod)  # `if __name__ == "__main__":` blocks do not run
+    try:  # `if __name__ == "__main__":` blocks do not run
+        spec.loader.exec_module(mod)
+    except Exception as e:  # the user's file is broken: say which, as a config error
+        sys.modules.pop(stem, None)
+        _FILES.pop(stem, None)
+        raise ValueError(
+            f"cannot load the class {name!r} from {file}: {type(e).__name__}: {e}"
+        ) from e
     return mod
 
 

@@ -229,3 +229,10 @@ def test_collect_keeps_a_compare_folders_description_and_target(tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["compare", "--collect", "--out", str(out), "--lr", "0.1"])
     assert "trains nothing" in capsys.readouterr().err
+
+
+def test_a_broken_class_file_is_a_config_error_naming_it(tmp_path):
+    broken = tmp_path / "mine.py"
+    broken.write_text("import diffgrn\ndef f(:\n")
+    with pytest.raises(ValueError, match=f"from {broken}: SyntaxError"):
+        diffgrn.config.from_config({"type": "__main__:Mine", "file": str(broken)})
