@@ -394,6 +394,7 @@ def fit(
     state, e.g. `space.bind(regulator).regulator(theta)`). The start counts among the
     candidates, so the result is never worse on the loss than where it began.
     Default optimiser: Adam(1e-3, b1=0.02, b2=0.001) unclipped (the tutorial's)."""
+    check_range("fit", "steps", steps, ge=1, integer=True)
     opt = ClippedAdam(1e-3, clip=None, b1=0.02, b2=0.001) if optimiser is None else optimiser
     obj = objective.replace(utility=TrajectoryFit(loss, observe))
     method = Gradient(opt, Pathwise())

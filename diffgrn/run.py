@@ -505,9 +505,11 @@ class ExploreRun(Configurable):
         check_range("ExploreRun", "seed", seed, ge=0, le=MAX_SEED, integer=True)
         for s in strategies.values():  # e.g. IMGEP.initial <= budget, before any strategy runs
             s.random_draws(budget, min(batch, budget))
-        self.descriptors = tuple(
-            default_descriptors() if descriptors is None else get_descriptors(descriptors)
-        )
+        try:
+            found = default_descriptors() if descriptors is None else get_descriptors(descriptors)
+        except ValueError as e:
+            raise ValueError(f"ExploreRun.descriptors: {e}") from None
+        self.descriptors = tuple(found)
         self.objective, self.strategies, self.seed = objective, dict(strategies), int(seed)
         self.budget, self.batch, self.scale, self.bins = budget, batch, scale, bins
         self.regulator = _drawn(regulator, jr.split(jr.key(self.seed))[0])
