@@ -259,6 +259,8 @@ def write_run(
     try:
         _figures(out, objective, result, fresh, seed, name)
     except (KeyboardInterrupt, Exception) as e:  # the result is written: keep it
+        if isinstance(e, OSError):  # a write failed (a full disk): nothing replaces the old
+            raise
         if isinstance(e, KeyboardInterrupt):
             raise Unfinished("interrupted while drawing the figures", True) from None
         raise Unfinished(f"drawing the figures failed ({type(e).__name__}: {e})") from e

@@ -155,7 +155,9 @@ def cmd_run(args, parser, argv) -> int:
     kind = dict(train=Run, compare=CompareRun, explore=ExploreRun)[command]
     if not isinstance(run, kind):
         what = f"{type(run).__name__}, not the {kind.__name__} that {command} runs"
-        raise ValueError(f"{'--config' if resume is None else '--resume'} {path} describes: {what}")
+        article = "an" if what[0] in "AEIOU" else "a"
+        raise ValueError(f"{'--config' if resume is None else '--resume'} {path} describes "
+                         f"{article} {what}")  # fmt: skip
     run = run.replace(out=str(args.out or resume or run.folder))
     if getattr(args, "checkpoint_every", None) is not None:
         run = run.replace(checkpoint_every=args.checkpoint_every)
