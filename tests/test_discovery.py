@@ -64,6 +64,7 @@ def test_lattice_pairs_and_custom_descriptor():
         Descriptor(lambda f, s, p: 0.0, 1.0, 1.0)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_explore_both_methods_and_library_round_trip(tmp_path):
     obj = diffgrn.Objective(
         tissue=diffgrn.Chain(5),

@@ -215,6 +215,7 @@ def test_likelihood_ratio_needs_noise_and_validates(without_type_checks):
     assert res.history.replicate_steps[0] == objective.replicate_steps
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_estimator_choices_are_objects_that_round_trip_their_config(small_objective, mlp):
     from diffgrn.config import from_config
 

@@ -278,6 +278,7 @@ def test_assess_runs_in_chunks_under_a_memory_limit(grid_objective, monkeypatch)
         diffgrn.assess(grid_objective, reg, key=jr.key(1), repeats=6, refine=None)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_population_and_explore_rounds_run_in_chunks(grid_objective, monkeypatch):
     reg = diffgrn.MLPRegulator(key=jr.key(0))
     es = diffgrn.MuPlusLambdaES(population=8, parents=2)
@@ -401,6 +402,7 @@ def finished_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path):
     out = tmp_path / "C"
     for name in ("es-seed0", "es-seed1", "es-seedold", "es-seed2", "es-seed3", "es-seed4"):
@@ -425,6 +427,7 @@ def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, capsys):
     shutil.copytree(finished_run, tmp_path / "C" / "es-seed0")
     argv = ["compare", "--collect", *TINY, "--out", tmp_path / "C"]

@@ -47,6 +47,7 @@ def test_cmaes_validation():
         diffgrn.CMAES(sigma=0.0)
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_hybrid_runs_both_phases_in_one_history(small_objective, mlp):
     method = diffgrn.Hybrid(
         diffgrn.CMAES(population=6), diffgrn.Gradient(estimator=diffgrn.Pathwise()), switch=2

@@ -288,10 +288,8 @@ def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_
     assert a["fresh_noise"]["values"] == b["fresh_noise"]["values"]
 
 
-@pytest.mark.parametrize(  # es in the README suite; the others in the slow pass
-    "method",
-    ["es", *(pytest.param(m, marks=pytest.mark.slow) for m in ("hybrid", "cmaes", "adam"))],
-)  # fmt: skip
+@pytest.mark.slow  # README suite's time; the checkpoint checks stay there (test_faults)
+@pytest.mark.parametrize("method", ["es", "hybrid", "cmaes", "adam"])
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(
     small_objective, mlp, method, tmp_path
 ):
@@ -356,6 +354,7 @@ def open_chain():
     )
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_assess_flags_an_euler_artefact_and_passes_a_resolved_regulator(open_chain):
     stiff = diffgrn.TanhRegulator(51.0, 23.0, 0.395)  # CMA-ES's 0.852 on the tanh family
     with pytest.warns(RuntimeWarning, match="artefact of the time step"):

@@ -197,6 +197,7 @@ def test_utilities_with_several_readout_genes():
     )
 
 
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_counter_brownian_path_is_exact_reproducible_and_differentiable():
     obj = diffgrn.Objective(
         dynamics=diffgrn.Dynamics(t_final=1.0, dt=0.01, noise=diffgrn.CounterNoise()), replicates=8
