@@ -5,6 +5,7 @@ own values (errors are reworded to name the flag), and the descriptions train, e
 and write their folders."""
 
 import argparse
+import os
 import re
 import sys
 import warnings
@@ -273,7 +274,22 @@ def _parser():
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def console() -> None:
+    """The `diffgrn` command. After an interrupt it leaves at once: every file is closed by
+    then, and the interpreter's teardown of XLA under a step still in flight can abort
+    (`free(): invalid pointer`) and turn exit status 130 into a crash."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["study"]:  # the studies run from a checkout, not the package
         print(STUDY_MOVED, file=sys.stderr)
         return 2
@@ -308,4 +324,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console()
