@@ -712,8 +712,23 @@ class Checkpoint:
         for stale in self.folder.parent.glob(f"{stem}-*"):
             shutil.rmtree(stale, ignore_errors=True)
 
+    def recover(self) -> None:
+        """Put back the newest whole checkpoint when the folder is missing: a save killed
+        between its two renames leaves the previous one as `.NAME.old-PID-NS` (any
+        process's: the resume may be another's)."""
+        if self.folder.exists():
+            return
+        olds = [
+            (int(p.name.rsplit("-", 1)[1]), p)
+            for p in self.folder.parent.glob(f".{self.folder.name}.old-*-*")
+            if p.name.rsplit("-", 1)[1].isdigit() and (p / "checkpoint.json").is_file()
+        ]
+        if olds:
+            os.replace(max(olds)[1], self.folder)
+
     def load(self, trainer: Trainer, regulator: AbstractRegulator, key: PRNGKeyArray) -> TrainState:
         """The saved `TrainState`, checked to belong to this run."""
+        self.recover()
         meta_file, leaves_file = self.folder / "checkpoint.json", self.folder / "state.eqx"
         if not meta_file.is_file() or not leaves_file.is_file():
             raise ValueError(f"train.resume: no checkpoint in {self.folder}")

@@ -432,3 +432,21 @@ def test_options_apply_when_an_object_they_set_is_in_the_run(argv, refused):
     else:
         with pytest.raises(ValueError, match=f"{refused} does not apply"):
             cli.check_unused(args.command, args, sub.choices[args.command])
+
+
+def test_a_save_killed_between_its_renames_is_resumed_from_the_old_folder(
+    small_objective, mlp, tmp_path
+):
+    def stop(i, res):
+        if i == 2:
+            raise KeyboardInterrupt
+
+    folder = tmp_path / "ck"
+    kw = dict(key=jr.key(1), iterations=4, progress=False, checkpoint=folder)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        diffgrn.train(small_objective, mlp, "es", **kw, checkpoint_every=1, callback=stop)
+    folder.rename(tmp_path / ".ck.old-4242-17")  # another process's save, killed midway
+    (tmp_path / ".ck.old-4242-3").mkdir()  # an older one, half removed
+    res = diffgrn.train(small_objective, mlp, "es", **kw, resume=True)
+    assert len(res.history) == 4 and folder.is_dir()
+    assert not (tmp_path / ".ck.old-4242-17").exists()
