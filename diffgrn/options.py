@@ -225,6 +225,7 @@ flag applies when the run holds one."""
 for o in OPTIONS:
     for f in o.fields.split():
         FIELDS.setdefault(f, []).append(o.flag)
+FIELDS["train.iterations"] = ["--steps", "--generations"]  # the method's count: typed or steps
 
 
 RELAXATION = {"Objective.bandwidth", "SoftReadout.temperature"}

@@ -374,6 +374,8 @@ def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
         ["train", "--resume", tmp_path / "b", "--generations", "10", "--seed", "3"], capsys
     )
     assert "take the whole run from its file: drop --seed, --generations" in err
+    err = error_of(["train", *TINY, "--method", "hybrid", "--switch", "30"], capsys)
+    assert "--steps must be > --switch = 30 for a hybrid; got 25" in err  # not train.iterations
 
 
 @pytest.mark.parametrize(
