@@ -10,7 +10,7 @@
 # same way: on fresh noise.
 #
 # The sizes here are smaller than the first model's (T = 10 instead of 20, dt = 0.02,
-# R = 50, 40 generations) so that the notebook runs in about a minute;
+# R = 50, 40 generations) so that the notebook runs in about a minute and a half on 2 cores;
 # `diffgrn train --method es` runs the full size from the command line.
 
 # %%
