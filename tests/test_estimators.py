@@ -144,7 +144,8 @@ def _lr_problem(constraint=None):
 def _mean_and_se(fn, keys, chunk=250):
     """Mean and standard error over keys of a pytree-valued fn (as flat vectors)."""
     flat = lambda k: jax.flatten_util.ravel_pytree(fn(k))[0]
-    parts = [jax.lax.map(flat, keys[i : i + chunk]) for i in range(0, keys.shape[0], chunk)]
+    batch = jax.jit(lambda ks: jax.lax.map(flat, ks))  # compiled once (eager: every chunk)
+    parts = [batch(keys[i : i + chunk]) for i in range(0, keys.shape[0], chunk)]
     x = np.asarray(jnp.concatenate(parts))
     return x.mean(0), x.std(0, ddof=1) / np.sqrt(x.shape[0])
 

@@ -268,9 +268,9 @@ def _cli(*argv):
 def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_path):
     out, full = tmp_path / "run", tmp_path / "full"
     argv = ["train", "--quick", "--generations", "400", "--checkpoint-every", "5"]
-    code, stderr, seconds = _interrupt_after([*argv, "--out", str(out)], "es: 40/400")
+    code, stderr, _ = _interrupt_after([*argv, "--out", str(out)], "es: 40/400")
     assert code == 130, stderr
-    assert "interrupted at iteration" in stderr and seconds < 60
+    assert "interrupted at iteration" in stderr  # stopped early: the history below is short
     assert (out / "history.json").is_file() and (out / "best" / "meta.json").is_file()
     partial = json.loads((out / "history.json").read_text())
     assert partial["error"].startswith("interrupted")
