@@ -443,19 +443,19 @@ def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, c
 
 @pytest.mark.slow
 def test_interrupted_default_folder_resumes(tmp_path):
-    args = ["train", *TINY, *POP, "--generations", "3000", "--checkpoint-every", "1"]
+    args = ["train", *TINY, *POP, "--generations", "600", "--checkpoint-every", "1"]
     ckpt = tmp_path / "runs" / "es-open-seed0.checkpoint" / "checkpoint.json"
     rc, err = interrupt_when(args, tmp_path, lambda _: ckpt.is_file())
     assert rc == 130, err
     first = json.loads((tmp_path / "runs" / "es-open-seed0" / "history.json").read_text())
     assert first["error"].startswith("interrupted")
     done = len(first["history"]["iteration"])
-    assert 0 < done < 3000
+    assert 0 < done < 600
     resume = ["train", "--resume", "runs/es-open-seed0", "--checkpoint-every", "1000"]
     proc = cli(*resume, "--no-progress", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     resumed = json.loads((tmp_path / "runs" / "es-open-seed0" / "history.json").read_text())
-    assert resumed["error"] is None and len(resumed["history"]["iteration"]) == 3000
+    assert resumed["error"] is None and len(resumed["history"]["iteration"]) == 600
     assert (
         resumed["history"]["hard_utility"][: done - 1]
         == first["history"]["hard_utility"][: done - 1]
