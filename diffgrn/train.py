@@ -684,8 +684,7 @@ class Checkpoint:
         # the run's description, kept across saves (also from a save an interrupt cut
         # between its two renames, whose folder is then the newest old one)
         stem = f".{self.folder.name}.old-{os.getpid()}"
-        olds = sorted(self.folder.parent.glob(f"{stem}-*"), reverse=True)
-        found = [p / "run.json" for p in (self.folder, *olds) if (p / "run.json").is_file()]
+        found = [p / "run.json" for p in (self.folder, *self.olds()) if (p / "run.json").is_file()]
         if found:
             shutil.copy2(found[0], tmp / "run.json")
         meta = dict(
@@ -716,15 +715,16 @@ class Checkpoint:
         """Put back the newest whole checkpoint when the folder is missing: a save killed
         between its two renames leaves the previous one as `.NAME.old-PID-NS` (any
         process's: the resume may be another's)."""
-        if self.folder.exists():
-            return
-        olds = [
-            (int(p.name.rsplit("-", 1)[1]), p)
-            for p in self.folder.parent.glob(f".{self.folder.name}.old-*-*")
-            if p.name.rsplit("-", 1)[1].isdigit() and (p / "checkpoint.json").is_file()
-        ]
-        if olds:
-            os.replace(max(olds)[1], self.folder)
+        whole = [p for p in self.olds() if (p / "checkpoint.json").is_file()]
+        if whole and not self.folder.exists():
+            os.replace(whole[0], self.folder)
+
+    def olds(self) -> list[Path]:
+        """The folders earlier saves moved aside (`.NAME.old-PID-NS`, any process's),
+        newest first."""
+        found = self.folder.parent.glob(f".{self.folder.name}.old-*-*")
+        ns = lambda p: p.name.rsplit("-", 1)[1]
+        return sorted((p for p in found if ns(p).isdigit()), key=lambda p: -int(ns(p)))
 
     def load(self, trainer: Trainer, regulator: AbstractRegulator, key: PRNGKeyArray) -> TrainState:
         """The saved `TrainState`, checked to belong to this run."""
