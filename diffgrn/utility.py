@@ -218,6 +218,15 @@ class PatternInformation(AbstractUtility):
     def soft(self, fates: Float[Array, "replicates cells m"], bandwidth) -> Utility:
         return soft_utility(fates, bandwidth)
 
+    def check(self, n_cells: int, n_readout: int) -> None:
+        if n_cells < 2:  # positional information needs two positions: nothing to train
+            raise ValueError(
+                f"the tissue has {n_cells} cell, but PatternInformation() (U = S_pat − S_rep) "
+                "is 0 on one cell whatever the regulator: use at least 2 cells "
+                "(Chain.n_cells, a Lattice's rows × cols; not Cell()), or a utility that "
+                "scores one cell (TargetPattern, NoUtility)"
+            )
+
     def least_replicates(self) -> tuple[int, str]:
         return 2, "its S_rep (reproducibility over replicates) is 0 for one replicate"
 

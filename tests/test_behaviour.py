@@ -57,7 +57,9 @@ def test_one_cell_tissues_and_deterministic_runs():
 
 def test_one_replicate_needs_a_utility_that_scores_one():
     with pytest.raises(ValueError, match="Objective.replicates.*PatternInformation"):
-        diffgrn.Objective(tissue=diffgrn.Cell(), replicates=1)
+        diffgrn.Objective(tissue=diffgrn.Chain(3), replicates=1)
+    with pytest.raises(ValueError, match="PatternInformation.*is 0 on one cell"):
+        diffgrn.Objective(tissue=diffgrn.Cell(), replicates=4)  # U ≡ 0: nothing to train
     diffgrn.Objective(tissue=diffgrn.Cell(), replicates=1, utility=diffgrn.TargetPattern("1"))
     with pytest.raises(ValueError, match="n_cells"):
         diffgrn.Chain(0)

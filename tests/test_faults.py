@@ -376,6 +376,11 @@ def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
     assert "take the whole run from its file: drop --seed, --generations" in err
     err = error_of(["train", *TINY, "--method", "hybrid", "--switch", "30"], capsys)
     assert "--steps must be > --switch = 30 for a hybrid; got 25" in err  # not train.iterations
+    err = error_of(["train", *TINY, "--cells", "1", "--out", tmp_path / "c"], capsys)
+    assert "is 0 on one cell whatever the regulator: use at least 2 cells (--cells" in err
+    assert not (tmp_path / "c").exists()
+    # one cell stays a tissue: a utility that scores it (test_behaviour simulates one)
+    assert diffgrn.Objective(tissue=diffgrn.Chain(1), utility=diffgrn.NoUtility()).n_cells == 1
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,8 @@ def test_graph_of_a_path_is_the_open_chain():
             "Dynamics.sigma",
         ),
         (lambda: diffgrn.Objective(tissue="chain"), "Objective.tissue"),
+        (lambda: diffgrn.Objective(tissue=diffgrn.Chain(1)), "Chain.n_cells"),  # U ≡ 0
+        (lambda: diffgrn.Objective(tissue=diffgrn.Cell()), "Chain.n_cells"),
         (lambda: diffgrn.MLPRegulator(key=jr.key(0), inputs="self"), "MLPRegulator.inputs"),
     ],
 )
