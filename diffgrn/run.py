@@ -10,6 +10,7 @@
 """
 
 import contextlib
+import dataclasses
 import inspect
 import json
 import os
@@ -24,6 +25,7 @@ import jax.random as jr
 from ._runs import MAX_SEED, RunFolder, Unfinished, check_out, record, write_run
 from ._validate import check_range
 from .config import Configurable, decode, find_class, from_config
+from .io import write_text
 from .methods import AbstractMethod
 from .objective import Objective
 from .regulator import AbstractRegulator
@@ -169,9 +171,10 @@ class Run(Configurable):
         with RunFolder(out, overwrite or resume) as folder:
             if self.checkpoint_every is not None and not resume:
                 ckpt.mkdir(parents=True, exist_ok=True)
-                (ckpt / "run.json").write_text(json.dumps(description, indent=1))
+                write_text(ckpt / "run.json", json.dumps(description, indent=1))  # whole
             result = self.train(progress=progress, resume=resume)
-            result.config["run"] = record(self.seed, command)
+            config = {**result.config, "run": record(self.seed, command)}  # not in place
+            result = dataclasses.replace(result, config=config)
             try:
                 fresh = write_run(
                     folder.tmp,
