@@ -267,7 +267,7 @@ def _cli(*argv):
 @pytest.mark.slow  # a real interrupt and resume through the CLI: ~95 s alone on 2 cores
 def test_ctrl_c_saves_a_whole_folder_exits_130_and_resume_continues_exactly(tmp_path):
     out, full = tmp_path / "run", tmp_path / "full"
-    tiny = ["--quick", "--t-final", "1", "--dt", "0.1", "--replicates", "4"]  # ~1 ms steps
+    tiny = ["--quick", "--t-final", "1", "--dt", "0.1", "--replicates", "4"]  # ~3 ms a step
     argv = ["train", *tiny, "--generations", "2000", "--checkpoint-every", "5"]
     code, stderr, _ = _interrupt_after([*argv, "--out", str(out)], "es: 200/2000", wait=0.3)
     assert code == 130, stderr
