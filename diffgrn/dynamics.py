@@ -433,13 +433,19 @@ class Dynamics(Configurable):
             s0,
             saveat=saveat,
             max_steps=steps,
+            throw=False,
             adjoint=diffrax.RecursiveCheckpointAdjoint(
                 steps if self.checkpoints is None else min(self.checkpoints, steps)
             ),
         )
+        # throw=False keeps host callbacks (Equinox's runtime error) out of the compiled
+        # program, so JAX's persistent compilation cache can store it; a failed solve
+        # (with fixed Euler steps only `max_steps_reached` is possible) gives NaN states.
+        failed = sol.result != diffrax.RESULTS.successful
+        ys = jax.tree.map(lambda y: jnp.where(failed, jnp.nan, y), sol.ys)
         if select is None and not save:
-            return sol.ys[-1], sol.ys[-1]
-        end, out = sol.ys
+            return ys[-1], ys[-1]
+        end, out = ys
         return end[-1], out[:steps]
 
     def replace(self, **changes) -> "Dynamics":

@@ -39,16 +39,23 @@ class LinearRegulator(diffgrn.AbstractRegulator):
 @pytest.fixture(scope="session", autouse=True)
 def compilation_cache(tmp_path_factory):
     """A compilation cache fresh for this test run and shared by its pytest-xdist
-    workers: identical computations built by different closures (each `train` call,
-    each study) or in different workers compile once."""
+    workers and the subprocesses they start: identical computations built by different
+    closures (each `train` call, each study), in different workers or in different CLI
+    runs compile once."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # gw0, gw1, …: share the run's folder
         root = root.parent
     cache = root / "jax-cache"
     cache.mkdir(exist_ok=True)
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    settings = dict(
+        jax_compilation_cache_dir=str(cache),
+        jax_persistent_cache_min_compile_time_secs=0.2,
+        jax_persistent_cache_min_entry_size_bytes=0,
+    )
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        # and for the CLI and script subprocesses the tests start (JAX reads JAX_NAME)
+        os.environ[name.upper()] = str(value)
     yield
 
 
