@@ -5,6 +5,7 @@ own values (errors are reworded to name the flag), and the descriptions train, e
 and write their folders."""
 
 import argparse
+import functools
 import os
 import re
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import jax
 
 from ._memory import LIMIT_VARIABLE
-from ._runs import Unfinished, recorded, replay, report, write_comparison
+from ._runs import Unfinished, recorded, replay, report
 from ._version import __version__
 from .assessment import ReproducibilityBoundWarning
 from .estimators import AbstractEstimator
@@ -204,11 +205,8 @@ def explored(run, summary, args) -> int:
 
 
 def collect(args, argv, parser) -> int:
-    """`compare --collect [--merge LABEL=DIR,...]`: tabulate finished runs. A folder a
-    compare wrote keeps its description (so `rerun` still reruns it) and its target
-    unless --target is given."""
-    from .compare import collect_merged
-
+    """`compare --collect [--merge LABEL=DIR,...]`: tabulate finished runs
+    (`CompareRun.tabulate`)."""
     if not args.collect:
         raise ValueError("compare --merge needs --collect (it tabulates finished runs)")
     training = {o.flag[2:].replace("-", "_") for o in METHODS} | {"methods", "seeds", "reassess"}
@@ -216,8 +214,6 @@ def collect(args, argv, parser) -> int:
     if extra:
         drop = ", ".join("--" + d.replace("_", "-") for d in extra)
         raise ValueError(f"compare --collect trains nothing (it tabulates the runs): drop {drop}")
-    run = describe("compare", argparse.Namespace(**{**vars(args), "baseline": None}))
-    out = Path(args.out or run.folder)
     merge = [item.partition("=") for item in filter(None, (args.merge or "").split(","))]
     bad = [a + b + c for a, b, c in merge if not (a.strip() and b and c.strip())]
     if bad:
@@ -225,19 +221,10 @@ def collect(args, argv, parser) -> int:
     labels = [a.strip() for a, _, _ in merge]
     if len(set(labels)) < len(labels):
         raise ValueError(f"compare --merge lists a label twice: {','.join(labels)}")
-    description, target, objective = None, args.target, run.objective
-    if (out / "compare.json").is_file() and not merge:  # a compare's own folder
-        try:
-            earlier = load_run(out / "compare.json", "compare --collect:")
-        except ValueError as e:  # written before descriptions, or broken: replaced
-            print(f"compare --collect: not kept: {e}", file=sys.stderr)
-        else:
-            description, objective = earlier.config(), earlier.objective
-            target = earlier.target if target is None else target
-    comparison = collect_merged(out, target, {a.strip(): Path(c.strip()) for a, _, c in merge})
-    for name, why in comparison.skipped.items():
-        print(f"compare --collect: not tabulated: {name}: {why}", file=sys.stderr)
-    print(write_comparison(out, comparison, objective, target, args.baseline, argv, description))
+    run = describe("compare", argparse.Namespace(**{**vars(args), "baseline": None}))
+    merged = {a.strip(): Path(c.strip()) for a, _, c in merge}
+    log = functools.partial(print, file=sys.stderr)
+    print(run.tabulate(merged, baseline=args.baseline, command=argv, log=log))
     return 0
 
 

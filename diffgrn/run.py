@@ -437,6 +437,31 @@ class CompareRun(Configurable):
         )
         return comparison, table, errors
 
+    def tabulate(self, merge=None, *, baseline=None, command=None, log=print) -> str:
+        """Tabulate the finished runs in `out`, as `diffgrn compare --collect` does (after
+        an interrupt, say), with the runs of other folders of one method each added under
+        labels (`merge`: label → folder); writes `compare.md`, `compare.json` and
+        `compare.png` and returns the table. A folder a compare wrote keeps its
+        description (so `rerun` still reruns it) and its target unless this run sets
+        one; runs that are not finished are named through `log` and left out."""
+        from ._runs import write_comparison
+        from .compare import collect_merged
+
+        out, target, description, objective = self.folder, self.target, None, self.objective
+        if (out / "compare.json").is_file() and not merge:  # a compare's own folder
+            try:
+                earlier = load_run(out / "compare.json", "compare --collect:")
+            except ValueError as e:  # written before descriptions, or broken: replaced
+                log(f"compare --collect: not kept: {e}")
+            else:
+                description, objective = earlier.config(), earlier.objective
+                target = earlier.target if target is None else target
+        comparison = collect_merged(out, target, merge)
+        for name, why in comparison.skipped.items():
+            log(f"compare --collect: not tabulated: {name}: {why}")
+        baseline = baseline or self.baseline
+        return write_comparison(out, comparison, objective, target, baseline, command, description)
+
     def _compare(self, on_run, progress):
         from .compare import compare
 

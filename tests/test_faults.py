@@ -435,6 +435,23 @@ def test_collect_names_bad_folders_and_tabulates_the_rest(finished_run, tmp_path
 
 
 @pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
+def test_tabulate_is_collect_through_the_api(finished_run, tmp_path):
+    out, other = tmp_path / "C", tmp_path / "D"
+    for name in ("es-seed0", "es-seed1", "es-seedold"):
+        shutil.copytree(finished_run, out / name)
+    shutil.copytree(finished_run, other / "es-seed0")
+    run = diffgrn.load_run(finished_run)
+    compare = diffgrn.CompareRun(run.objective, run.regulator, {"es": run.method}, out=out)
+    lines = []
+    table = compare.tabulate({"again": other}, log=lines.append)
+    assert "| es | 2 |" in table and "| again | 1 |" in table
+    assert table + "\n" == (out / "compare.md").read_text()
+    assert json.loads((out / "compare.json").read_text())["target"] is None
+    why = "not a METHOD-seedK folder (K a number)"
+    assert lines == [f"compare --collect: not tabulated: es-seedold: {why}"]
+
+
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
 def test_collect_refuses_merging_the_out_folder_itself(finished_run, tmp_path, capsys):
     shutil.copytree(finished_run, tmp_path / "C" / "es-seed0")
     argv = ["compare", "--collect", *TINY, "--out", tmp_path / "C"]
