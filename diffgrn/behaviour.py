@@ -361,7 +361,12 @@ def replay(
 ) -> Float[Array, "rows replicates times cells genes"]:
     """Re-simulate library rows from their stored parameters, initial states and keys
     (through the same vmapped solve `discover` ran), recorded by `observe`."""
-    idx = np.atleast_1d(np.asarray(rows, np.int64))
+    idx = library.rows(rows, "behaviour.replay's rows")
+    if library.points is None or library.keys is None:
+        raise ValueError(
+            "behaviour.replay needs a library from behaviour.discover (it records each "
+            "row's points and keys); this one holds patterns only (diffgrn.explore)"
+        )
     system = System(objective, space.bind(library.template), observe)
     pts = jnp.asarray(library.points[idx])
     keys = jr.wrap_key_data(jnp.asarray(library.keys[idx]))

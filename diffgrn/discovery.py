@@ -291,9 +291,21 @@ class Library:
 
     def regulator(self, i: int) -> AbstractRegulator:
         """The regulator of row `i`."""
+        (i,) = self.rows(i, "Library.regulator's row")
         params, static = eqx.partition(self.template, eqx.is_inexact_array)
         _, unravel = ravel_pytree(params)
         return eqx.combine(unravel(jnp.asarray(self.params[i])), static)
+
+    def rows(self, rows: "int | Sequence[int] | np.ndarray", what: str = "rows") -> np.ndarray:
+        """`rows` as an index array, each a row number in [0, len(self)) (no wrapping
+        from the end); anything else is a ValueError naming `what`."""
+        idx = np.atleast_1d(np.asarray(rows))
+        if idx.dtype.kind not in "iu" or idx.ndim != 1 or np.any((idx < 0) | (idx >= len(self))):
+            raise ValueError(
+                f"{what} must be row numbers in [0, {len(self)}) (the library has "
+                f"{len(self)} rows); got {rows!r}"
+            )
+        return idx.astype(np.int64)
 
     def cells(self, descriptors: np.ndarray | None = None) -> np.ndarray:
         """The bin index `(n, D)` of each row (or of `descriptors`)."""

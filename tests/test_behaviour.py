@@ -206,3 +206,15 @@ def test_goal_gradient_steps_move_points_toward_their_goals():
     assert strategy.solves() == 7.0 and from_config(strategy.config()) == strategy
     with pytest.raises(ValueError, match="GoalGradient.steps"):
         GoalGradient(steps=0)
+
+
+def test_replay_checks_its_rows_and_library_before_any_compute():
+    from test_discovery import small_library
+
+    obj, reg, space = circuit()
+    window = Trajectory(start=0.5, genes=(0,))
+    patterns_only = small_library(reg)
+    with pytest.raises(ValueError, match=r"replay's rows must be row numbers in \[0, 3\)"):
+        replay(patterns_only, [1, 3], obj, space, window)
+    with pytest.raises(ValueError, match="needs a library from behaviour.discover"):
+        replay(patterns_only, [1], obj, space, window)

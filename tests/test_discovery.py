@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
@@ -165,3 +166,26 @@ def test_cli_explore_writes_libraries_and_figures(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["explore", "--method", "grid", "--out", str(tmp_path / "x")])
     assert "imgep, random or both" in capsys.readouterr().err
+
+
+def small_library(template, n: int = 3, **extra):
+    """A library of `n` rows built by hand (no simulation)."""
+    from diffgrn.discovery import Library
+
+    p = len(jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(template)]))
+    return Library(params=np.arange(n * p, dtype=np.float32).reshape(n, p) / 10,
+                   descriptors=np.zeros((n, 1)), utility=np.zeros(n), patterns=np.zeros((n, 7)),
+                   coverage=[], names=["fraction"], bounds=[(0.0, 1.0)], bins=4,
+                   template=template, config={}, **extra)  # fmt: skip
+
+
+def test_library_rows_are_checked_naming_the_call():
+    lib = small_library(diffgrn.TanhRegulator())
+    assert float(lib.regulator(2).c) == pytest.approx(float(lib.params[2, 2]))
+    assert list(lib.rows([0, 2])) == [0, 2]
+    for bad in (3, -1, True):
+        with pytest.raises(ValueError, match=r"regulator's row must be row numbers in \[0, 3\)"):
+            lib.regulator(bad)
+    for bad in ([0, 5], np.array([1.5]), np.array([[0]]), np.array([True]), []):
+        with pytest.raises(ValueError, match=r"^rows must be row numbers in \[0, 3\)"):
+            lib.rows(bad)
