@@ -295,7 +295,7 @@ class Gradient(AbstractMethod):
         regulator: AbstractRegulator,
         space: AbstractCoordinates | None = None,
     ) -> Trainer:
-        need, have = self.estimator.memory_bytes(objective), available_memory()
+        need, have = self.estimator.memory_bytes(objective, regulator), available_memory()
         if need > have:  # sized before anything is compiled
             raise ValueError(
                 f"Gradient: one {type(self.estimator).__name__} estimate needs about "

@@ -236,3 +236,33 @@ def test_estimator_choices_are_objects_that_round_trip_their_config(small_object
         small_objective, mlp, jr.key(0)
     )
     assert np.isfinite(soft)
+
+
+def _compiled_bytes(estimator, objective, regulator) -> int:
+    """XLA's count of the compiled estimate: arguments, outputs and temporaries."""
+    params, static = eqx.partition(regulator, eqx.is_array)
+    fn = jax.jit(lambda p, k: estimator(objective, eqx.combine(p, static), k))
+    m = fn.lower(params, jr.key(1)).compile().memory_analysis()
+    return m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes
+
+
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores): 9 compiles, ~45 s
+def test_memory_bytes_covers_the_compiled_estimate():
+    """`Gradient` refuses an estimate that cannot fit by `memory_bytes`: it must not fall
+    short of what XLA allocates (it fell 20-600x short for all but `Pathwise` before)."""
+    from diffgrn.estimators import BatchBaseline, InverseVariance, LikelihoodRatio
+
+    chain = diffgrn.Objective(diffgrn.Chain(120), diffgrn.Dynamics(t_final=2.0), replicates=16)
+    mlp = diffgrn.MLPRegulator(key=jr.key(0))
+    hexes = diffgrn.Objective(
+        diffgrn.Lattice(6, 6, "hex"), diffgrn.Dynamics(t_final=1.0, dt=0.005), genes=2
+    )
+    circuit = diffgrn.TranscriptionalRegulator(2, key=jr.key(0))
+    cases = [(chain, mlp, est) for est in (
+        Pathwise(), Pathwise(backprop_steps=30), AntitheticES(pairs=4), LikelihoodRatio(),
+        LikelihoodRatio(BatchBaseline(), batches=2), Mixture(Pathwise(), AntitheticES(pairs=2)),
+        InverseVariance(Pathwise(), AntitheticES(pairs=2), batches=2),
+    )] + [(hexes, circuit, Pathwise()), (hexes, circuit, LikelihoodRatio())]  # fmt: skip
+    for obj, reg, est in cases:
+        need, used = est.memory_bytes(obj, reg), _compiled_bytes(est, obj, reg)
+        assert used <= need <= 12 * used, (f"{est} on {obj.tissue}", used, need)

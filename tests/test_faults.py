@@ -351,11 +351,11 @@ def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
 ):
     from diffgrn.estimators import Pathwise
 
-    need = Pathwise(8).memory_bytes(small_objective)
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    need = Pathwise(8).memory_bytes(small_objective, reg)
     assert need > small_objective.solve_bytes(8)  # reverse mode stores the steps
     monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(need - 1))
     method = diffgrn.Gradient(estimator=Pathwise(8))
-    reg = diffgrn.MLPRegulator(key=jr.key(0))
     with pytest.raises(ValueError, match="Gradient: one Pathwise estimate needs about"):
         diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
 
