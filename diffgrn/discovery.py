@@ -291,6 +291,8 @@ class Library:
 
     def regulator(self, i: int) -> AbstractRegulator:
         """The regulator of row `i`."""
+        if np.ndim(i) != 0:
+            raise ValueError(f"Library.regulator takes one row number; got {i!r}")
         (i,) = self.rows(i, "Library.regulator's row")
         params, static = eqx.partition(self.template, eqx.is_inexact_array)
         _, unravel = ravel_pytree(params)

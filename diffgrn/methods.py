@@ -300,8 +300,9 @@ class Gradient(AbstractMethod):
             raise ValueError(
                 f"Gradient: one {type(self.estimator).__name__} estimate needs about "
                 f"{need / 2**30:.3g} GiB but about {have / 2**30:.3g} GiB are available; "
-                "lower its replicates, truncate backpropagation (Pathwise(backprop_steps=k)), "
-                "store fewer steps (Dynamics(checkpoints=k)) or use a population method"
+                "lower the replicates, cells or steps it simulates (and its own size: "
+                "AntitheticES.pairs, LikelihoodRatio.batches), truncate backpropagation "
+                "(Pathwise(backprop_steps=k), Dynamics(checkpoints=k)) or use a population method"
             )
         opt = self.optimiser if self.optimiser is not None else ClippedAdam()
         coords = coordinates(space, regulator)

@@ -189,3 +189,9 @@ def test_library_rows_are_checked_naming_the_call():
     for bad in ([0, 5], np.array([1.5]), np.array([[0]]), np.array([True]), []):
         with pytest.raises(ValueError, match=r"^rows must be row numbers in \[0, 3\)"):
             lib.rows(bad)
+
+
+def test_library_regulator_takes_one_row(without_type_checks):
+    lib = small_library(diffgrn.TanhRegulator())
+    with pytest.raises(ValueError, match="Library.regulator takes one row number"):
+        lib.regulator([1, 2])
