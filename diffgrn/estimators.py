@@ -314,6 +314,7 @@ class Mixture(AbstractEstimator):
         return self.a.cost(objective) + self.b.cost(objective)
 
     def memory_bytes(self, objective: Objective, regulator: AbstractRegulator) -> int:
+        """Both in one program: a + b."""
         return self.a.memory_bytes(objective, regulator) + self.b.memory_bytes(objective, regulator)
 
 

@@ -443,7 +443,8 @@ class CompareRun(Configurable):
         labels (`merge`: label → folder); writes `compare.md`, `compare.json` and
         `compare.png` and returns the table. A folder a compare wrote keeps its
         description (so `rerun` still reruns it) and its target unless this run sets
-        one; runs that are not finished are named through `log` and left out."""
+        one; runs it cannot tabulate (unfinished, broken, misnamed) are named through
+        `log` and left out."""
         from ._runs import write_comparison
         from .compare import collect_merged
 
