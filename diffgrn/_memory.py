@@ -17,6 +17,11 @@ FRACTION = 0.5
 estimates count the solve's states and stored noise, not XLA's temporaries."""
 
 
+def state_bytes(replicates: int, cells: int, genes: int = 1) -> int:
+    """Bytes of one state of `replicates` tissues (float32): the unit of every estimate."""
+    return 4 * replicates * cells * genes
+
+
 def available_memory() -> int:
     """Bytes the default device can still hold: the accelerator's limit less what is
     in use, or on the CPU the host's available memory (`MemAvailable`); at most

@@ -14,7 +14,7 @@ import jax.random as jr
 import lineax as lx
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray, PyTree, Shaped
 
-from ._memory import available_memory
+from ._memory import available_memory, state_bytes
 from ._typing import BoolScalarLike, KeyBatch, RealScalarLike
 from ._validate import check_instance, check_range
 from .config import Configurable
@@ -239,7 +239,7 @@ class Dynamics(Configurable):
         """(bytes, what to lower) of one forward solve: a few live copies of the state,
         the noise the path stores and, with `save_every`, the saved trajectory. What
         `check_memory` checks and batched evaluations are sized by."""
-        state = 4 * replicates * tissue.n_cells * genes
+        state = state_bytes(replicates, tissue.n_cells, genes)
         need = 4 * state  # a few live copies of the state
         parts = []
         noise = self.active_noise

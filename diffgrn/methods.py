@@ -289,21 +289,33 @@ class Gradient(AbstractMethod):
                     f"{value!r}"
                 )
 
+    def check_memory(
+        self, objective: Objective, regulator: AbstractRegulator, copies: int = 1
+    ) -> None:
+        """Refuse, before anything is compiled, `copies` estimates at once (a population
+        of learners runs several) that cannot fit in the available memory."""
+        need = copies * self.estimator.memory_bytes(objective, regulator)
+        have = available_memory()
+        if need > have:
+            name = type(self.estimator).__name__
+            what = f"one {name} estimate needs"
+            if copies > 1:
+                what = f"{copies} {name} estimates at once (GradientPopulation.learners) need"
+            raise ValueError(
+                f"Gradient: {what} about "
+                f"{need / 2**30:.3g} GiB but about {have / 2**30:.3g} GiB are available; "
+                "lower the replicates, cells or steps it simulates (and its own size: "
+                "AntitheticES.pairs, LikelihoodRatio.batches), truncate backpropagation "
+                "(Pathwise(backprop_steps=k), Dynamics(checkpoints=k)) or use a population method"
+            )
+
     def build(
         self,
         objective: Objective,
         regulator: AbstractRegulator,
         space: AbstractCoordinates | None = None,
     ) -> Trainer:
-        need, have = self.estimator.memory_bytes(objective, regulator), available_memory()
-        if need > have:  # sized before anything is compiled
-            raise ValueError(
-                f"Gradient: one {type(self.estimator).__name__} estimate needs about "
-                f"{need / 2**30:.3g} GiB but about {have / 2**30:.3g} GiB are available; "
-                "lower the replicates, cells or steps it simulates (and its own size: "
-                "AntitheticES.pairs, LikelihoodRatio.batches), truncate backpropagation "
-                "(Pathwise(backprop_steps=k), Dynamics(checkpoints=k)) or use a population method"
-            )
+        self.check_memory(objective, regulator)
         opt = self.optimiser if self.optimiser is not None else ClippedAdam()
         coords = coordinates(space, regulator)
         params = coords.params(regulator)

@@ -111,6 +111,7 @@ class GradientPopulation(AbstractMethod):
                 "GradientPopulation trains every leaf on a utility: it takes no search "
                 "space and no loss (TrajectoryFit) yet"
             )
+        self.gradient.check_memory(objective, regulator, copies=self.learners)
         inner = self.gradient.build(objective, regulator)
         _, static = eqx.partition(regulator, eqx.is_inexact_array)
         k = self.learners

@@ -246,7 +246,20 @@ def _compiled_bytes(estimator, objective, regulator) -> int:
     return m.temp_size_in_bytes + m.output_size_in_bytes + m.argument_size_in_bytes
 
 
-@pytest.mark.slow  # README suite's time (< 5 min on 2 cores): 9 compiles, ~45 s
+class _Directions(diffgrn.estimators.AbstractEstimator):
+    """A user's estimator with the default `memory_bytes`: 2 x 3 hard utilities at once."""
+
+    def __call__(self, objective, regulator, key):
+        params, static = eqx.partition(regulator, eqx.is_inexact_array)
+        u = lambda k: objective.hard(eqx.combine(params, static), k).value
+        g = jnp.mean(jax.vmap(u)(jr.split(key, 6)))
+        return jax.tree_util.tree_map(lambda x: g * jnp.ones_like(x), params), jnp.nan
+
+    def cost(self, objective):
+        return 6 * objective.replicate_steps
+
+
+@pytest.mark.slow  # README suite's time (< 5 min on 2 cores): 10 compiles, ~50 s
 def test_memory_bytes_covers_the_compiled_estimate():
     """`Gradient` refuses an estimate that cannot fit by `memory_bytes`: it must not fall
     short of what XLA allocates (it fell 20-600x short for all but `Pathwise` before)."""
@@ -262,6 +275,7 @@ def test_memory_bytes_covers_the_compiled_estimate():
         Pathwise(), Pathwise(backprop_steps=30), AntitheticES(pairs=4), LikelihoodRatio(),
         LikelihoodRatio(BatchBaseline(), batches=2), Mixture(Pathwise(), AntitheticES(pairs=2)),
         InverseVariance(Pathwise(), AntitheticES(pairs=2), batches=2),
+        _Directions(),
     )] + [(hexes, circuit, Pathwise()), (hexes, circuit, LikelihoodRatio())]  # fmt: skip
     for obj, reg, est in cases:
         need, used = est.memory_bytes(obj, reg), _compiled_bytes(est, obj, reg)

@@ -360,6 +360,17 @@ def test_a_gradient_estimate_that_cannot_fit_is_refused_before_compiling(
         diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
 
 
+def test_a_population_of_learners_is_sized_as_all_its_estimates(small_objective, monkeypatch):
+    from diffgrn.estimators import Pathwise
+
+    reg = diffgrn.MLPRegulator(key=jr.key(0))
+    need = Pathwise(8).memory_bytes(small_objective, reg)
+    monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(3 * need))  # one fits, four at once do not
+    method = diffgrn.GradientPopulation(diffgrn.Gradient(estimator=Pathwise(8)), learners=4)
+    with pytest.raises(ValueError, match="Gradient: 4 Pathwise estimates at once"):
+        diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
+
+
 # Options used or refused; repeats refused as repeats (items 5 and 10).
 
 
