@@ -299,10 +299,11 @@ class Library:
         return eqx.combine(unravel(jnp.asarray(self.params[i])), static)
 
     def rows(self, rows: "int | Sequence[int] | np.ndarray", what: str = "rows") -> np.ndarray:
-        """`rows` as an index array, each a row number in [0, len(self)) (no wrapping
-        from the end); anything else is a ValueError naming `what`."""
+        """`rows` as an index array: one or more row numbers in [0, len(self)) (no
+        wrapping from the end); anything else (none, too) is a ValueError naming `what`."""
         idx = np.atleast_1d(np.asarray(rows))
-        if idx.dtype.kind not in "iu" or idx.ndim != 1 or np.any((idx < 0) | (idx >= len(self))):
+        wrong = idx.dtype.kind not in "iu" or idx.ndim != 1 or idx.size == 0
+        if wrong or np.any((idx < 0) | (idx >= len(self))):
             raise ValueError(
                 f"{what} must be row numbers in [0, {len(self)}) (the library has "
                 f"{len(self)} rows); got {rows!r}"

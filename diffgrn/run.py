@@ -442,13 +442,14 @@ class CompareRun(Configurable):
         an interrupt, say), with the runs of other folders of one method each added under
         labels (`merge`: label → folder); writes `compare.md`, `compare.json` and
         `compare.png` and returns the table. A folder a compare wrote keeps its
-        description (so `rerun` still reruns it) and its target unless this run sets
-        one; runs it cannot tabulate (unfinished, broken, misnamed) are named through
-        `log` and left out."""
+        description (so `rerun` still reruns it), its target and its baseline unless
+        this run (or `baseline`) sets them; runs it cannot tabulate (unfinished, broken,
+        misnamed) are named through `log` and left out."""
         from ._runs import write_comparison
         from .compare import collect_merged
 
         out, target, description, objective = self.folder, self.target, None, self.objective
+        baseline = baseline or self.baseline
         if (out / "compare.json").is_file() and not merge:  # a compare's own folder
             try:
                 earlier = load_run(out / "compare.json", "compare --collect:")
@@ -457,10 +458,10 @@ class CompareRun(Configurable):
             else:
                 description, objective = earlier.config(), earlier.objective
                 target = earlier.target if target is None else target
+                baseline = baseline or earlier.baseline
         comparison = collect_merged(out, target, merge)
         for name, why in comparison.skipped.items():
             log(f"compare --collect: not tabulated: {name}: {why}")
-        baseline = baseline or self.baseline
         return write_comparison(out, comparison, objective, target, baseline, command, description)
 
     def _compare(self, on_run, progress):

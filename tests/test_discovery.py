@@ -186,7 +186,7 @@ def test_library_rows_are_checked_naming_the_call():
     for bad in (3, -1, True):
         with pytest.raises(ValueError, match=r"regulator's row must be row numbers in \[0, 3\)"):
             lib.regulator(bad)
-    for bad in ([0, 5], np.array([1.5]), np.array([[0]]), np.array([True]), []):
+    for bad in ([0, 5], np.array([1.5]), np.array([[0]]), np.array([True]), [], np.array([], int)):
         with pytest.raises(ValueError, match=r"^rows must be row numbers in \[0, 3\)"):
             lib.rows(bad)
 

@@ -460,6 +460,13 @@ def test_tabulate_is_collect_through_the_api(finished_run, tmp_path):
     assert json.loads((out / "compare.json").read_text())["target"] is None
     why = "not a METHOD-seedK folder (K a number)"
     assert lines == [f"compare --collect: not tabulated: es-seedold: {why}"]
+    # a compare's own folder keeps its description, target and baseline
+    earlier = compare.replace(seeds=2, target=0.5, baseline="es")
+    (out / "compare.json").write_text(json.dumps({"description": earlier.config()}))
+    compare.tabulate(log=lines.append)
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["description"] == json.loads(json.dumps(earlier.config()))
+    assert saved["target"] == 0.5 and saved["speedups"] is not None
 
 
 @pytest.mark.slow  # README suite's time (< 5 min on 2 cores)
