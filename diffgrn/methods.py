@@ -50,6 +50,7 @@ __all__ = [
     "default_optimiser",
     "get_method",
     "openes",
+    "register_method",
 ]
 
 
@@ -63,14 +64,15 @@ class HybridState(eqx.Module):
 
 
 class Hybrid(AbstractMethod):
-    """Warm start, then fine-tuning: `first` runs `switch` iterations, then `second`
+    """Warm start, then fine-tuning (default: CMA-ES, then Adam): `first` runs `switch`
+    iterations, then `second`
     continues from `first`'s final candidate for the remaining iterations (e.g. an
     ES to find a good basin, then a gradient method to refine in it). Its state
     (`HybridState`) holds the stage and the stage's method state; the switch is a
     phase of the `train` loop, which compiles `second`'s step then."""
 
-    first: AbstractMethod
-    second: AbstractMethod
+    first: AbstractMethod = eqx.field(default_factory=CMAES)
+    second: AbstractMethod = eqx.field(default_factory=lambda: Gradient())
     switch: int = eqx.field(static=True, default=50)
     """Iterations of `first` before `second` takes over."""
 
@@ -376,15 +378,26 @@ METHODS = {
     "adam": Gradient,
     "openes": openes,
     "random": RandomSearch,
+    "hybrid": Hybrid,
 }
+"""Method names (`train(method=NAME)`, `compare(methods=[NAME, ...])`, the command's
+`--method`) → a factory of the method from its defaults (`register_method` adds one)."""
+
+
+def register_method(name: str, factory: Callable[[], AbstractMethod]) -> None:
+    """Give a method a name that `get_method`, `train`, `compare` and `Run` accept."""
+    if not isinstance(name, str) or not name or name in METHODS or name.startswith("evosax"):
+        raise ValueError(f"register_method: {name!r} is empty, taken or reserved")
+    METHODS[name] = factory
 
 
 def get_method(
     method: "str | AbstractMethod",
     optimiser: "optax.GradientTransformation | ClippedAdam | None" = None,
 ) -> AbstractMethod:
-    """Resolve a method name ('es', 'cmaes', 'adam', 'openes', 'random', or
-    'evosax:NAME' for any evosax strategy) or pass a method object through."""
+    """Resolve a method name ('es', 'cmaes', 'adam', 'openes', 'random', 'hybrid',
+    'pbt', one `register_method` added, or 'evosax:NAME' for any evosax strategy) or
+    pass a method object through."""
     if isinstance(method, AbstractMethod):
         if optimiser is not None:
             raise ValueError("optimiser= is only used with method='adam' or 'openes'")

@@ -19,7 +19,7 @@ import jax.random as jr
 from jaxtyping import Array, Float, Int, PyTree
 
 from ._validate import check_instance, check_range
-from .methods import Gradient
+from .methods import Gradient, register_method
 from .objective import Objective
 from .regulator import AbstractRegulator
 from .trainer import AbstractMethod, StepInfo, Trainer
@@ -194,3 +194,6 @@ class GradientPopulation(AbstractMethod):
             )
 
         return Trainer(init, step, candidate, cost)
+
+
+register_method("pbt", GradientPopulation)

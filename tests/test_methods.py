@@ -342,3 +342,19 @@ def test_gradient_population_config_and_validation(without_type_checks):
     ):
         with pytest.raises((ValueError, TypeError), match=match):
             diffgrn.GradientPopulation(**bad)
+
+
+def test_the_commands_method_names_are_the_librarys():
+    """`train(method=NAME)` and `compare(methods=[...])` take every name `--method` does."""
+    from diffgrn.methods import get_method, register_method
+    from diffgrn.options import M
+
+    names = [n for n in M.split(" (")[0].split(", ") if not n.startswith("evosax")]
+    assert {"hybrid", "pbt"} <= set(names)
+    for name in names:
+        assert get_method(name).name == name
+    hybrid = get_method("hybrid")
+    assert isinstance(hybrid.first, diffgrn.CMAES) and isinstance(hybrid.second, diffgrn.Gradient)
+    assert isinstance(get_method("pbt"), diffgrn.GradientPopulation)
+    with pytest.raises(ValueError, match="'es' is empty, taken or reserved"):
+        register_method("es", diffgrn.CMAES)
