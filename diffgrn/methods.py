@@ -7,6 +7,7 @@ pure functions the `train` loop compiles once per phase. The population methods
 """
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -65,9 +66,8 @@ class HybridState(eqx.Module):
 
 class Hybrid(AbstractMethod):
     """Warm start, then fine-tuning (default: CMA-ES, then Adam): `first` runs `switch`
-    iterations, then `second`
-    continues from `first`'s final candidate for the remaining iterations (e.g. an
-    ES to find a good basin, then a gradient method to refine in it). Its state
+    iterations, then `second` continues from `first`'s final candidate for the
+    remaining iterations (an ES finds a good basin, a gradient method refines in it). Its state
     (`HybridState`) holds the stage and the stage's method state; the switch is a
     phase of the `train` loop, which compiles `second`'s step then."""
 
@@ -296,19 +296,22 @@ class Gradient(AbstractMethod):
     ) -> None:
         """Refuse, before anything is compiled, `copies` estimates at once (a population
         of learners runs several) that cannot fit in the available memory."""
+        check_range("Gradient.check_memory", "copies", copies, ge=1, integer=True)
         need = copies * self.estimator.memory_bytes(objective, regulator)
         have = available_memory()
         if need > have:
             name = type(self.estimator).__name__
             what = f"one {name} estimate needs"
             if copies > 1:
-                what = f"{copies} {name} estimates at once (GradientPopulation.learners) need"
+                what = f"{copies} {name} estimates at once (one per learner) need"
             raise ValueError(
                 f"Gradient: {what} about "
                 f"{need / 2**30:.3g} GiB but about {have / 2**30:.3g} GiB are available; "
                 "lower the replicates, cells or steps it simulates (and its own size: "
                 "AntitheticES.pairs, LikelihoodRatio.batches), truncate backpropagation "
-                "(Pathwise(backprop_steps=k), Dynamics(checkpoints=k)) or use a population method"
+                "(Pathwise(backprop_steps=k), Dynamics(checkpoints=k)), "
+                + ("train fewer learners at once " if copies > 1 else "")
+                + "or use a population method"
             )
 
     def build(
@@ -380,14 +383,21 @@ METHODS = {
     "random": RandomSearch,
     "hybrid": Hybrid,
 }
-"""Method names (`train(method=NAME)`, `compare(methods=[NAME, ...])`, the command's
-`--method`) → a factory of the method from its defaults (`register_method` adds one)."""
+"""Method names (`train(method=NAME)`, `compare(methods=[NAME, ...])`; the command's
+`--method` takes these built-in ones) → a factory of the method from its defaults
+(`register_method` adds one)."""
 
 
 def register_method(name: str, factory: Callable[[], AbstractMethod]) -> None:
-    """Give a method a name that `get_method`, `train`, `compare` and `Run` accept."""
-    if not isinstance(name, str) or not name or name in METHODS or name.startswith("evosax"):
-        raise ValueError(f"register_method: {name!r} is empty, taken or reserved")
+    """Give a method a name that `get_method`, `train` and `compare` accept: letters,
+    digits, `_`, `.` and `-` (it names run folders, `NAME-seedK`); registering a name
+    again with the same factory is a no-op (a module reloaded)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise ValueError(f"register_method: a name is letters, digits, _ . -; got {name!r}")
+    if name.startswith("evosax") or METHODS.get(name, factory) is not factory:
+        raise ValueError(f"register_method: {name!r} is taken (or reserved for evosax)")
+    if not callable(factory):
+        raise ValueError(f"register_method: factory must be callable; got {factory!r}")
     METHODS[name] = factory
 
 

@@ -449,7 +449,7 @@ class CompareRun(Configurable):
         from .compare import collect_merged
 
         out, target, description, objective = self.folder, self.target, None, self.objective
-        baseline = baseline or self.baseline
+        baseline, kept = baseline or self.baseline, None
         if (out / "compare.json").is_file() and not merge:  # a compare's own folder
             try:
                 earlier = load_run(out / "compare.json", "compare --collect:")
@@ -458,10 +458,14 @@ class CompareRun(Configurable):
             else:
                 description, objective = earlier.config(), earlier.objective
                 target = earlier.target if target is None else target
-                baseline = baseline or earlier.baseline
+                kept = None if baseline else earlier.baseline
         comparison = collect_merged(out, target, merge)
         for name, why in comparison.skipped.items():
             log(f"compare --collect: not tabulated: {name}: {why}")
+        if kept is not None and kept not in comparison.runs:
+            log(f"compare --collect: not kept: the baseline {kept!r} (no finished runs of it)")
+        elif kept is not None:
+            baseline = kept
         return write_comparison(out, comparison, objective, target, baseline, command, description)
 
     def _compare(self, on_run, progress):

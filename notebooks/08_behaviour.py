@@ -111,7 +111,7 @@ plt.tight_layout()
 lib = libraries["imgep"]
 rows = np.flatnonzero(found["imgep"])
 picked = rows[np.argsort(lib.descriptors[rows, 1])[-4:]] if len(rows) else rows  # largest
-traces = replay(lib, picked, objective, space, window)
+traces = replay(lib, picked, objective, space, window) if len(picked) else []
 fig, axes = plt.subplots(1, max(len(picked), 1), figsize=(13, 2.4), sharey=True, squeeze=False)
 dyn = objective.dynamics
 for ax, row, trace in zip(axes[0], picked, traces):

@@ -1,81 +1,112 @@
-"""Every `diffgrn` command the README and docs show still works: it parses, and the
-run it describes builds with every flag used (issue 19: a doc changes with its flags).
-Nothing is trained; commands that read files (`--config`, `--resume`, `--collect`,
-`rerun`) are parsed only, and synopses with placeholders are left out. The studies'
-commands (`python -m studies NAME …`) are parsed by their own parsers."""
+"""Every command the README, docs and notebooks show still works (issue 19: a doc
+changes with its flags). A `diffgrn` command goes through the command's own routing
+and checks up to the point where it would train, tabulate or read a file (the run
+description built, unused flags refused); a study's command (`python -m studies NAME
+…`) through its parser only (a study's own checks after parsing are not run).
+Synopses with placeholders (`[…]`, `|`, `DIR`, …) are left out."""
 
 import argparse
 import importlib
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
+import studies
 from diffgrn import cli
+from diffgrn.run import CompareRun
 
 ROOT = Path(__file__).parents[1]
+SOURCES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SOURCES += sorted((ROOT / "notebooks").glob("*.py"))
 PLACEHOLDER = re.compile(r"[\[\]|…<>$]|\b(?:FILE|DIR|OUT|NEW|NAME|B|S|U|K|N)\b")
-LOOP = {"$B": "open", "$T": "0.67"}  # docs/comparison.md's `for B in open pinned` loop
+LOOPS = [{"$B": "open", "$T": "0.67", "$S": "0"}, {"$B": "pinned", "$T": "0.973", "$S": "4"}]
+"""docs/comparison.md's shell loops (`for B in open pinned`, `for S in 0 1 2 3 4`)."""
 
 
-def documented(pattern=r"diffgrn (?:train|compare|explore|rerun)\b") -> list[tuple[str, str]]:
-    found = []
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
-        text = path.read_text().replace("\\\n", " ")
+def _text(path: Path) -> str:
+    text = path.read_text()
+    if path.suffix == ".py":  # a notebook: its markdown cells are comments
+        text = re.sub(r"^# ?", "", text, flags=re.M)
+    text = text.replace("\\\n", " ")
+    # inline code that wraps onto the next line is one command
+    return re.sub(r"(?<!`)`(?!`)[^`\n]+\n[^`\n]+`", lambda m: " ".join(m[0].split()), text)
+
+
+def documented(start: str) -> list[tuple[str, str]]:
+    found = set()
+    for path in SOURCES:
+        text = _text(path)
         shell = dict(re.findall(r'^\s*(\w+)="(diffgrn [^"]*)"', text, re.M))  # C="diffgrn …"
         for line in text.splitlines():
+            if re.match(r'^\s*\w+="', line):
+                continue  # the shell variable's definition, used below
             line = re.sub(r"^(\s*)\$(\w+)\b", lambda m: m[1] + shell.get(m[2], m[0]), line)
-            for var, value in LOOP.items():
-                line = line.replace(var, value)
-            for m in re.finditer(pattern + r"[^`\n#&]*", line):
-                command = m[0].replace('"', "").strip()
-                if not PLACEHOLDER.search(command) and command != "diffgrn rerun":
-                    found.append((path.name, command))
-    return sorted(set(found))
+            for loop in LOOPS if "$" in line else [{}]:
+                for var, value in loop.items():
+                    line = line.replace(var, value)
+                for m in re.finditer(start + r"[^`\n#&;]*", line):
+                    if not PLACEHOLDER.search(m[0]) and m[0].strip() != "diffgrn rerun":
+                        found.add((path.name, m[0].strip()))
+    return sorted(found)
 
 
-COMMANDS = documented()
-STUDIES = documented(r"python -m studies[. ]\w+")
+COMMANDS = documented(r"diffgrn (?:train|compare|explore|rerun)\b")
+STUDY_COMMANDS = documented(r"python -m studies[. ]\w+")
+
+
+class _Stopped(BaseException):
+    """Where the command would start to compute or to read a run's files."""
 
 
 def test_the_docs_show_commands_of_every_kind():
     kinds = {c.split()[1] for _, c in COMMANDS}
     assert {"train", "compare", "explore"} <= kinds and len(COMMANDS) > 30, COMMANDS
+    assert any("--collect" in c for _, c in COMMANDS) and len(STUDY_COMMANDS) > 20
 
 
 @pytest.mark.parametrize(("doc", "command"), COMMANDS)
-def test_a_documented_command_parses_and_builds(doc, command):
-    argv = command.split()[1:]
+def test_a_documented_command_builds_its_run(doc, command, monkeypatch):
+    argv = shlex.split(command)[1:]
     parser, sub = cli._parser()
+    mentioned = sub.choices[argv[0]]._option_string_actions.get(argv[-1])
+    if argv[-1].startswith("-"):  # a flag named in a sentence (`--config`) takes no value there
+        assert mentioned is not None, argv[-1]
+        argv = argv[:-1] if mentioned.nargs != 0 else argv
     if "-h" in argv:
         with pytest.raises(SystemExit) as e:
             parser.parse_args(argv)
         assert e.value.code == 0
         return
+
+    def stop(*args, **kwargs):
+        raise _Stopped
+
+    for where, name in [(cli, "execute"), (cli, "load_run"), (cli, "recorded")]:
+        monkeypatch.setattr(where, name, stop)
+    monkeypatch.setattr(CompareRun, "tabulate", stop)
     args = parser.parse_args(argv)
-    if args.config is not None or getattr(args, "resume", None) or getattr(args, "collect", 0):
-        return  # they read files the docs' runs wrote
-    cli.check_unused(args.command, args, sub.choices[args.command])  # builds the run
+    run = cli.cmd_rerun if args.command == "rerun" else cli.cmd_run
+    with pytest.raises(_Stopped):
+        run(args, sub.choices[args.command], argv)
 
 
-class _Parsed(Exception):
-    pass
-
-
-@pytest.mark.parametrize(("doc", "command"), STUDIES)
+@pytest.mark.parametrize(("doc", "command"), STUDY_COMMANDS)
 def test_a_documented_study_command_parses(doc, command, monkeypatch):
-    """Parsed by the study's own parser, which then stops it; a trailing flag with no
-    value (`--tasks` in a sentence) must be one of the study's options."""
-    name, *argv = re.sub(r"^python -m studies[. ]", "", command).split()
+    """A trailing flag with no value (`--tasks` in a sentence) must be one of the
+    study's options."""
+    name, *argv = shlex.split(re.sub(r"^python -m studies[. ]", "", command))
+    assert name in studies.STUDIES
     mention = argv.pop() if argv and argv[-1].startswith("--") else None
     parse = argparse.ArgumentParser.parse_args
 
     def stop(parser, args=None, namespace=None):
         parse(parser, args, namespace)
-        raise _Parsed(parser)
+        raise _Stopped(parser)
 
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args", stop)
-    with pytest.raises(_Parsed) as parsed:
+    with pytest.raises(_Stopped) as parsed:
         importlib.import_module(f"studies.{name}").main(argv)
     if mention is not None:
         assert mention in parsed.value.args[0]._option_string_actions, mention

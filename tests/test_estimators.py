@@ -247,7 +247,7 @@ def _compiled_bytes(estimator, objective, regulator) -> int:
 
 
 class _Directions(diffgrn.estimators.AbstractEstimator):
-    """A user's estimator with the default `memory_bytes`: 2 x 3 hard utilities at once."""
+    """A user's estimator with the default `memory_bytes`: 6 hard utilities at once."""
 
     def __call__(self, objective, regulator, key):
         params, static = eqx.partition(regulator, eqx.is_inexact_array)

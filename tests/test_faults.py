@@ -367,7 +367,9 @@ def test_a_population_of_learners_is_sized_as_all_its_estimates(small_objective,
     need = Pathwise(8).memory_bytes(small_objective, reg)
     monkeypatch.setenv("DIFFGRN_MEMORY_LIMIT", str(3 * need))  # one fits, four at once do not
     method = diffgrn.GradientPopulation(diffgrn.Gradient(estimator=Pathwise(8)), learners=4)
-    with pytest.raises(ValueError, match="Gradient: 4 Pathwise estimates at once"):
+    with pytest.raises(
+        ValueError, match="Gradient: 4 Pathwise estimates at once.*train fewer learners"
+    ):
         diffgrn.train(small_objective, reg, method, key=jr.key(0), iterations=2, progress=False)
 
 
@@ -460,13 +462,24 @@ def test_tabulate_is_collect_through_the_api(finished_run, tmp_path):
     assert json.loads((out / "compare.json").read_text())["target"] is None
     why = "not a METHOD-seedK folder (K a number)"
     assert lines == [f"compare --collect: not tabulated: es-seedold: {why}"]
-    # a compare's own folder keeps its description, target and baseline
-    earlier = compare.replace(seeds=2, target=0.5, baseline="es")
+    # a compare's own folder keeps its description, target and baseline (not the default es)
+    for name in ("random-seed0", "random-seed1"):
+        shutil.copytree(finished_run, out / name)
+    methods = {"es": run.method, "random": diffgrn.RandomSearch()}
+    earlier = compare.replace(methods=methods, seeds=2, target=0.5, baseline="random")
     (out / "compare.json").write_text(json.dumps({"description": earlier.config()}))
     compare.tabulate(log=lines.append)
     saved = json.loads((out / "compare.json").read_text())
     assert saved["description"] == json.loads(json.dumps(earlier.config()))
-    assert saved["target"] == 0.5 and saved["speedups"] is not None
+    assert saved["target"] == 0.5 and [r["baseline"] for r in saved["speedups"]] == ["random"]
+    # a kept baseline with no finished runs left is dropped, saying so
+    for name in ("random-seed0", "random-seed1"):
+        shutil.rmtree(out / name)
+    compare.tabulate(log=lines.append)
+    assert (
+        lines[-1] == "compare --collect: not kept: the baseline 'random' (no finished runs of it)"
+    )
+    assert json.loads((out / "compare.json").read_text())["speedups"] == []
 
 
 @pytest.mark.slow  # README suite's time (< 5 min on 2 cores)

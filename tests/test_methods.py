@@ -356,5 +356,11 @@ def test_the_commands_method_names_are_the_librarys():
     hybrid = get_method("hybrid")
     assert isinstance(hybrid.first, diffgrn.CMAES) and isinstance(hybrid.second, diffgrn.Gradient)
     assert isinstance(get_method("pbt"), diffgrn.GradientPopulation)
-    with pytest.raises(ValueError, match="'es' is empty, taken or reserved"):
+    with pytest.raises(ValueError, match="'es' is taken"):
         register_method("es", diffgrn.CMAES)
+    register_method("pbt", diffgrn.GradientPopulation)  # again, the same: a reload
+    for bad in ("", "a,b", "a b", 3):
+        with pytest.raises(ValueError, match="a name is letters, digits"):
+            register_method(bad, diffgrn.CMAES)
+    with pytest.raises(ValueError, match="factory must be callable"):
+        register_method("x", 3)
