@@ -30,8 +30,10 @@ def _text(path: Path) -> str:
     if path.suffix == ".py":  # a notebook: its markdown cells are comments
         text = re.sub(r"^# ?", "", text, flags=re.M)
     text = text.replace("\\\n", " ")
-    # inline code that wraps onto the next line is one command
-    return re.sub(r"(?<!`)`(?!`)[^`\n]+\n[^`\n]+`", lambda m: " ".join(m[0].split()), text)
+    # inline code that wraps onto the next line is one command (outside ``` blocks)
+    parts = re.split(r"(```.*?```)", text, flags=re.S)
+    inline = lambda t: re.sub(r"`[^`]*`", lambda m: " ".join(m[0].split()), t)
+    return "".join(p if p.startswith("```") else inline(p) for p in parts)
 
 
 def documented(start: str) -> list[tuple[str, str]]:
