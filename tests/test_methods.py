@@ -344,7 +344,7 @@ def test_gradient_population_config_and_validation(without_type_checks):
             diffgrn.GradientPopulation(**bad)
 
 
-def test_the_commands_method_names_are_the_librarys():
+def test_the_commands_method_names_are_the_librarys(without_type_checks):
     """`train(method=NAME)` and `compare(methods=[...])` take every name `--method` does."""
     from diffgrn.methods import get_method, register_method
     from diffgrn.options import M
