@@ -24,6 +24,7 @@ from .options import (
     FIELDS,
     METHODS,
     MODEL,
+    NAMED,
     RELAXATION,
     HelpFormatter,
     add,
@@ -73,11 +74,11 @@ UNDESCRIBED = {"quick", "config", "resume", "merge", "collect", "overwrite", "no
 def flag_errors(message: str, argv=()) -> str:
     """`ClippedAdam.learning_rate must be …` → `--lr must be … (ClippedAdam.learning_rate)`
     (each field a flag sets: of its flags, the one typed)."""
-    found = dict.fromkeys(re.findall(r"\b[A-Za-z_]+\.[a-z_]+\b", message))
-    named = [f for f in found if f in FIELDS]
+    found, flags = dict.fromkeys(re.findall(r"\b[A-Za-z_]+\.[a-z_]+\b", message)), FIELDS | NAMED
+    named = [f for f in found if f in flags]
     for field in named:
-        typed = [f for f in FIELDS[field] if any(a.split("=")[0] == f for a in argv)]
-        message = message.replace(field, (typed or FIELDS[field])[0])
+        typed = [f for f in flags[field] if any(a.split("=")[0] == f for a in argv)]
+        message = message.replace(field, (typed or flags[field])[0])
     return message + (f" ({', '.join(named)})" if named else "")
 
 
@@ -126,7 +127,7 @@ def check_unused(command: str, args, parser) -> None:
         if again.config() == described:
             unused.append(flag)
     if args.size is not None and "cells" in given(args, parser):
-        unused.append("--cells")  # --size sets the chain's length
+        raise ValueError("--cells and --size both set the chain's length: drop --cells")
     if unused:
         unused = sorted(set(unused))
         what = args.method if command != "compare" else args.methods

@@ -65,8 +65,8 @@ class Pathwise(AbstractEstimator):
     replicates: int | None = eqx.field(static=True, default=None)
     """Replicates per estimate (None: the objective's)."""
     backprop_steps: int | None = eqx.field(static=True, default=None)
-    relaxed: ClassVar[bool] = True  # it backpropagates U_soft
     """Backpropagate through the last K steps only (truncated BPTT; None: all)."""
+    relaxed: ClassVar[bool] = True  # it backpropagates U_soft
 
     def __check_init__(self):
         if self.replicates is not None:

@@ -156,10 +156,10 @@ METHODS = [
     flag("--estimator", "Gradient.estimator", "adam, hybrid, pbt: pathwise ∇U_soft; "
          "likelihood-ratio ∇U_hard (path-space score); antithetic-es ∇U_hard; inverse-variance: "
          "pathwise and antithetic-es combined per parameter", default="pathwise"),
-    flag("--bandwidth-to", "Gradient", "adam, hybrid, pbt: anneal h linearly from --bandwidth "
-         "to this over the first 3/4 of the steps (None: constant)", type=float),
-    flag("--temperature-to", "Gradient", "likewise τ from --temperature (None: constant)",
-         type=float),
+    flag("--bandwidth-to", "Gradient.bandwidth", "adam, hybrid, pbt: anneal h linearly from "
+         "--bandwidth to this over the first 3/4 of the steps (None: constant)", type=float),
+    flag("--temperature-to", "Gradient.temperature", "likewise τ from --temperature (None: "
+         "constant)", type=float),
     flag("--switch", "Hybrid.switch", "hybrid: cmaes generations before Adam", default=10),
 ]
 COMMANDS = dict(
@@ -225,11 +225,18 @@ flag applies when the run holds one."""
 for o in OPTIONS:
     for f in o.fields.split():
         FIELDS.setdefault(f, []).append(o.flag)
-FIELDS["train.iterations"] = ["--steps", "--generations"]  # the method's count: typed or steps
+NAMED = {
+    **dict.fromkeys(("train.iterations", "Run.iterations", "CompareRun.iterations",
+                     "compare.iterations"), ["--steps", "--generations"]),  # the one typed
+    "Evosax.strategy": ["--method", "--methods"],
+}  # fmt: skip
+"""Names in errors that a flag sets through a recipe, not as a field: the flags."""
 
 
-RELAXATION = {"Objective.bandwidth", "SoftReadout.temperature"}
-"""Fields only the soft relaxation reads: they apply when an estimator is `relaxed`."""
+RELAXATION = {"Objective.bandwidth", "SoftReadout.temperature", "Gradient.bandwidth",
+              "Gradient.temperature"}  # fmt: skip
+"""Fields only the soft relaxation reads (h, τ and their schedules): they apply when an
+estimator is `relaxed`."""
 
 
 def _dest(o: Flag) -> str:
@@ -302,7 +309,8 @@ def tissue_from_options(args: argparse.Namespace) -> Tissue:
     size = args.size
     if args.tissue == "chain":
         if size is not None and not size.strip().isdigit():
-            raise ValueError(f"--size for a chain is one number of cells; got {size!r}")
+            raise ValueError(f"--size for a chain is one number of cells (a lattice: --tissue "
+                             f"square or hex); got {size!r}")  # fmt: skip
         return Chain(int(size) if size else getattr(args, "cells", 7), args.boundary)
     dims = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+)\s*)?", (size or "10x10").lower())
     if dims is None:
@@ -327,7 +335,7 @@ def regulator_from_options(args: argparse.Namespace, key=None) -> AbstractRegula
     return make(cls, args, **(dict(key=jr.key(0) if key is None else key) if keyed else {}))
 
 
-def method_from_options(name: str, args: argparse.Namespace):
+def method_from_options(name: str, args: argparse.Namespace, flag_: str = "--method"):
     """The method a name (`M`) and the method options describe."""
     steps = value(args, "steps") - (args.switch if name == "hybrid" else 0)
 
@@ -355,7 +363,7 @@ def method_from_options(name: str, args: argparse.Namespace):
         evosax=lambda: make(Evosax, args, strategy=name[7:]),
     )
     if name.partition(":")[0] not in recipes or name == "evosax":
-        raise ValueError(f"--method: unknown method {name!r}; expected one of {M}")
+        raise ValueError(f"{flag_}: unknown method {name!r}; expected one of {M}")
     return recipes[name.partition(":")[0]]()
 
 
@@ -383,7 +391,7 @@ def describe(command: str, args: argparse.Namespace):
                     strategies=strategies, budget=value(args, "budget"))  # fmt: skip
     flag_ = "compare --methods" if command == "compare" else "train --method"
     listed = names(args.methods if command == "compare" else args.method, flag_)
-    methods = {m: method_from_options(m, args) for m in listed}
+    methods = {m: method_from_options(m, args, flag_.split()[-1]) for m in listed}
     iterations = {
         m: value(args, "generations" if isinstance(x, AbstractPopulationMethod) else "steps")
         for m, x in methods.items()

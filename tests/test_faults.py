@@ -392,6 +392,18 @@ def test_options_a_run_does_not_use_are_refused(tmp_path, capsys):
     err = error_of(["train", *TINY, "--cells", "1", "--out", tmp_path / "c"], capsys)
     assert "is 0 on one cell whatever the regulator: use at least 2 cells (--cells" in err
     assert not (tmp_path / "c").exists()
+    for flags, message in [  # what a newcomer typed, answered by the flag typed
+        (["--method", "adam", "--estimator", "antithetic-es", "--bandwidth-to", "0.1"],
+         "--bandwidth-to does not apply to this run (adam, chain, mlp): drop it"),
+        (["--cells", "5", "--size", "7"], "--cells and --size both set the chain's length"),
+        (["--generations", "0"], "--generations must be an integer >= 1; got 0"),
+        (["--method", "adam", "--steps", "-3"], "--steps must be an integer >= 1; got -3"),
+        (["--size", "5x5"], "one number of cells (a lattice: --tissue square or hex)"),
+    ]:  # fmt: skip
+        assert message in error_of(["train", *TINY, *flags, "--out", tmp_path / "d"], capsys)
+    err = error_of(["compare", *TINY, "--methods", "es,foo", "--out", tmp_path / "d"], capsys)
+    assert "--methods: unknown method 'foo'" in err
+    assert not (tmp_path / "d").exists()
     # one cell stays a tissue: a utility that scores it (test_behaviour simulates one)
     assert diffgrn.Objective(tissue=diffgrn.Chain(1), utility=diffgrn.NoUtility()).n_cells == 1
 
