@@ -175,6 +175,9 @@ class Run(Configurable):
             result = self.train(progress=progress, resume=resume)
             config = {**result.config, "run": record(self.seed, command)}  # not in place
             result = dataclasses.replace(result, config=config)
+            if progress:  # tens of seconds more, after the bar: say what they are
+                print(f"assessing the best regulator on fresh noise, checking dt/5 and "
+                      f"drawing figures into {out} …", file=sys.stderr)  # fmt: skip
             try:
                 fresh = write_run(
                     folder.tmp,
