@@ -102,8 +102,11 @@ def _types(config) -> set:
 def check_unused(command: str, args, parser) -> None:
     """An option no chosen object uses is an error: it changes nothing in the run
     description (set back to its default, the description is the same), sets only the
-    soft relaxation (`RELAXATION`) where no estimator is `relaxed`, or names `--cells`
-    with `--size`. A flag that sets a field of a class the run holds is used."""
+    soft relaxation (`RELAXATION`) where no estimator is `relaxed`; `--cells` with
+    `--size` (both set a chain's length) is refused first, before anything is built.
+    A flag that sets a field of a class the run holds is used."""
+    if args.size is not None and "cells" in given(args, parser):  # before any building
+        raise ValueError("--cells and --size both set the chain's length: drop --cells")
     run = describe(command, args)
     described = run.config()
     present, unused = _types(described), []
@@ -126,8 +129,6 @@ def check_unused(command: str, args, parser) -> None:
             continue
         if again.config() == described:
             unused.append(flag)
-    if args.size is not None and "cells" in given(args, parser):
-        raise ValueError("--cells and --size both set the chain's length: drop --cells")
     if unused:
         unused = sorted(set(unused))
         what = args.method if command != "compare" else args.methods
