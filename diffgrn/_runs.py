@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from ._interrupt import held
 from ._version import __version__
 
 PACKAGES = ("diffgrn", "jax", "jaxlib", "equinox", "diffrax", "optax")
@@ -111,26 +112,28 @@ class RunFolder(contextlib.AbstractContextManager):
         raise ValueError(f"{self.flag} {self.target}: could not take the lock {self.lock}")
 
     def commit(self) -> Path:
-        old = None
-        if self.target.exists():
-            old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-            os.replace(self.target, old)
-        try:
-            os.replace(self.tmp, self.target)
-        except BaseException:
-            if old is not None:  # put the old folder back: never leave neither
-                os.replace(old, self.target)
-            raise
-        self.committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with held():  # a Ctrl-C meanwhile is delivered once the folder is in place
+            old = None
+            if self.target.exists():
+                old = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
+                os.replace(self.target, old)
+            try:
+                os.replace(self.tmp, self.target)
+            except BaseException:
+                if old is not None:  # put the old folder back: never leave neither
+                    os.replace(old, self.target)
+                raise
+            self.committed = True
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
         return self.target
 
     def __exit__(self, *exc):
-        if not self.committed and self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        if self.locked:
-            self.lock.unlink(missing_ok=True)
+        with held():  # a second Ctrl-C waits for the cleanup
+            if not self.committed and self.tmp.exists():
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            if self.locked:
+                self.lock.unlink(missing_ok=True)
         return False
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jax
 
+from ._interrupt import keep_swallowed
 from ._memory import LIMIT_VARIABLE
 from ._runs import Unfinished, recorded, replay, report
 from ._version import __version__
@@ -270,6 +271,7 @@ def console() -> None:
     """The `diffgrn` command. After an interrupt it leaves at once: every file is closed by
     then, and the interpreter's teardown of XLA under a step still in flight can abort
     (`free(): invalid pointer`) and turn exit status 130 into a crash."""
+    keep_swallowed()  # a Ctrl-C landing in a garbage-collector callback is not lost
     code = main()
     if code == 130:
         sys.stdout.flush()

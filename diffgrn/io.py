@@ -17,6 +17,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 
+from ._interrupt import held
 from .config import from_config
 from .regulator import AbstractRegulator
 from .train import History
@@ -75,18 +76,19 @@ def write_folder(path: Path, write: Callable[[Path], None], fmt: str, owner: str
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     old = path.parent / f".{path.name}.old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-        write(tmp)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    with held():  # a Ctrl-C meanwhile is delivered once the folder is written (or not)
+        try:
+            tmp.mkdir()
+            write(tmp)
+            if path.exists():
+                os.replace(path, old)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not path.exists():
+                os.replace(old, path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
     return path
 
 
@@ -129,12 +131,13 @@ def write_text(path: "str | os.PathLike", text: str) -> Path:
     """Write a text file whole: a temporary file beside it, renamed into place."""
     path = Path(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with held():
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from jaxtyping import PRNGKeyArray, PyTree
 
+from ._interrupt import held
 from ._memory import map_batched
 from ._validate import check_key, check_range
 from .assessment import Assessment, warn_bound
@@ -671,7 +672,12 @@ class Checkpoint:
             self.save(self.last)
 
     def save(self, ts: TrainState) -> None:
-        """Write `ts` whole: into a temporary folder, then moved into place."""
+        """Write `ts` whole: into a temporary folder, then moved into place (a Ctrl-C
+        meanwhile is delivered once it is written)."""
+        with held():
+            self._save(ts)
+
+    def _save(self, ts: TrainState) -> None:
         leaves = dict(
             state=ts.method_state,
             best=ts.best_regulator,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import jax.random as jr
 import optax
 import pytest
@@ -237,3 +238,65 @@ def test_a_broken_class_file_is_a_config_error_naming_it(tmp_path):
     broken.write_text("import diffgrn\ndef f(:\n")
     with pytest.raises(ValueError, match=f"from {broken}: SyntaxError"):
         diffgrn.config.from_config({"type": "__main__:Mine", "file": str(broken)})
+
+
+# Ctrl-C at safe points (CI of stop 33: an interrupt landing mid-write ended the command
+# with "cannot write: Bad file descriptor", and one landing in JAX's garbage-collector
+# callback was dropped, so the run went on to its end).
+
+
+def test_a_ctrl_c_during_a_write_is_delivered_once_the_folder_is_whole(tmp_path):
+    from diffgrn.io import write_folder
+
+    def write(tmp):
+        (tmp / "meta.json").write_text(json.dumps({"format": "test"}))
+        os.kill(os.getpid(), __import__("signal").SIGINT)  # Ctrl-C half-way
+        (tmp / "data.txt").write_text("the rest")
+
+    with pytest.raises(KeyboardInterrupt):
+        write_folder(tmp_path / "f", write, "test", "test")
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["data.txt", "meta.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]  # no temporary folder left
+
+
+def test_a_ctrl_c_dropped_in_a_gc_callback_is_raised_again():
+    script = """
+import gc, time
+from diffgrn._interrupt import keep_swallowed
+keep_swallowed()
+def callback(*args):
+    gc.callbacks.remove(callback)
+    raise KeyboardInterrupt  # as a Ctrl-C landing in JAX's _xla_gc_callback
+gc.callbacks.append(callback)
+gc.collect()
+try:
+    time.sleep(5)
+except KeyboardInterrupt:
+    print("raised again")
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout.strip() == "raised again", proc.stderr
+    assert "Exception ignored" not in proc.stderr
+
+
+def test_a_ctrl_c_during_a_checkpoint_save_is_delivered_once_it_is_written(tmp_path, monkeypatch):
+    import shutil
+    import signal
+
+    from diffgrn.train import Checkpoint, History, TrainState
+
+    reg = diffgrn.TanhRegulator(2.0, 5.0, 0.3)
+    ts = TrainState(jnp.ones(3), jr.key(0), History(), reg, reg, iteration=1)
+    ckpt = Checkpoint(tmp_path / "c", 1, {"iterations": 5})
+    ckpt.save(ts)
+    rmtree = shutil.rmtree
+
+    def interrupted_rmtree(*args, **kwargs):  # the old folder's removal, cut by a Ctrl-C
+        os.kill(os.getpid(), signal.SIGINT)
+        rmtree(*args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted_rmtree)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(ts.replace(iteration=2, phase_iteration=2))
+    assert json.loads((tmp_path / "c" / "checkpoint.json").read_text())["phase_iteration"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["c"]  # the old one removed whole
