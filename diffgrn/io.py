@@ -75,8 +75,8 @@ def write_folder(path: Path, write: Callable[[Path], None], fmt: str, owner: str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     old = path.parent / f".{path.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     with held():  # a Ctrl-C meanwhile is delivered once the folder is written (or not)
+        shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir()
             write(tmp)
