@@ -85,11 +85,12 @@ class RunFolder(contextlib.AbstractContextManager):
     def __enter__(self):
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self._acquire()
-        for debris in leftovers(self.target.parent, self.target.name):  # a killed run's
-            if debris != self.lock:
-                shutil.rmtree(debris, ignore_errors=True)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
+        with held():  # rmtree cut by a Ctrl-C can close a descriptor twice
+            for debris in leftovers(self.target.parent, self.target.name):  # a killed run's
+                if debris != self.lock:
+                    shutil.rmtree(debris, ignore_errors=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
         self.tmp.mkdir()
         return self
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import equinox as eqx
 import jax.random as jr
 
+from ._interrupt import held
 from ._runs import MAX_SEED, RunFolder, Unfinished, check_out, record, write_run
 from ._validate import check_range
 from .config import Configurable, decode, find_class, from_config
@@ -197,7 +198,8 @@ class Run(Configurable):
                 ) from e.__cause__
             folder.commit()
         if ckpt.exists() and not interrupted(result):
-            shutil.rmtree(ckpt, ignore_errors=True)  # the run is whole: no need to resume
+            with held():  # the run is whole: no need to resume
+                shutil.rmtree(ckpt, ignore_errors=True)
         return result, fresh
 
 
